@@ -1,0 +1,170 @@
+/**
+ * App channel, for mobile apps and back ends: they POST signed messages to /webhooks/<id>/messages and get the
+ * replies POSTed (signed the same way) to their callback URL, and/or live over /webhooks/<id>/ws.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { AxiosInstance } from 'axios';
+import type { Router } from 'express';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { z } from 'zod';
+import { parseJsonBody, unauthorized } from '../../gateway/errors.js';
+import type { ContentType, UnifiedMessage } from '../../gateway/message.js';
+import { createHttpClient, deliveryErrorForException, deliveryErrorForStatus } from '../shared/http-client.js';
+import { refuseUpgrade } from '../shared/live-socket.js';
+import { defineAdapter, type AdapterContext, type ChannelAdapter } from '../types.js';
+import type { ConversationReference } from '../../gateway/conversation-reference.js';
+import { AppInbound, appConversationId, decodeAppMessage } from './decode.js';
+import { HEADER_APP, HEADER_SIGNATURE, HEADER_TIMESTAMP, sign, signedHeaders, verify } from './signature.js';
+
+export const AppOptions = z.object({
+  apps: z
+    .array(
+      z.object({
+        id: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).describe('App id, sent in X-Gateway-App'),
+        secret: z.string().min(16).describe('Shared HMAC key of this app'),
+        callbackUrl: z.url().optional().describe('Where replies are POSTed; absent: WebSocket only'),
+      }),
+    )
+    .min(1)
+    .describe('Apps allowed to post, each with its own key'),
+  toleranceSeconds: z.number().int().positive().default(300).describe('Largest clock skew accepted on X-Gateway-Timestamp'),
+  timeoutMs: z.number().int().positive().default(10_000).describe('Callback request timeout'),
+});
+export type AppOptions = z.infer<typeof AppOptions>;
+
+const CAPABILITIES: ReadonlySet<ContentType> = new Set(['text', 'image', 'file', 'audio', 'video', 'location', 'link', 'event']);
+
+class AppAdapter implements ChannelAdapter {
+  readonly capabilities = CAPABILITIES;
+  private readonly apps: Map<string, AppOptions['apps'][number]>;
+  private readonly http: AxiosInstance;
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 4096 });
+  private readonly sockets = new Map<string, Set<WebSocket>>();
+  private unsubscribe: (() => Promise<void>) | undefined;
+
+  constructor(
+    readonly id: string,
+    readonly type: string,
+    private readonly options: AppOptions,
+    private readonly ctx: AdapterContext,
+  ) {
+    this.apps = new Map(options.apps.map((a) => [a.id, a]));
+    this.http = createHttpClient(undefined, options.timeoutMs);
+  }
+
+  routes(router: Router): void {
+    router.post('/messages', async (req, res) => {
+      const appId = req.get(HEADER_APP);
+      const app = appId === undefined ? undefined : this.apps.get(appId);
+      if (!app) throw unauthorized('unknown_app', `unknown or missing ${HEADER_APP} header`);
+      const check = verify(app.secret, req.get(HEADER_TIMESTAMP), req.get(HEADER_SIGNATURE), req.rawBody ?? Buffer.alloc(0), this.options.toleranceSeconds);
+      if (!check.ok) throw unauthorized(check.reason, signatureHint(check.reason));
+      const body = AppInbound.parse(parseJsonBody(req.rawBody));
+      const message = decodeAppMessage(body, this, app.id);
+      const result = await this.ctx.ingest(message, {
+        peerId: body.userId,
+        ...(body.userName !== undefined && { peerName: body.userName }),
+        context: { appId: app.id },
+      });
+      res.status(202).json({ id: result.messageId, duplicate: result.duplicate, conversationId: message.conversationId });
+    });
+  }
+
+  /** `/webhooks/<id>/ws?app=&user=&ts=&sig=` where sig signs "<ts>.<user>" with the app's key; `after` replays. */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname !== `/webhooks/${this.id}/ws`) return false;
+    const q = url.searchParams;
+    const app = this.apps.get(q.get('app') ?? '');
+    const user = q.get('user') ?? '';
+    if (!app || !user) {
+      refuseUpgrade(socket, 401, 'unknown_app', 'app and user query parameters are required', this.ctx.log);
+      return true;
+    }
+    const check = verify(app.secret, q.get('ts') ?? undefined, q.get('sig') ?? undefined, user, this.options.toleranceSeconds);
+    if (!check.ok) {
+      refuseUpgrade(socket, 401, check.reason, signatureHint(check.reason), this.ctx.log);
+      return true;
+    }
+    const conversationId = appConversationId(this.id, app.id, user);
+    this.wss.handleUpgrade(req, socket, head, async (ws) => {
+      let set = this.sockets.get(conversationId);
+      if (!set) this.sockets.set(conversationId, (set = new Set()));
+      set.add(ws);
+      ws.on('close', () => set.delete(ws));
+      ws.on('error', () => {});
+      for (const message of await this.ctx.missedReplies(conversationId, q.get('after') ?? undefined)) {
+        ws.send(JSON.stringify({ type: 'message', message: callbackView(message) }));
+      }
+    });
+    return true;
+  }
+
+  async start(): Promise<void> {
+    this.unsubscribe = await this.ctx.subscribe((message) => {
+      const frame = JSON.stringify({ type: 'message', message: callbackView(message) });
+      for (const ws of this.sockets.get(message.conversationId) ?? []) if (ws.readyState === ws.OPEN) ws.send(frame);
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.unsubscribe?.();
+    for (const set of this.sockets.values()) for (const ws of set) ws.close(1001, 'gateway shutting down');
+    this.wss.close();
+  }
+
+  async send(message: UnifiedMessage, reference: ConversationReference) {
+    const app = this.apps.get(reference.context.appId ?? '');
+    if (!app) throw deliveryErrorForStatus(404, `app ${reference.context.appId} is not configured`);
+    if (app.callbackUrl) {
+      const body = JSON.stringify({ type: 'message', userId: reference.peerId, message: callbackView(message) });
+      const what = `callback to app ${app.id}`;
+      let status: number;
+      let retryAfter: string | undefined;
+      try {
+        const res = await this.http.post(app.callbackUrl, body, { headers: signedHeaders(app.id, app.secret, body) });
+        status = res.status;
+        retryAfter = res.headers['retry-after'] as string | undefined;
+      } catch (err) {
+        throw deliveryErrorForException(err, what);
+      }
+      const error = deliveryErrorForStatus(status, what, retryAfter);
+      if (error) throw error;
+    }
+    await this.ctx.publish(message);
+    return {};
+  }
+}
+
+function signatureHint(reason: string): string {
+  switch (reason) {
+    case 'stale_timestamp':
+      return `${HEADER_TIMESTAMP} is too far from the gateway's clock (replayed or skewed request)`;
+    case 'missing_signature':
+      return `${HEADER_TIMESTAMP} (Unix seconds) and ${HEADER_SIGNATURE} are required`;
+    default:
+      return `${HEADER_SIGNATURE} does not match; expected v1=hex(HMAC-SHA256(secret, "<timestamp>.<raw body>"))`;
+  }
+}
+
+/** What an app receives for a reply. */
+function callbackView(message: UnifiedMessage) {
+  return {
+    id: message.id,
+    conversationId: message.conversationId,
+    sender: message.sender,
+    content: message.content,
+    timestamp: message.timestamp,
+    ...(message.replyTo !== undefined && { replyTo: message.replyTo }),
+  };
+}
+
+export { sign as signAppRequest };
+
+export default defineAdapter({
+  type: 'app',
+  description: 'Mobile/back-end apps: signed REST in (/webhooks/<id>/messages), signed callback + WebSocket out',
+  options: AppOptions,
+  create: (instance, ctx) => new AppAdapter(instance.id, instance.type, instance.options, ctx),
+});

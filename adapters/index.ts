@@ -1,0 +1,13 @@
+/**
+ * Every adapter type the gateway knows. To add a channel type: create `adapters/<type>/index.ts` exporting a
+ * `defineAdapter({...})` default, and list it here; its options schema becomes part of the config schema.
+ */
+import type { AdapterDefinition } from './types.js';
+import app from './app/index.js';
+import web from './web/index.js';
+
+export const adapterDefinitions: readonly AdapterDefinition[] = [web, app] as unknown as AdapterDefinition[];
+
+export function adapterDefinition(type: string): AdapterDefinition | undefined {
+  return adapterDefinitions.find((d) => d.type === type);
+}

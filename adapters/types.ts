@@ -1,0 +1,120 @@
+/**
+ * The one small interface every channel implements, and what the gateway hands an adapter when it builds it.
+ *
+ * An adapter is built from one `channels[]` config instance. It owns the HTTP routes under `/webhooks/<id>` (and,
+ * optionally, WebSocket upgrades or a long-lived connection), verifies and decodes inbound traffic into
+ * UnifiedMessages which it passes to `ctx.ingest` *before* acknowledging the platform, and sends outbound messages.
+ * It never knows another adapter exists.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Router } from 'express';
+import type { Redis, Cluster } from 'ioredis';
+import type { Logger } from 'pino';
+import type { z } from 'zod';
+import type { ContentType, UnifiedMessage } from '../gateway/message.js';
+import type { ConversationReference } from '../gateway/conversation-reference.js';
+
+export type RedisClient = Redis | Cluster;
+
+export interface IngestResult {
+  messageId: string;
+  /** True when the same platform message was already accepted inside the dedupe window. */
+  duplicate: boolean;
+}
+
+/** Passed with every inbound message so a reply can be sent later by anyone (bot, agent, timeout). */
+export type ReferenceInput = Omit<ConversationReference, 'channel' | 'channelType' | 'conversationId' | 'updatedAt'>;
+
+export interface AdapterContext {
+  readonly log: Logger;
+  readonly redis: RedisClient;
+  /** Key prefix for anything the adapter stores in Redis (cursors, visitor state...): `<prefix>:ch:<id>:`. */
+  readonly keyPrefix: string;
+  /** Externally reachable base URL of the gateway (for media URLs, widget script URLs). */
+  readonly publicBaseUrl: string;
+  /**
+   * Verify → dedupe → **durable enqueue**. Resolves once the message is in Redis; only then may the adapter
+   * acknowledge the platform. Validates the message (throws on an invalid one).
+   */
+  ingest(message: UnifiedMessage, reference: ReferenceInput): Promise<IngestResult>;
+  /** Subscribe to outbound messages published for this channel on any process (WebSocket fan-out). */
+  subscribe(onMessage: (message: UnifiedMessage) => void): Promise<() => Promise<void>>;
+  /** Publish an outbound message to the processes holding this channel's live connections (and keep it in the
+   *  conversation's bounded outbox for clients that reconnect). */
+  publish(message: UnifiedMessage): Promise<void>;
+  /** Outbound messages of a conversation newer than `afterId` (a message id), oldest first. */
+  missedReplies(conversationId: string, afterId: string | undefined): Promise<UnifiedMessage[]>;
+}
+
+export interface SendResult {
+  /** The platform's id of the sent message, when it returns one. */
+  channelMessageId?: string;
+}
+
+export interface AdapterHealth {
+  ok: boolean;
+  detail?: string;
+}
+
+export interface ChannelAdapter {
+  readonly id: string;
+  readonly type: string;
+  /** Content types `send` handles natively; the pipeline renders anything else as text first. */
+  readonly capabilities: ReadonlySet<ContentType>;
+  /** Mount routes; the router is served at `/webhooks/<id>`. Raw bodies: see `req.rawBody`. */
+  routes?(router: Router): void;
+  /** Handle an HTTP upgrade under `/webhooks/<id>/…`; return false to refuse it. */
+  upgrade?(req: IncomingMessage, socket: Duplex, head: Buffer): boolean;
+  /** Start long-lived connections (IMAP IDLE, Wechaty, heartbeats). Only called in ingress processes. */
+  start?(): Promise<void>;
+  stop?(): Promise<void>;
+  /**
+   * Deliver one outbound message to the conversation's peer. Throw `DeliveryError` to say whether retrying can
+   * help; any other error is treated as retryable (network errors, 5xx).
+   */
+  send(message: UnifiedMessage, reference: ConversationReference): Promise<SendResult>;
+  health?(): AdapterHealth;
+}
+
+export interface AdapterInstance<Options> {
+  id: string;
+  type: string;
+  options: Options;
+}
+
+/** What each `adapters/<type>/index.ts` exports; `adapters/index.ts` lists them all. */
+export interface AdapterDefinition<Schema extends z.ZodType = z.ZodType> {
+  type: string;
+  /** One line for the generated config docs. */
+  description: string;
+  /** Zod schema of the instance's `options`; part of the config schema, so bad options stop start-up. */
+  options: Schema;
+  create(instance: AdapterInstance<z.output<Schema>>, ctx: AdapterContext): ChannelAdapter;
+}
+
+export function defineAdapter<Schema extends z.ZodType>(definition: AdapterDefinition<Schema>): AdapterDefinition<Schema> {
+  return definition;
+}
+
+/** Thrown by `send`. `retryable: false` fails the job at once (dead-letter) with the platform's code. */
+export class DeliveryError extends Error {
+  readonly retryable: boolean;
+  readonly code: string | number | undefined;
+  /** Set when the platform said "slow down": the delivery worker pauses this shard for that long. */
+  readonly rateLimitMs: number | undefined;
+  constructor(message: string, opts: { retryable: boolean; code?: string | number; rateLimitMs?: number }) {
+    super(message);
+    this.name = 'DeliveryError';
+    this.retryable = opts.retryable;
+    this.code = opts.code;
+    this.rateLimitMs = opts.rateLimitMs;
+  }
+}
+
+/** Raw request bodies: the HTTP layer keeps the exact bytes so adapters can verify signatures over them. */
+declare module 'node:http' {
+  interface IncomingMessage {
+    rawBody?: Buffer;
+  }
+}

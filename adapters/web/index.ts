@@ -1,0 +1,218 @@
+/**
+ * Web widget channel: visitors chat from an embeddable script over a WebSocket at /webhooks/<id>/ws.
+ *
+ * A visitor token (see visitor-token.ts) keeps the same visitor — hence the same conversation — across reloads
+ * and reconnects; after a reconnect the client sends the last message id it saw and gets every reply it missed.
+ * Replies reach the socket through the gateway's live hub, so the process that runs the bot need not be the one
+ * holding the socket.
+ */
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { z } from 'zod';
+import { badRequest, parseJsonBody } from '../../gateway/errors.js';
+import type { ContentType, UnifiedMessage } from '../../gateway/message.js';
+import { defineAdapter, type AdapterContext, type ChannelAdapter } from '../types.js';
+import { ClientFrame, decodeClientMessage, toClientMessage } from './protocol.js';
+import { issueVisitorToken, newVisitorId, verifyVisitorToken } from './visitor-token.js';
+import { refuseUpgrade, sharedSecret } from '../shared/live-socket.js';
+
+const WIDGET_JS = readFileSync(new URL('./widget.js', import.meta.url), 'utf8');
+const DEMO_HTML = readFileSync(new URL('./demo.html', import.meta.url), 'utf8');
+
+export const WebOptions = z
+  .object({
+    secret: z
+      .string()
+      .min(16)
+      .optional()
+      .describe('HMAC key for visitor tokens; absent: a random key is created once and kept in Redis'),
+    tokenTtlSeconds: z.number().int().positive().default(30 * 24 * 3600).describe('Visitor token lifetime'),
+    allowedOrigins: z
+      .array(z.string())
+      .default([])
+      .describe('Origins allowed to open the socket (e.g. https://shop.example.com); empty allows any'),
+    heartbeatSeconds: z.number().int().min(1).default(30).describe('Ping interval; a socket missing one pong is closed'),
+    maxFrameBytes: z.number().int().positive().default(64 * 1024),
+    demoPage: z.boolean().default(false).describe('Serve a demo chat page at /webhooks/<id>/'),
+    title: z.string().default('Chat with us').describe('Widget header text'),
+  })
+  .default({ tokenTtlSeconds: 30 * 24 * 3600, allowedOrigins: [], heartbeatSeconds: 30, maxFrameBytes: 64 * 1024, demoPage: false, title: 'Chat with us' });
+export type WebOptions = z.infer<typeof WebOptions>;
+
+const CAPABILITIES: ReadonlySet<ContentType> = new Set(['text', 'image', 'file', 'audio', 'video', 'location', 'link']);
+
+interface VisitorSocket extends WebSocket {
+  alive?: boolean;
+}
+
+class WebAdapter implements ChannelAdapter {
+  readonly capabilities = CAPABILITIES;
+  private readonly wss: WebSocketServer;
+  private readonly sockets = new Map<string, Set<VisitorSocket>>();
+  private heartbeat: NodeJS.Timeout | undefined;
+  private unsubscribe: (() => Promise<void>) | undefined;
+  private secret: string | undefined;
+
+  constructor(
+    readonly id: string,
+    readonly type: string,
+    private readonly options: WebOptions,
+    private readonly ctx: AdapterContext,
+  ) {
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes });
+  }
+
+  routes(router: import('express').Router): void {
+    router.get('/widget.js', (_req, res) => {
+      res.type('application/javascript').set('Cache-Control', 'public, max-age=300').send(WIDGET_JS);
+    });
+    if (this.options.demoPage) {
+      router.get('/', (_req, res) => {
+        res.type('html').send(DEMO_HTML.replaceAll('{{CHANNEL}}', this.id).replaceAll('{{TITLE}}', escapeHtml(this.options.title)));
+      });
+    }
+    // A token before the first socket, for pages that want the visitor id early. Body: {} or {token} to renew.
+    router.post('/session', (req, res) => {
+      const body = req.rawBody?.length ? (parseJsonBody(req.rawBody) as { token?: unknown }) : {};
+      if (body.token !== undefined && typeof body.token !== 'string') throw badRequest('invalid_token', 'token must be a string');
+      const session = this.session(body.token);
+      if (!session.ok) {
+        res.status(401).json({ error: session.reason, message: 'the visitor token is not valid; connect without one' });
+        return;
+      }
+      res.json(session.frame);
+    });
+  }
+
+  private session(token: string | undefined): { ok: true; visitorId: string; frame: object } | { ok: false; reason: string } {
+    const secret = this.secret!;
+    let visitorId: string;
+    if (token === undefined) visitorId = newVisitorId();
+    else {
+      const check = verifyVisitorToken(secret, token);
+      if (!check.ok) return { ok: false, reason: check.reason === 'expired' ? 'expired_token' : 'invalid_token' };
+      visitorId = check.visitorId;
+    }
+    const fresh = issueVisitorToken(secret, visitorId, this.options.tokenTtlSeconds);
+    const expiresAt = Number(fresh.split('.')[2]) * 1000;
+    return { ok: true, visitorId, frame: { type: 'session', visitorId, token: fresh, expiresAt } };
+  }
+
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname !== `/webhooks/${this.id}/ws`) return false;
+    const origin = req.headers.origin;
+    if (this.options.allowedOrigins.length && (!origin || !this.options.allowedOrigins.includes(origin))) {
+      refuseUpgrade(socket, 403, 'origin_not_allowed', `origin ${origin ?? '(none)'} may not open this socket`, this.ctx.log);
+      return true;
+    }
+    const session = this.session(url.searchParams.get('token') ?? undefined);
+    if (!session.ok) {
+      refuseUpgrade(socket, 401, session.reason, 'the visitor token is not valid; reconnect without a token', this.ctx.log);
+      return true;
+    }
+    const after = url.searchParams.get('after') ?? undefined;
+    this.wss.handleUpgrade(req, socket, head, (ws) => void this.onConnection(ws, session.visitorId, session.frame, after));
+    return true;
+  }
+
+  private async onConnection(ws: VisitorSocket, visitorId: string, sessionFrame: object, after: string | undefined): Promise<void> {
+    const conversationId = decodeClientMessage({ type: 'message', clientMessageId: 'x', text: 'x' }, this, visitorId).conversationId;
+    ws.alive = true;
+    ws.on('pong', () => (ws.alive = true));
+    let set = this.sockets.get(conversationId);
+    if (!set) this.sockets.set(conversationId, (set = new Set()));
+    set.add(ws);
+    ws.on('close', () => {
+      set.delete(ws);
+      if (set.size === 0 && this.sockets.get(conversationId) === set) this.sockets.delete(conversationId);
+    });
+    ws.on('message', (data, isBinary) => void this.onFrame(ws, visitorId, isBinary ? null : data.toString()));
+    ws.on('error', (err) => this.ctx.log.debug({ err }, 'visitor socket error'));
+
+    ws.send(JSON.stringify(sessionFrame));
+    try {
+      for (const message of await this.ctx.missedReplies(conversationId, after)) {
+        ws.send(JSON.stringify({ type: 'message', message: toClientMessage(message) }));
+      }
+    } catch (err) {
+      this.ctx.log.error({ err, conversationId }, 'could not replay missed replies');
+    }
+  }
+
+  private async onFrame(ws: WebSocket, visitorId: string, text: string | null): Promise<void> {
+    const reply = (frame: object) => ws.readyState === ws.OPEN && ws.send(JSON.stringify(frame));
+    if (text === null) return void reply({ type: 'error', error: 'binary_frame', message: 'send JSON text frames' });
+    let frame: ClientFrame;
+    try {
+      frame = ClientFrame.parse(JSON.parse(text));
+    } catch (err) {
+      this.ctx.log.warn({ visitorId, reason: (err as Error).message }, 'web widget frame refused');
+      return void reply({ type: 'error', error: 'invalid_frame', message: (err as Error).message.slice(0, 500) });
+    }
+    if (frame.type === 'ping') return void reply({ type: 'pong' });
+    try {
+      const message = decodeClientMessage(frame, this, visitorId);
+      const result = await this.ctx.ingest(message, { peerId: visitorId, ...(frame.name && { peerName: frame.name }), context: {} });
+      reply({ type: 'ack', clientMessageId: frame.clientMessageId, id: result.messageId, duplicate: result.duplicate });
+    } catch (err) {
+      // Not acknowledged: the widget keeps the message and sends it again, so nothing is lost.
+      this.ctx.log.error({ err, visitorId }, 'web widget message not queued');
+      reply({ type: 'error', error: 'unavailable', clientMessageId: frame.clientMessageId, message: 'try again' });
+    }
+  }
+
+  async start(): Promise<void> {
+    this.secret = this.options.secret ?? (await sharedSecret(this.ctx, 'visitor-token-secret'));
+    this.unsubscribe = await this.ctx.subscribe((message) => this.push(message));
+    this.heartbeat = setInterval(() => {
+      for (const set of this.sockets.values()) {
+        for (const ws of set) {
+          if (!ws.alive) ws.terminate();
+          else {
+            ws.alive = false;
+            ws.ping();
+          }
+        }
+      }
+    }, this.options.heartbeatSeconds * 1000);
+    this.heartbeat.unref();
+  }
+
+  private push(message: UnifiedMessage): void {
+    const set = this.sockets.get(message.conversationId);
+    if (!set) return;
+    const frame = JSON.stringify({ type: 'message', message: toClientMessage(message) });
+    for (const ws of set) if (ws.readyState === ws.OPEN) ws.send(frame);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.heartbeat);
+    await this.unsubscribe?.();
+    for (const set of this.sockets.values()) for (const ws of set) ws.close(1001, 'gateway shutting down');
+    this.wss.close();
+  }
+
+  /** Delivery = keep in the conversation's outbox + publish to whichever process holds the visitor's sockets. */
+  async send(message: UnifiedMessage) {
+    await this.ctx.publish(message);
+    return {};
+  }
+
+  health() {
+    return { ok: true, detail: `${[...this.sockets.values()].reduce((n, s) => n + s.size, 0)} sockets` };
+  }
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+export default defineAdapter({
+  type: 'web',
+  description: 'Embeddable web chat widget over WebSocket (/webhooks/<id>/ws, script at /webhooks/<id>/widget.js)',
+  options: WebOptions,
+  create: (instance, ctx) => new WebAdapter(instance.id, instance.type, instance.options, ctx),
+});

@@ -1,0 +1,123 @@
+/**
+ * The gateway's configuration schema: the single source of truth. It validates `config/gateway.yaml` at start-up
+ * (and in `npm run config:check`), gives defaults, and `npm run config:docs` renders docs/config.md from it.
+ */
+import { z } from 'zod';
+import { adapterDefinitions } from '../adapters/index.js';
+import { BotConfig } from '../bot/config.js';
+
+export const ChannelId = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'use lower-case letters, digits and "-" (it becomes part of /webhooks/<id>)');
+
+const channelVariants = adapterDefinitions.map((definition) =>
+  z
+    .object({
+      id: ChannelId,
+      type: z.literal(definition.type),
+      enabled: z.boolean().default(true),
+      options: definition.options,
+    })
+    .describe(definition.description),
+);
+
+export const ChannelConfig = z.discriminatedUnion('type', channelVariants as unknown as [(typeof channelVariants)[0]]);
+export type ChannelConfig = z.infer<typeof ChannelConfig>;
+
+export const ServerConfig = z
+  .object({
+    host: z.string().default('127.0.0.1').describe('Interface to listen on'),
+    port: z.number().int().min(0).max(65535).default(8080).describe('HTTP port (0 picks a free one)'),
+    publicBaseUrl: z
+      .url()
+      .optional()
+      .describe('How customers and platforms reach the gateway; defaults to http://<host>:<port>'),
+    bodyLimitBytes: z.number().int().positive().default(1024 * 1024).describe('Largest accepted request body; larger → 413'),
+    home: z.string().optional().describe('Where GET / redirects (e.g. a web channel demo page /webhooks/web/)'),
+    adminKey: z.string().min(16).optional().describe('Bearer key for /admin/* (queue dashboard, dead letters); absent disables /admin'),
+  })
+  .default({ host: '127.0.0.1', port: 8080, bodyLimitBytes: 1024 * 1024 });
+
+export const RedisConfig = z
+  .object({
+    url: z
+      .string()
+      .optional()
+      .describe('redis:// URL of an existing Redis; absent starts a private redis-server child process'),
+    prefix: z
+      .string()
+      .regex(/^[a-zA-Z0-9_-]+$/)
+      .default('gw')
+      .describe('Prefix of every key and queue the gateway creates'),
+    dataDir: z.string().default('var/redis').describe('Data directory of the private redis-server (AOF on)'),
+  })
+  .default({ prefix: 'gw', dataDir: 'var/redis' });
+
+export const PipelineConfig = z
+  .object({
+    shards: z
+      .number()
+      .int()
+      .min(1)
+      .max(256)
+      .default(8)
+      .describe('Queues per stage; one conversation always maps to one shard, each shard has one consumer at a time'),
+    concurrency: z
+      .number()
+      .int()
+      .min(1)
+      .default(1)
+      .describe('Jobs per shard in flight at once; 1 keeps strict per-conversation order'),
+    dedupeWindowSeconds: z
+      .number()
+      .int()
+      .positive()
+      .default(3 * 24 * 3600)
+      .describe('How long a platform message id is remembered to drop retries (longer than any platform retries)'),
+    deliveryAttempts: z.number().int().min(1).default(8).describe('Attempts per outbound delivery before dead-letter'),
+    deliveryBackoffMs: z.number().int().min(1).default(1000).describe('First retry delay; doubles each attempt'),
+    keepCompleted: z.number().int().min(0).default(1000).describe('Completed jobs kept per queue (dashboard)'),
+    keepFailed: z.number().int().min(0).default(50_000).describe('Failed jobs kept per queue (the dead-letter view)'),
+    missedReplyRetention: z
+      .number()
+      .int()
+      .min(1)
+      .default(100)
+      .describe('Outbound messages kept per conversation for clients that reconnect'),
+  })
+  .default({
+    shards: 8,
+    concurrency: 1,
+    dedupeWindowSeconds: 3 * 24 * 3600,
+    deliveryAttempts: 8,
+    deliveryBackoffMs: 1000,
+    keepCompleted: 1000,
+    keepFailed: 50_000,
+    missedReplyRetention: 100,
+  });
+
+export type ServerConfig = z.infer<typeof ServerConfig>;
+export type PipelineConfig = z.infer<typeof PipelineConfig>;
+
+export const GatewayConfig = z
+  .object({
+    server: ServerConfig,
+    redis: RedisConfig,
+    pipeline: PipelineConfig,
+    log: z
+      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+      .default({ level: 'info' }),
+    channels: z.array(ChannelConfig).default([]).describe('Channel instances; each gets /webhooks/<id>'),
+    bot: BotConfig,
+  })
+  .superRefine((config, ctx) => {
+    const seen = new Set<string>();
+    config.channels.forEach((channel, index) => {
+      if (seen.has(channel.id)) {
+        ctx.addIssue({ code: 'custom', path: ['channels', index, 'id'], message: `duplicate channel id "${channel.id}"` });
+      }
+      seen.add(channel.id);
+    });
+  });
+export type GatewayConfig = z.infer<typeof GatewayConfig>;
+export type GatewayConfigInput = z.input<typeof GatewayConfig>;

@@ -1,0 +1,170 @@
+/**
+ * The gateway owns conversation state. Every conversation is one Redis hash (state, reference, counters) plus a
+ * capped history of its state changes. Transitions run in one Lua script, so two processes can never both move a
+ * conversation (e.g. an agent picking up while the bot hands back). Keys of one conversation share a hash tag so the
+ * script also works on Redis Cluster.
+ */
+import { z } from 'zod';
+import type { RedisClient } from '../adapters/types.js';
+import { ConversationReference } from './conversation-reference.js';
+
+export const ConversationState = z.enum(['bot', 'handoff_pending', 'agent', 'closed']);
+export type ConversationState = z.infer<typeof ConversationState>;
+
+/** Which states each state may move to. `closed → bot` happens when the customer writes again. */
+export const TRANSITIONS: Record<ConversationState, readonly ConversationState[]> = {
+  bot: ['handoff_pending', 'agent', 'closed'],
+  handoff_pending: ['agent', 'bot', 'closed'],
+  agent: ['bot', 'closed'],
+  closed: ['bot', 'handoff_pending'],
+};
+
+export interface StateChange {
+  from: ConversationState;
+  to: ConversationState;
+  /** Who moved it: "bot", "rule:<id>", "agent:<name>", "api:<key>", "timeout", "customer". */
+  by: string;
+  reason: string;
+  at: number;
+}
+
+export interface Conversation {
+  id: string;
+  state: ConversationState;
+  reference: ConversationReference;
+  createdAt: number;
+  updatedAt: number;
+  /** Inbound customer messages so far. */
+  turns: number;
+}
+
+export class TransitionError extends Error {
+  constructor(
+    readonly conversationId: string,
+    readonly from: ConversationState | null,
+    readonly to: ConversationState,
+  ) {
+    super(from === null ? `conversation ${conversationId} does not exist` : `cannot move conversation from ${from} to ${to}`);
+    this.name = 'TransitionError';
+  }
+}
+
+const HISTORY_MAX = 200;
+
+// KEYS[1] conversation hash, KEYS[2] history list. ARGV: to, allowed-from (comma list), change JSON, now, history cap.
+// Returns the previous state, or an error-ish table {err} when not allowed. Reads and writes in one step.
+const TRANSITION_LUA = `
+local cur = redis.call('HGET', KEYS[1], 'state')
+if not cur then return {0, ''} end
+local allowed = ',' .. ARGV[2] .. ','
+if not string.find(allowed, ',' .. cur .. ',', 1, true) then return {0, cur} end
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'updatedAt', ARGV[4])
+local entry = string.gsub(ARGV[3], '"from":""', '"from":"' .. cur .. '"', 1)
+redis.call('LPUSH', KEYS[2], entry)
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[5]) - 1)
+return {1, cur}
+`;
+
+// KEYS[1] conversation hash. ARGV: reference JSON, now. Creates the conversation in state "bot" when new, reopens
+// a closed one, refreshes the reference and counts the turn. Returns {state, turns, created}.
+const TOUCH_LUA = `
+local created = redis.call('HSETNX', KEYS[1], 'state', 'bot')
+if created == 1 then redis.call('HSET', KEYS[1], 'createdAt', ARGV[2]) end
+local state = redis.call('HGET', KEYS[1], 'state')
+local reopened = 0
+if state == 'closed' then
+  redis.call('HSET', KEYS[1], 'state', 'bot'); state = 'bot'; reopened = 1
+end
+redis.call('HSET', KEYS[1], 'ref', ARGV[1], 'updatedAt', ARGV[2])
+local turns = redis.call('HINCRBY', KEYS[1], 'turns', 1)
+return {state, turns, created, reopened}
+`;
+
+export class ConversationStore {
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly prefix: string,
+  ) {
+    redis.defineCommand('gwConvTransition', { numberOfKeys: 2, lua: TRANSITION_LUA });
+    redis.defineCommand('gwConvTouch', { numberOfKeys: 1, lua: TOUCH_LUA });
+  }
+
+  key(id: string): string {
+    return `${this.prefix}:conv:{${id}}`;
+  }
+  private historyKey(id: string): string {
+    return `${this.prefix}:conv:{${id}}:history`;
+  }
+  /** All conversations by last activity, for listing (the REST API filters on it). */
+  get indexKey(): string {
+    return `${this.prefix}:conversations`;
+  }
+
+  /** Called for every inbound message: create or reopen, refresh the reference, count the turn. */
+  async touch(reference: ConversationReference): Promise<{ state: ConversationState; turns: number; created: boolean; reopened: boolean }> {
+    const now = reference.updatedAt;
+    const [result] = await Promise.all([
+      (this.redis as any).gwConvTouch(this.key(reference.conversationId), JSON.stringify(reference), now) as Promise<
+        [string, number, number, number]
+      >,
+      this.redis.zadd(this.indexKey, now, reference.conversationId),
+    ]);
+    const [state, turns, created, reopened] = result;
+    return { state: ConversationState.parse(state), turns, created: created === 1, reopened: reopened === 1 };
+  }
+
+  async get(id: string): Promise<Conversation | null> {
+    const h = await this.redis.hgetall(this.key(id));
+    if (!h.state || !h.ref) return null;
+    return {
+      id,
+      state: ConversationState.parse(h.state),
+      reference: ConversationReference.parse(JSON.parse(h.ref)),
+      createdAt: Number(h.createdAt ?? 0),
+      updatedAt: Number(h.updatedAt ?? 0),
+      turns: Number(h.turns ?? 0),
+    };
+  }
+
+  async state(id: string): Promise<ConversationState | null> {
+    const s = await this.redis.hget(this.key(id), 'state');
+    return s ? ConversationState.parse(s) : null;
+  }
+
+  async reference(id: string): Promise<ConversationReference | null> {
+    const ref = await this.redis.hget(this.key(id), 'ref');
+    return ref ? ConversationReference.parse(JSON.parse(ref)) : null;
+  }
+
+  /**
+   * Atomically moves the conversation to `to` if its current state may go there (and is in `from` when given).
+   * Returns the change, or throws TransitionError naming the current state.
+   */
+  async transition(
+    id: string,
+    to: ConversationState,
+    by: string,
+    reason: string,
+    from: readonly ConversationState[] = ConversationState.options.filter((s) => TRANSITIONS[s].includes(to)),
+  ): Promise<StateChange> {
+    const allowed = from.filter((s) => TRANSITIONS[s].includes(to));
+    const at = Date.now();
+    const change = { from: '', to, by, reason, at };
+    const [ok, cur] = (await (this.redis as any).gwConvTransition(
+      this.key(id),
+      this.historyKey(id),
+      to,
+      allowed.join(','),
+      JSON.stringify(change),
+      at,
+      HISTORY_MAX,
+    )) as [number, string];
+    if (ok !== 1) throw new TransitionError(id, cur ? ConversationState.parse(cur) : null, to);
+    return { ...change, from: ConversationState.parse(cur) };
+  }
+
+  async history(id: string): Promise<StateChange[]> {
+    const items = await this.redis.lrange(this.historyKey(id), 0, -1);
+    return items.map((s) => JSON.parse(s) as StateChange).reverse();
+  }
+}

@@ -1,0 +1,33 @@
+/**
+ * Gateway events: what downstream systems (the hand-off webhooks, metrics, tests) react to. Emitted in-process;
+ * the hand-off layer subscribes and turns the ones a subscription asks for into signed webhook deliveries.
+ */
+import { EventEmitter } from 'node:events';
+import type { UnifiedMessage } from './message.js';
+import type { StateChange } from './conversations.js';
+import type { HandoffRequest } from '../bot/types.js';
+
+export interface GatewayEventMap {
+  /** The bot or a rule asked for a human. */
+  'conversation.handoff_requested': { conversationId: string; request: HandoffRequest; message: UnifiedMessage };
+  'conversation.state_changed': { conversationId: string; change: StateChange };
+  /** A customer message that did not go to the bot (conversation with or waiting for an agent). */
+  'message.created': { conversationId: string; message: UnifiedMessage };
+  'message.delivered': { conversationId: string; message: UnifiedMessage; channelMessageId?: string };
+  'message.delivery_failed': { conversationId: string; message: UnifiedMessage; error: string; code?: string | number; final: boolean };
+}
+export type GatewayEventType = keyof GatewayEventMap;
+
+export class GatewayEvents {
+  private readonly emitter = new EventEmitter();
+  constructor() {
+    this.emitter.setMaxListeners(100);
+  }
+  emit<T extends GatewayEventType>(type: T, payload: GatewayEventMap[T]): void {
+    this.emitter.emit(type, payload);
+  }
+  on<T extends GatewayEventType>(type: T, listener: (payload: GatewayEventMap[T]) => void): () => void {
+    this.emitter.on(type, listener);
+    return () => this.emitter.off(type, listener);
+  }
+}

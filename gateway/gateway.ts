@@ -1,0 +1,199 @@
+/**
+ * Builds a gateway from a validated config: Redis clients, adapters, bot, pipeline and HTTP server, for one of three
+ * process roles — `all` (one process does everything), `ingress` (HTTP, sockets, long-lived channel connections)
+ * or `worker` (pipeline consumers) — and stops it gracefully, draining in-flight jobs.
+ */
+import { createServer, type Server } from 'node:http';
+import { hostname } from 'node:os';
+import type { AddressInfo } from 'node:net';
+import type { Express } from 'express';
+import { adapterDefinition } from '../adapters/index.js';
+import type { AdapterContext, ChannelAdapter, RedisClient } from '../adapters/types.js';
+import { RuleBot } from '../bot/rule-bot.js';
+import type { Bot } from '../bot/types.js';
+import type { GatewayConfig } from '../config/schema.js';
+import { mountAdmin } from './admin.js';
+import { ConversationStore } from './conversations.js';
+import { GatewayEvents } from './events.js';
+import { createHttpApp } from './http.js';
+import { LiveHub } from './live.js';
+import { createLogger, type Logger } from './logger.js';
+import { Metrics } from './metrics.js';
+import { OutboundHooks } from './outbound-hooks.js';
+import { Pipeline } from './pipeline.js';
+import { connectRedis } from './redis.js';
+import { Transcripts } from './transcript.js';
+import { newMessageId } from './message.js';
+
+export type Role = 'all' | 'ingress' | 'worker';
+
+export interface GatewayOptions {
+  config: GatewayConfig;
+  redisUrl: string;
+  role?: Role;
+  log?: Logger;
+  /** Replaces the configured bot (tests, benchmarks). */
+  bot?: Bot;
+}
+
+export interface Gateway {
+  readonly config: GatewayConfig;
+  readonly log: Logger;
+  readonly redis: RedisClient;
+  readonly adapters: ReadonlyMap<string, ChannelAdapter>;
+  readonly pipeline: Pipeline;
+  readonly conversations: ConversationStore;
+  readonly transcripts: Transcripts;
+  readonly events: GatewayEvents;
+  readonly metrics: Metrics;
+  readonly hooks: OutboundHooks;
+  readonly app: Express | undefined;
+  /** Base URL once listening (ingress roles). */
+  url: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const TRANSCRIPT_MAX = 500;
+const RETENTION_SECONDS = 30 * 24 * 3600;
+
+export function createGateway(options: GatewayOptions): Gateway {
+  const { config, redisUrl } = options;
+  const role = options.role ?? 'all';
+  const serves = role !== 'worker';
+  const consumes = role !== 'ingress';
+  const log = options.log ?? createLogger(config.log.level);
+  const prefix = config.redis.prefix;
+  const redis = connectRedis(redisUrl);
+  redis.on('error', (err) => log.error({ err: err.message }, 'redis connection error'));
+
+  const metrics = new Metrics();
+  const events = new GatewayEvents();
+  const conversations = new ConversationStore(redis, prefix);
+  const transcripts = new Transcripts(redis, prefix, TRANSCRIPT_MAX, RETENTION_SECONDS);
+  const live = new LiveHub(redis, redisUrl, prefix, config.pipeline.missedReplyRetention, RETENTION_SECONDS, log);
+  const hooks = new OutboundHooks().use({
+    name: 'transcript',
+    afterSend: (message) => transcripts.append(message),
+  });
+  const bot: Bot = options.bot ?? new RuleBot(config.bot);
+  const adapters = new Map<string, ChannelAdapter>();
+
+  const pipeline = new Pipeline({
+    config: config.pipeline,
+    prefix,
+    redis,
+    redisUrl,
+    processId: `${hostname()}:${process.pid}:${newMessageId().slice(-8)}`,
+    log,
+    adapters,
+    bot,
+    conversations,
+    transcripts,
+    events,
+    metrics,
+    hooks,
+  });
+
+  for (const channel of config.channels) {
+    if (!channel.enabled) continue;
+    const definition = adapterDefinition(channel.type);
+    if (!definition) throw new Error(`no adapter type "${channel.type}"`); // unreachable: the schema checked it
+    const channelLog = log.child({ channel: channel.id });
+    const ctx: AdapterContext = {
+      log: channelLog,
+      redis,
+      keyPrefix: `${prefix}:ch:${channel.id}:`,
+      get publicBaseUrl() {
+        return gateway.url;
+      },
+      ingest: (message, reference) => pipeline.ingest(message, reference),
+      subscribe: (onMessage) => live.subscribe(channel.id, onMessage),
+      publish: (message) => live.publish(message),
+      missedReplies: (conversationId, afterId) => live.missed(conversationId, afterId),
+    };
+    adapters.set(channel.id, definition.create({ id: channel.id, type: channel.type, options: channel.options }, ctx));
+  }
+
+  let server: Server | undefined;
+  const app = serves
+    ? createHttpApp({
+        log,
+        metrics,
+        adapters,
+        bodyLimitBytes: config.server.bodyLimitBytes,
+        readiness: async () => {
+          const checks: Record<string, { ok: boolean; detail?: string }> = {};
+          try {
+            checks.redis = { ok: (await redis.ping()) === 'PONG' };
+          } catch (err) {
+            checks.redis = { ok: false, detail: (err as Error).message };
+          }
+          checks.started = { ok: started, ...(!started && { detail: 'starting or stopping' }) };
+          if (consumes) checks.workers = { ok: pipeline.ownedShards.length > 0 || !started, detail: `shards ${pipeline.ownedShards.join(',')}` };
+          checks.bot = bot.health?.() ?? { ok: true };
+          for (const adapter of adapters.values()) checks[`channel:${adapter.id}`] = adapter.health?.() ?? { ok: true };
+          return { ok: Object.values(checks).every((c) => c.ok), checks };
+        },
+        mount: (express) => {
+          express.get('/', (_req, res, next) => (config.server.home ? res.redirect(302, config.server.home) : next()));
+          mountAdmin(express, { adminKey: config.server.adminKey, pipeline, log });
+        },
+      })
+    : undefined;
+
+  let started = false;
+  const gateway: Gateway = {
+    config,
+    log,
+    redis,
+    adapters,
+    pipeline,
+    conversations,
+    transcripts,
+    events,
+    metrics,
+    hooks,
+    app,
+    url: config.server.publicBaseUrl ?? `http://${config.server.host}:${config.server.port}`,
+
+    async start() {
+      if (app) {
+        server = createServer(app);
+        server.keepAliveTimeout = 65_000;
+        server.on('upgrade', (req, socket, head) => {
+          for (const adapter of adapters.values()) if (adapter.upgrade?.(req, socket, head)) return;
+          const body = JSON.stringify({ error: 'unknown_channel', message: `no WebSocket endpoint at ${req.url}` });
+          socket.end(`HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+        });
+        await new Promise<void>((resolve, reject) => {
+          server!.once('error', reject);
+          server!.listen(config.server.port, config.server.host, () => resolve());
+        });
+        const address = server.address() as AddressInfo;
+        if (!config.server.publicBaseUrl) gateway.url = `http://${config.server.host}:${address.port}`;
+        for (const adapter of adapters.values()) await adapter.start?.();
+      }
+      if (consumes) await pipeline.startWorkers();
+      started = true;
+      log.info({ url: gateway.url, role, channels: [...adapters.keys()] }, 'gateway started');
+    },
+
+    async stop() {
+      started = false;
+      log.info('gateway stopping: closing HTTP, draining in-flight jobs');
+      // Stop taking traffic first, then let workers finish what they hold, then drop connections.
+      const closing = server ? new Promise<void>((r) => server!.close(() => r())) : Promise.resolve();
+      server?.closeIdleConnections();
+      for (const adapter of adapters.values()) await adapter.stop?.().catch((err) => log.error({ err }, 'adapter stop failed'));
+      await pipeline.close();
+      await bot.close?.();
+      server?.closeAllConnections();
+      await closing;
+      await live.close();
+      await redis.quit().catch(() => redis.disconnect());
+      log.info('gateway stopped');
+    },
+  };
+  return gateway;
+}

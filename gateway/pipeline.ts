@@ -1,0 +1,344 @@
+/**
+ * The message pipeline, top to bottom:
+ *
+ *   adapter verifies + decodes ─▶ 1. ingest: dedupe + durable enqueue on in-<shard> ─▶ adapter acks 2xx
+ *                                 2. inbound stage: conversation state ─▶ bot (only in state `bot`)
+ *                                    ├─ replies ─▶ out-<shard>
+ *                                    ├─ hand-off ─▶ state handoff_pending + event
+ *                                    └─ state agent/handoff_pending ─▶ event for the helpdesk, no bot
+ *   agent replies (REST API) ────▶ 3. sendToConversation ─▶ out-<shard>
+ *                                 4. outbound stage: hooks ─▶ adapter.send (retry/backoff, rate limit, dead-letter)
+ *
+ * Both stages are sharded by conversation with one consumer per shard (queues.ts, shards.ts), so the messages of a
+ * conversation are handled in order while different conversations run in parallel.
+ */
+import { Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import type { ChannelAdapter, IngestResult, RedisClient, ReferenceInput } from '../adapters/types.js';
+import { DeliveryError } from '../adapters/types.js';
+import type { Bot } from '../bot/types.js';
+import type { PipelineConfig } from '../config/schema.js';
+import type { ConversationReference } from './conversation-reference.js';
+import type { ConversationStore } from './conversations.js';
+import type { GatewayEvents } from './events.js';
+import type { Logger } from './logger.js';
+import { contentAsText, createMessage, UnifiedMessage, type Content, type DecisionTrace, type Sender } from './message.js';
+import type { Metrics } from './metrics.js';
+import type { OutboundHooks } from './outbound-hooks.js';
+import { queueName, shardOf, type Stage } from './queues.js';
+import { redisConnectionOptions } from './redis.js';
+import { ShardLeases } from './shards.js';
+import type { Transcripts } from './transcript.js';
+
+/** Inbound job data: the message and the reference that lets anyone answer it later. */
+export interface InboundJob {
+  message: UnifiedMessage;
+  reference: ReferenceInput;
+}
+/** Outbound job data: the message to deliver (its conversation's reference is read at delivery time). */
+export interface OutboundJob {
+  message: UnifiedMessage;
+}
+
+export interface PipelineDeps {
+  config: PipelineConfig;
+  prefix: string;
+  redis: RedisClient;
+  redisUrl: string;
+  processId: string;
+  log: Logger;
+  adapters: ReadonlyMap<string, ChannelAdapter>;
+  bot: Bot;
+  conversations: ConversationStore;
+  transcripts: Transcripts;
+  events: GatewayEvents;
+  metrics: Metrics;
+  hooks: OutboundHooks;
+}
+
+export class Pipeline {
+  private readonly queues = new Map<string, Queue>();
+  private readonly workers = new Map<number, Worker[]>();
+  private leases: ShardLeases | undefined;
+
+  constructor(private readonly deps: PipelineDeps) {}
+
+  // ── 1. Ingest ────────────────────────────────────────────────────────────────────────────────────────────────
+  /**
+   * Dedupe and enqueue in one atomic BullMQ `add`: the deduplication key lives as long as the dedupe window, even
+   * after the job itself is removed, so a platform retry days later is still recognised. Resolves only once the
+   * job is in Redis (AOF), which is when the adapter may acknowledge.
+   */
+  async ingest(message: UnifiedMessage, reference: ReferenceInput): Promise<IngestResult> {
+    const started = performance.now();
+    const valid = UnifiedMessage.parse(message);
+    const { config } = this.deps;
+    const queue = this.queue('in', valid.conversationId);
+    const job = await queue.add('inbound', { message: valid, reference } satisfies InboundJob, {
+      jobId: valid.id,
+      ...(valid.channelMessageId !== undefined && {
+        deduplication: { id: `${valid.channel}|${valid.channelMessageId}`, ttl: config.dedupeWindowSeconds * 1000 },
+      }),
+    });
+    // A deduplicated add returns the job that is already there (or was), not ours.
+    const duplicate = job.id !== valid.id;
+    this.deps.metrics.messagesIn.inc({ channel: valid.channel, duplicate: String(duplicate) });
+    this.deps.metrics.stageSeconds.observe({ stage: 'ingest' }, (performance.now() - started) / 1000);
+    this.deps.log.debug({ msgId: valid.id, channel: valid.channel, duplicate }, duplicate ? 'duplicate dropped' : 'enqueued');
+    return { messageId: duplicate ? String(job.id) : valid.id, duplicate };
+  }
+
+  // ── 2. Inbound stage ─────────────────────────────────────────────────────────────────────────────────────────
+  private async processInbound(job: Job<InboundJob>): Promise<void> {
+    const started = performance.now();
+    const message = UnifiedMessage.parse(job.data.message);
+    const log = this.deps.log.child({ msgId: message.id, conv: message.conversationId, channel: message.channel });
+    const { conversations, transcripts, events, bot, metrics } = this.deps;
+
+    const reference: ConversationReference = {
+      ...job.data.reference,
+      conversationId: message.conversationId,
+      channel: message.channel,
+      channelType: message.channelType,
+      updatedAt: Date.now(),
+    };
+    const conversation = await conversations.touch(reference);
+    await transcripts.append(message);
+
+    // The gateway owns the state: a conversation with (or waiting for) a human never gets a bot reply.
+    if (conversation.state !== 'bot') {
+      log.info({ state: conversation.state }, 'customer message forwarded to the helpdesk, bot skipped');
+      events.emit('message.created', { conversationId: message.conversationId, message });
+      return;
+    }
+
+    const botStarted = performance.now();
+    const decision = await bot.decide({
+      message,
+      conversation: { id: message.conversationId, turns: conversation.turns, reference },
+    });
+    metrics.stageSeconds.observe({ stage: 'bot' }, (performance.now() - botStarted) / 1000);
+    log.info({ trace: decision.trace, replies: decision.replies.length, handoff: decision.handoff?.reason }, 'bot decided');
+
+    const botSender: Sender = { id: 'bot', role: 'bot' };
+    await this.enqueueOutbound(
+      decision.replies.map((content) => this.outboundMessage(message, content, botSender, decision.trace)),
+    );
+
+    if (decision.handoff) {
+      const change = await conversations.transition(message.conversationId, 'handoff_pending', 'bot', decision.handoff.reason, [
+        'bot',
+      ]);
+      log.info({ change, team: decision.handoff.team, priority: decision.handoff.priority }, 'hand-off requested');
+      events.emit('conversation.state_changed', { conversationId: message.conversationId, change });
+      events.emit('conversation.handoff_requested', { conversationId: message.conversationId, request: decision.handoff, message });
+    }
+    metrics.stageSeconds.observe({ stage: 'inbound' }, (performance.now() - started) / 1000);
+  }
+
+  // ── 3. Anyone (bot, agent, timeout) sends to a conversation through its reference ──────────────────────────────
+  /** Queues a message to the customer of `conversationId` on the channel they used; returns the message. */
+  async sendToConversation(
+    conversationId: string,
+    content: Content,
+    sender: Sender,
+    opts: { replyTo?: string; metadata?: Record<string, string | number | boolean> } = {},
+  ): Promise<UnifiedMessage> {
+    const reference = await this.deps.conversations.reference(conversationId);
+    if (!reference) throw new UnknownConversationError(conversationId);
+    const message = createMessage({
+      channel: reference.channel,
+      channelType: reference.channelType,
+      direction: 'out',
+      conversationId,
+      sender,
+      content,
+      ...(opts.replyTo !== undefined && { replyTo: opts.replyTo }),
+      metadata: opts.metadata ?? {},
+    });
+    await this.enqueueOutbound([message]);
+    return message;
+  }
+
+  private outboundMessage(inbound: UnifiedMessage, content: Content, sender: Sender, trace?: DecisionTrace): UnifiedMessage {
+    return createMessage({
+      channel: inbound.channel,
+      channelType: inbound.channelType,
+      direction: 'out',
+      conversationId: inbound.conversationId,
+      sender,
+      content,
+      replyTo: inbound.id,
+      ...(trace && { trace }),
+    });
+  }
+
+  private async enqueueOutbound(messages: UnifiedMessage[]): Promise<void> {
+    if (messages.length === 0) return;
+    const { deliveryAttempts, deliveryBackoffMs } = this.deps.config;
+    // All replies to one message share a conversation, hence a shard: one addBulk keeps their order.
+    await this.queue('out', messages[0]!.conversationId).addBulk(
+      messages.map((message) => ({
+        name: 'deliver',
+        data: { message } satisfies OutboundJob,
+        opts: { jobId: message.id, attempts: deliveryAttempts, backoff: { type: 'exponential', delay: deliveryBackoffMs } },
+      })),
+    );
+  }
+
+  // ── 4. Outbound stage ────────────────────────────────────────────────────────────────────────────────────────
+  private async processOutbound(job: Job<OutboundJob>, worker: Worker): Promise<void> {
+    const started = performance.now();
+    const message = UnifiedMessage.parse(job.data.message);
+    const log = this.deps.log.child({ msgId: message.id, conv: message.conversationId, channel: message.channel });
+    const { metrics, hooks, events } = this.deps;
+
+    const adapter = this.deps.adapters.get(message.channel);
+    if (!adapter) throw new UnrecoverableError(`channel ${message.channel} is not configured any more`);
+    const reference = await this.deps.conversations.reference(message.conversationId);
+    if (!reference) throw new UnrecoverableError(`conversation ${message.conversationId} has no reference`);
+
+    const checked = await hooks.before(message, reference);
+    if ('blocked' in checked) {
+      metrics.messagesOut.inc({ channel: message.channel, result: 'blocked' });
+      log.warn({ reason: checked.blocked }, 'outbound message blocked');
+      throw new UnrecoverableError(`blocked by ${checked.blocked}`);
+    }
+    // Rasa's OutputChannel idea: what the channel cannot send natively goes out as text.
+    const toSend = renderForChannel(checked.message, adapter.capabilities);
+
+    try {
+      const result = await adapter.send(toSend, reference);
+      await hooks.after(toSend, reference, result);
+      metrics.messagesOut.inc({ channel: message.channel, result: 'delivered' });
+      metrics.stageSeconds.observe({ stage: 'deliver' }, (performance.now() - started) / 1000);
+      metrics.stageSeconds.observe({ stage: 'end_to_end' }, (Date.now() - message.receivedAt) / 1000);
+      log.info({ attempt: job.attemptsMade + 1, channelMessageId: result.channelMessageId }, 'delivered');
+      events.emit('message.delivered', {
+        conversationId: message.conversationId,
+        message: toSend,
+        ...(result.channelMessageId !== undefined && { channelMessageId: result.channelMessageId }),
+      });
+    } catch (err) {
+      const final = !(err instanceof DeliveryError && !err.retryable) && job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      const code = err instanceof DeliveryError ? err.code : undefined;
+      log.warn({ err, attempt: job.attemptsMade + 1, code }, 'delivery failed');
+      metrics.failures.inc({ stage: 'deliver', reason: code === undefined ? 'error' : String(code) });
+      if (err instanceof DeliveryError && err.rateLimitMs !== undefined) {
+        // The platform said "slow down": pause this shard's consumer, the job is retried without using an attempt.
+        metrics.messagesOut.inc({ channel: message.channel, result: 'rate_limited' });
+        await worker.rateLimit(err.rateLimitMs);
+        throw Worker.RateLimitError();
+      }
+      if (err instanceof DeliveryError && !err.retryable) {
+        metrics.messagesOut.inc({ channel: message.channel, result: 'failed' });
+        events.emit('message.delivery_failed', { conversationId: message.conversationId, message, error: err.message, code, final: true });
+        throw new UnrecoverableError(`${err.message}${code === undefined ? '' : ` (code ${code})`}`);
+      }
+      metrics.messagesOut.inc({ channel: message.channel, result: final ? 'failed' : 'retry' });
+      if (final) {
+        events.emit('message.delivery_failed', {
+          conversationId: message.conversationId,
+          message,
+          error: (err as Error).message,
+          ...(code !== undefined && { code }),
+          final: true,
+        });
+      }
+      throw err;
+    }
+  }
+
+  // ── Queues and consumers ─────────────────────────────────────────────────────────────────────────────────────
+  queue(stage: Stage, conversationId: string): Queue {
+    return this.queueAt(stage, shardOf(conversationId, this.deps.config.shards));
+  }
+
+  queueAt(stage: Stage, shard: number): Queue {
+    const name = queueName(stage, shard);
+    let queue = this.queues.get(name);
+    if (!queue) {
+      const { keepCompleted, keepFailed } = this.deps.config;
+      queue = new Queue(name, {
+        connection: this.deps.redis,
+        prefix: this.deps.prefix,
+        defaultJobOptions: { removeOnComplete: { count: keepCompleted }, removeOnFail: { count: keepFailed } },
+      });
+      this.queues.set(name, queue);
+    }
+    return queue;
+  }
+
+  allQueues(): Queue[] {
+    const queues: Queue[] = [];
+    for (const stage of ['in', 'out'] as const) for (let i = 0; i < this.deps.config.shards; i++) queues.push(this.queueAt(stage, i));
+    return queues;
+  }
+
+  /** Start consuming: claims shards through leases and runs one worker per stage for each owned shard. */
+  async startWorkers(): Promise<void> {
+    this.leases = new ShardLeases({
+      redis: this.deps.redis,
+      prefix: this.deps.prefix,
+      shards: this.deps.config.shards,
+      processId: this.deps.processId,
+      log: this.deps.log,
+      acquire: async (shard) => this.startShard(shard),
+      release: async (shard) => this.stopShard(shard),
+    });
+    await this.leases.start();
+  }
+
+  get ownedShards(): number[] {
+    return this.leases?.ownedShards ?? [];
+  }
+
+  private startShard(shard: number): void {
+    const { prefix, config, log } = this.deps;
+    const connection = redisConnectionOptions(this.deps.redisUrl) as ConnectionOptions;
+    const common = { connection, prefix, concurrency: config.concurrency, autorun: true };
+    const inbound = new Worker<InboundJob>(queueName('in', shard), async (job) => this.processInbound(job), common);
+    const outbound: Worker<OutboundJob> = new Worker<OutboundJob>(
+      queueName('out', shard),
+      async (job) => this.processOutbound(job, outbound),
+      common,
+    );
+    for (const [stage, worker] of [['inbound', inbound], ['outbound', outbound]] as const) {
+      worker.on('failed', (job, err) => {
+        if (!job) return;
+        const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
+        if (final) log.error({ msgId: job.id, queue: worker.name, err }, `${stage} job dead-lettered`);
+        this.deps.metrics.failures.inc({ stage, reason: final ? 'dead_letter' : 'retry' });
+      });
+      worker.on('error', (err) => log.error({ err, queue: worker.name }, 'worker error'));
+    }
+    this.workers.set(shard, [inbound, outbound]);
+    log.debug({ shard }, 'shard consumer started');
+  }
+
+  private async stopShard(shard: number): Promise<void> {
+    const workers = this.workers.get(shard) ?? [];
+    this.workers.delete(shard);
+    // close() waits for in-flight jobs: the shard is never consumed twice at once.
+    await Promise.all(workers.map((w) => w.close()));
+  }
+
+  /** Stops consuming (draining in-flight jobs) and closes producers. */
+  async close(): Promise<void> {
+    await this.leases?.stop();
+    await Promise.all([...this.workers.keys()].map((s) => this.stopShard(s)));
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+  }
+}
+
+export class UnknownConversationError extends Error {
+  constructor(readonly conversationId: string) {
+    super(`unknown conversation ${conversationId}`);
+    this.name = 'UnknownConversationError';
+  }
+}
+
+/** Keeps content the channel can send; turns anything else into its text rendering. */
+export function renderForChannel(message: UnifiedMessage, capabilities: ReadonlySet<Content['type']>): UnifiedMessage {
+  if (capabilities.has(message.content.type)) return message;
+  return { ...message, content: { type: 'text', text: contentAsText(message.content) } };
+}

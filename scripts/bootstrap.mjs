@@ -1,0 +1,72 @@
+#!/usr/bin/env node
+/**
+ * Makes `npm run demo` and `npm test` work on a fresh clone: installs npm dependencies when node_modules is missing
+ * or older than the lockfile, installs the Debian packages a command needs when they are missing (as root; otherwise
+ * it says exactly what to install), then runs the command.
+ *
+ *   node scripts/bootstrap.mjs [--system redis-server,chromium,...] -- <command> [args...]
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const argv = process.argv.slice(2);
+const sep = argv.indexOf('--');
+const own = sep === -1 ? argv : argv.slice(0, sep);
+const command = sep === -1 ? [] : argv.slice(sep + 1);
+const systemIdx = own.indexOf('--system');
+const system = systemIdx === -1 ? [] : (own[systemIdx + 1] ?? '').split(',').filter(Boolean);
+
+// Debian package → the binary that proves it is installed.
+const BINARIES = {
+  'redis-server': 'redis-server',
+  chromium: 'chromium',
+  'dovecot-imapd': 'dovecot',
+};
+
+function have(binary) {
+  return spawnSync('sh', ['-c', `command -v ${binary}`], { stdio: 'ignore' }).status === 0 ||
+    existsSync(`/usr/sbin/${binary}`) || existsSync(`/usr/bin/${binary}`);
+}
+
+function ensureNodeModules() {
+  const marker = join(root, 'node_modules', '.package-lock.json');
+  const lock = join(root, 'package-lock.json');
+  const fresh = existsSync(marker) && (!existsSync(lock) || statSync(marker).mtimeMs >= statSync(lock).mtimeMs - 1000);
+  if (fresh) return;
+  console.log('[bootstrap] installing npm dependencies…');
+  const args = existsSync(lock) ? ['ci', '--no-audit', '--no-fund'] : ['install', '--no-audit', '--no-fund'];
+  const r = spawnSync('npm', args, { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0) {
+    console.error('[bootstrap] npm install failed');
+    process.exit(r.status ?? 1);
+  }
+}
+
+function ensureSystemPackages() {
+  const missing = system.filter((pkg) => !have(BINARIES[pkg] ?? pkg));
+  if (missing.length === 0) return;
+  if (process.getuid?.() !== 0) {
+    console.error(`[bootstrap] missing Debian packages: ${missing.join(' ')}\n` +
+      `[bootstrap] install them with:  sudo apt-get install -y ${missing.join(' ')}`);
+    process.exit(3);
+  }
+  console.log(`[bootstrap] installing Debian packages: ${missing.join(' ')}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+  const r = spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
+  if (r.status !== 0) {
+    console.error(`[bootstrap] apt-get install ${missing.join(' ')} failed`);
+    process.exit(r.status ?? 1);
+  }
+}
+
+ensureNodeModules();
+ensureSystemPackages();
+if (command.length) {
+  const env = { ...process.env, PATH: `${join(root, 'node_modules', '.bin')}:${process.env.PATH}` };
+  const r = spawnSync(command[0], command.slice(1), { cwd: root, stdio: 'inherit', env });
+  process.exit(r.status ?? (r.signal ? 1 : 0));
+}
