@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startTestGateway, type TestGateway } from './helpers/gateway.js';
+import { startTestRedis } from './helpers/redis.js';
+import { TestSocket } from './helpers/ws-client.js';
+
+const config = {
+  channels: [{ id: 'web', type: 'web', options: { secret: 'web-test-secret-0123456789' } }],
+  bot: {
+    rules: [
+      { id: 'hello', match: { regex: '^hello' }, reply: 'Hi there!' },
+      { id: 'order', match: { keywords: ['order', '订单'] }, reply: 'Order lookup' },
+    ],
+    fallback: 'fallback',
+  },
+};
+
+describe('web widget channel, end to end over real Redis', () => {
+  let redis: Awaited<ReturnType<typeof startTestRedis>>;
+  let gw: TestGateway;
+  let wsUrl: string;
+  before(async () => {
+    redis = await startTestRedis();
+    gw = await startTestGateway(config, redis.url);
+    wsUrl = gw.url.replace('http', 'ws') + '/webhooks/web/ws';
+  });
+  after(async () => {
+    await gw?.stop();
+    await redis?.stop();
+  });
+
+  it('issues a visitor session, acks after enqueue, and delivers the rule reply', async () => {
+    const socket = await TestSocket.open(wsUrl);
+    const session = await socket.next((f) => f.type === 'session');
+    assert.match(session.token, /^v1\./);
+    socket.send({ type: 'message', clientMessageId: 'c1', text: 'hello bot' });
+    const ack = await socket.next((f) => f.type === 'ack');
+    assert.equal(ack.clientMessageId, 'c1');
+    assert.equal(ack.duplicate, false);
+    const reply = await socket.next((f) => f.type === 'message');
+    assert.deepEqual(reply.message.content, { type: 'text', text: 'Hi there!' });
+    assert.equal(reply.message.sender.role, 'bot');
+    assert.equal(reply.message.replyTo, ack.id);
+    await socket.close();
+  });
+
+  it('keeps the visitor across reconnects and replays the replies missed while away', async () => {
+    const first = await TestSocket.open(wsUrl);
+    const { token, visitorId } = await first.next((f) => f.type === 'session');
+    first.send({ type: 'message', clientMessageId: 'a', text: 'hello' });
+    const firstReply = await first.next((f) => f.type === 'message');
+    // Send, then drop the connection before the reply can arrive.
+    first.send({ type: 'message', clientMessageId: 'b', text: 'my order' });
+    await first.next((f) => f.type === 'ack');
+    await first.close();
+
+    const conversationId = firstReply.message.conversationId;
+    // Wait until the reply has been delivered (it is in the transcript) while nobody is connected.
+    for (let i = 0; i < 200; i++) {
+      const transcript = await gw.gateway.transcripts.list(conversationId);
+      if (transcript.some((m) => m.direction === 'out' && m.content.type === 'text' && m.content.text === 'Order lookup')) break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    const again = await TestSocket.open(`${wsUrl}?token=${encodeURIComponent(token)}&after=${firstReply.message.id}`);
+    const session = await again.next((f) => f.type === 'session');
+    assert.equal(session.visitorId, visitorId, 'same visitor after reconnect');
+    const missed = await again.next((f) => f.type === 'message');
+    assert.equal(missed.message.content.text, 'Order lookup');
+    assert.equal(missed.message.conversationId, conversationId);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(again.frames.filter((f) => f.type === 'message').length, 0, 'nothing older than `after` is replayed');
+    await again.close();
+  });
+
+  it('answers a resent message (same clientMessageId) only once', async () => {
+    const socket = await TestSocket.open(wsUrl);
+    await socket.next((f) => f.type === 'session');
+    socket.send({ type: 'message', clientMessageId: 'dup', text: 'hello' });
+    socket.send({ type: 'message', clientMessageId: 'dup', text: 'hello' });
+    const acks = [await socket.next((f) => f.type === 'ack'), await socket.next((f) => f.type === 'ack')];
+    assert.deepEqual(acks.map((a) => a.duplicate).sort(), [false, true]);
+    await socket.next((f) => f.type === 'message');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(socket.frames.filter((f) => f.type === 'message').length, 0, 'exactly one reply');
+    await socket.close();
+  });
+
+  it('refuses a forged or expired visitor token with 401 and a reason', async () => {
+    const forged = 'v1.abcdefghijkl.9999999999.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
+    await assert.rejects(TestSocket.open(`${wsUrl}?token=${forged}`), (err: any) => err.status === 401 && /invalid_token/.test(err.body));
+    const { issueVisitorToken } = await import('../adapters/web/visitor-token.js');
+    const expired = issueVisitorToken('web-test-secret-0123456789', 'abcdefghijkl', 10, Date.now() - 60_000);
+    await assert.rejects(TestSocket.open(`${wsUrl}?token=${expired}`), (err: any) => err.status === 401 && /expired_token/.test(err.body));
+    assert.ok(gw.logs.some((l) => l.msg === 'websocket upgrade refused' && l.error === 'expired_token'));
+  });
+
+  it('answers an invalid frame with an error frame and keeps the socket open', async () => {
+    const socket = await TestSocket.open(wsUrl);
+    await socket.next((f) => f.type === 'session');
+    socket.ws.send('{not json');
+    const err = await socket.next((f) => f.type === 'error');
+    assert.equal(err.error, 'invalid_frame');
+    socket.send({ type: 'ping' });
+    await socket.next((f) => f.type === 'pong');
+    await socket.close();
+  });
+
+  it('serves the widget script', async () => {
+    const res = await fetch(`${gw.url}/webhooks/web/widget.js`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /javascript/);
+    assert.match(await res.text(), /new WebSocket/);
+  });
+});
