@@ -1,0 +1,147 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { signedHeaders } from '../adapters/app/signature.js';
+import type { Bot } from '../bot/types.js';
+import { eventually, startTestGateway, type TestGateway } from './helpers/gateway.js';
+import { startRecorder } from './helpers/http-recorder.js';
+import { startTestRedis } from './helpers/redis.js';
+
+const SECRET = 'app-secret-0123456789abcdef';
+const ADMIN = 'admin-key-0123456789abcdef';
+
+/** Echoes the text back; a slow first message would expose any reordering. */
+const echoBot: Bot = {
+  async decide({ message }) {
+    const text = message.content.type === 'text' ? message.content.text : '';
+    if (text.endsWith('#slow')) await new Promise((r) => setTimeout(r, 50));
+    if (text.startsWith('handoff')) return { replies: [{ type: 'text', text: 'one moment' }], handoff: { reason: 'asked' }, trace: { stage: 'rule' } };
+    return { replies: [{ type: 'text', text: `echo:${text}` }], trace: { stage: 'rule' } };
+  },
+};
+
+describe('pipeline: order, retries, dead letters, state checks, shard ownership', () => {
+  let redis: Awaited<ReturnType<typeof startTestRedis>>;
+  let gw: TestGateway;
+  let callback: Awaited<ReturnType<typeof startRecorder>>;
+  const config = () => ({
+    server: { adminKey: ADMIN },
+    pipeline: { shards: 4, deliveryAttempts: 3, deliveryBackoffMs: 20 },
+    channels: [{ id: 'app', type: 'app', options: { apps: [{ id: 'shop', secret: SECRET, callbackUrl: `${callback.url}/cb` }] } }],
+  });
+
+  before(async () => {
+    redis = await startTestRedis();
+    callback = await startRecorder();
+    gw = await startTestGateway(config(), redis.url, { bot: echoBot });
+  });
+  after(async () => {
+    await gw?.stop();
+    await callback?.close();
+    await redis?.stop();
+  });
+
+  async function send(userId: string, messageId: string, text: string) {
+    const body = JSON.stringify({ userId, messageId, text });
+    const res = await fetch(`${gw.url}/webhooks/app/messages`, { method: 'POST', body, headers: signedHeaders('shop', SECRET, body) });
+    assert.equal(res.status, 202);
+    return (await res.json()) as { id: string; conversationId: string };
+  }
+  const repliesTo = (userId: string) => callback.requests.filter((r) => r.json().userId === userId).map((r) => r.json().message.content.text as string);
+
+  it('keeps the order of each conversation while conversations run in parallel', async () => {
+    const users = ['o-1', 'o-2', 'o-3', 'o-4', 'o-5'];
+    const accepted = await Promise.all(
+      users.flatMap((u) => Array.from({ length: 12 }, (_, i) => send(u, `${u}-${i}`, `${u}-${i}${i % 4 === 0 ? '#slow' : ''}`).then((r) => ({ ...r, u, i })))),
+    );
+    for (const u of users) {
+      // Acceptance order = ULID order of the ids the gateway gave the messages when it queued them.
+      const expected = accepted.filter((a) => a.u === u).sort((a, b) => (a.id < b.id ? -1 : 1)).map((a) => `echo:${u}-${a.i}${a.i % 4 === 0 ? '#slow' : ''}`);
+      await eventually(() => repliesTo(u).length === 12, `12 replies for ${u}`);
+      assert.deepEqual(repliesTo(u), expected, `replies of ${u} in the order the messages were queued`);
+    }
+  });
+
+  it('retries a failing delivery with backoff and delivers once', async () => {
+    let calls = 0;
+    callback.setHandler((req, res) => {
+      if (req.json().userId === 'r-1' && ++calls <= 2) {
+        res.statusCode = 503;
+        return void res.end('busy');
+      }
+      res.end('ok');
+    });
+    await send('r-1', 'r-1-a', 'retry me');
+    await eventually(() => calls === 3, 'third attempt');
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(callback.requests.filter((r) => r.json().userId === 'r-1').length, 3, 'two failures, one success, no more');
+  });
+
+  it('dead-letters what retrying cannot fix, lists it for the admin, and replays it', async () => {
+    let refuse = true;
+    callback.setHandler((req, res) => {
+      if (req.json().userId === 'd-1' && refuse) {
+        res.statusCode = 400;
+        return void res.end('bad');
+      }
+      res.end('ok');
+    });
+    await send('d-1', 'd-1-a', 'dead letter me');
+    const unauth = await fetch(`${gw.url}/admin/dead-letters`);
+    assert.equal(unauth.status, 401);
+    const auth = { authorization: `Bearer ${ADMIN}` };
+    const item = await eventually(async () => {
+      const list = (await (await fetch(`${gw.url}/admin/dead-letters`, { headers: auth })).json()) as { items: any[] };
+      return list.items.find((i) => i.channel === 'app' && /HTTP 400/.test(i.failedReason));
+    }, 'dead letter listed');
+    assert.equal(item.attemptsMade, 1, 'a 4xx is not retried');
+    assert.equal(callback.requests.filter((r) => r.json().userId === 'd-1').length, 1);
+    refuse = false;
+    const replay = await fetch(`${gw.url}/admin/dead-letters/${encodeURIComponent(item.queue)}/${item.jobId}/replay`, { method: 'POST', headers: auth });
+    assert.equal(replay.status, 202);
+    await eventually(() => callback.requests.filter((r) => r.json().userId === 'd-1').length === 2, 'replayed delivery');
+  });
+
+  it('honours a platform rate limit (429 + Retry-After) without losing the message', async () => {
+    let limited = false;
+    callback.setHandler((req, res) => {
+      if (req.json().userId === 'l-1' && !limited) {
+        limited = true;
+        res.statusCode = 429;
+        res.setHeader('retry-after', '1');
+        return void res.end('slow down');
+      }
+      res.end('ok');
+    });
+    await send('l-1', 'l-1-a', 'limited');
+    await eventually(() => callback.requests.filter((r) => r.json().userId === 'l-1').length === 2, 'delivered after the pause', 15_000);
+  });
+
+  it('never runs the bot for a conversation handed to a human', async () => {
+    callback.setHandler((_req, res) => res.end('ok'));
+    const created: string[] = [];
+    const off = gw.gateway.events.on('message.created', (e) => created.push(e.message.content.type === 'text' ? e.message.content.text : ''));
+    const first = await send('h-1', 'h-1-a', 'handoff please');
+    await eventually(async () => (await gw.gateway.conversations.state(first.conversationId)) === 'handoff_pending', 'handoff_pending');
+    await send('h-1', 'h-1-b', 'are you there?');
+    await eventually(() => created.includes('are you there?'), 'message forwarded to the helpdesk event');
+    off();
+    assert.deepEqual(repliesTo('h-1'), ['one moment'], 'no bot reply after the hand-off');
+    const history = await gw.gateway.conversations.history(first.conversationId);
+    assert.deepEqual(history.map((h) => [h.from, h.to, h.by]), [['bot', 'handoff_pending', 'bot']]);
+  });
+
+  it('splits shards between worker processes and never lets two consume one shard', async () => {
+    const second = await startTestGateway(config(), redis.url, { bot: echoBot, role: 'worker' });
+    try {
+      await eventually(() => second.gateway.pipeline.ownedShards.length === 2 && gw.gateway.pipeline.ownedShards.length === 2, 'a 2/2 split', 15_000);
+      const all = [...gw.gateway.pipeline.ownedShards, ...second.gateway.pipeline.ownedShards].sort();
+      assert.deepEqual(all, [0, 1, 2, 3]);
+      const users = ['s-1', 's-2', 's-3', 's-4', 's-5', 's-6'];
+      await Promise.all(users.map((u) => send(u, `${u}-x`, `${u} hello`)));
+      for (const u of users) await eventually(() => repliesTo(u).length === 1, `reply for ${u}`);
+    } finally {
+      await second.stop();
+    }
+    await eventually(() => gw.gateway.pipeline.ownedShards.length === 4, 'the survivor takes all shards back', 15_000);
+  });
+});
