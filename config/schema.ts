@@ -21,7 +21,12 @@ const channelVariants = adapterDefinitions.map((definition) =>
     .describe(definition.description),
 );
 
-export const ChannelConfig = z.discriminatedUnion('type', channelVariants as unknown as [(typeof channelVariants)[0]]);
+export const ChannelConfig = z.discriminatedUnion('type', channelVariants as unknown as [(typeof channelVariants)[0]], {
+  error: (issue) =>
+    issue.code === 'invalid_union' && issue.note === 'No matching discriminator'
+      ? `unknown channel type ${JSON.stringify((issue.input as { type?: unknown } | undefined)?.type)}; known types: ${adapterDefinitions.map((d) => d.type).join(', ')}`
+      : undefined,
+});
 export type ChannelConfig = z.infer<typeof ChannelConfig>;
 
 export const ServerConfig = z

@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { ConfigError, loadConfigFile, parseConfig } from '../config/load.js';
+import { renderConfigDocs } from '../scripts/config-docs.js';
+
+function problems(input: unknown, env: NodeJS.ProcessEnv = {}): string[] {
+  try {
+    parseConfig(input, 'test.yaml', env);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, String(err));
+    return err.problems;
+  }
+  assert.fail('expected the config to be refused');
+}
+
+describe('config', () => {
+  it('substitutes ${VAR} and ${VAR:-default}, and names a missing variable with its path', () => {
+    const config = parseConfig({ server: { host: '${HOST}', port: 9000, adminKey: '${KEY:-fallback-key-0123456789}' } }, 'x', { HOST: '0.0.0.0' });
+    assert.equal(config.server.host, '0.0.0.0');
+    assert.equal(config.server.adminKey, 'fallback-key-0123456789');
+    assert.deepEqual(problems({ channels: [{ id: 'web', type: 'web', options: { secret: '${WEB_SECRET}' } }] }), [
+      'channels[0].options.secret: environment variable WEB_SECRET is not set (use ${WEB_SECRET:-default} for a default)',
+    ]);
+  });
+
+  it('reports every problem with its path and the channel it is in', () => {
+    const found = problems({
+      server: { port: 'eighty' },
+      channels: [
+        { id: 'Web Chat', type: 'web' },
+        { id: 'app', type: 'app', options: { apps: [{ id: 'a', secret: 'short' }] } },
+        { id: 'x', type: 'carrier-pigeon' },
+      ],
+    });
+    const text = found.join('\n');
+    assert.match(text, /^server\.port: .*number/m);
+    assert.match(text, /^channels\[0\]\.id \(channel id Web Chat, type web\): use lower-case letters/m);
+    assert.match(text, /^channels\[1\]\.options\.apps\[0\]\.secret \(channel id app, type app\): .*16/m);
+    assert.match(text, /^channels\[2\]\.type \(channel id x, type carrier-pigeon\): unknown channel type "carrier-pigeon"; known types: .*\bweb\b.*\bapp\b/m);
+    assert.deepEqual(problems({ bot: { rules: [{ id: 'r', match: { regex: '([' }, reply: 'x' }] } }), [
+      'bot.rules[0].match.regex: not a valid JavaScript regular expression',
+    ]);
+  });
+
+  it('refuses two channels with one id', () => {
+    assert.deepEqual(problems({ channels: [{ id: 'web', type: 'web' }, { id: 'web', type: 'web' }] }), ['channels[1].id (channel id web, type web): duplicate channel id "web"']);
+  });
+
+  it('validates the shipped demo config', () => {
+    const config = loadConfigFile('config/gateway.yaml', {});
+    assert.ok(config.channels.some((c) => c.type === 'web'));
+    assert.ok(config.channels.some((c) => c.type === 'app'));
+  });
+
+  it('config:check exits 2 with an actionable message on a bad file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gw-config-'));
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(file, 'channels:\n  - id: web\n    type: web\n    options: { heartbeatSeconds: 0 }\n');
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'gateway/main.ts', '--check', '--config', file], { encoding: 'utf8' });
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /channels\[0\]\.options\.heartbeatSeconds \(channel id web, type web\): Too small/);
+    writeFileSync(file, 'server: [unclosed');
+    const yaml = spawnSync(process.execPath, ['--import', 'tsx', 'gateway/main.ts', '--check', '--config', file], { encoding: 'utf8' });
+    assert.equal(yaml.status, 2);
+    assert.match(yaml.stderr, /not valid YAML/);
+  });
+
+  it('docs/config.md is generated from the schema and up to date (npm run config:docs)', () => {
+    assert.equal(readFileSync('docs/config.md', 'utf8'), renderConfigDocs());
+  });
+});
