@@ -117,7 +117,7 @@ describe('pipeline: order, retries, dead letters, state checks, shard ownership'
   });
 
   it('never runs the bot for a conversation handed to a human', async () => {
-    callback.setHandler((_req, res) => res.end('ok'));
+    callback.setHandler((_req, res) => void res.end('ok'));
     const created: string[] = [];
     const off = gw.gateway.events.on('message.created', (e) => created.push(e.message.content.type === 'text' ? e.message.content.text : ''));
     const first = await send('h-1', 'h-1-a', 'handoff please');
