@@ -29,6 +29,9 @@ import { redisConnectionOptions } from './redis.js';
 import { ShardLeases } from './shards.js';
 import type { Transcripts } from './transcript.js';
 
+/** How long shutdown waits for the replies of the last inbound jobs to go out before it lets go. */
+const DRAIN_TIMEOUT_MS = 5_000;
+
 /** Inbound job data: the message and the reference that lets anyone answer it later. */
 export interface InboundJob {
   message: UnifiedMessage;
@@ -59,6 +62,7 @@ export class Pipeline {
   private readonly queues = new Map<string, Queue>();
   private readonly workers = new Map<number, Worker[]>();
   private leases: ShardLeases | undefined;
+  private draining = false;
 
   constructor(private readonly deps: PipelineDeps) {}
 
@@ -231,7 +235,14 @@ export class Pipeline {
       }
       if (err instanceof DeliveryError && !err.retryable) {
         metrics.messagesOut.inc({ channel: message.channel, result: 'failed' });
-        events.emit('message.delivery_failed', { conversationId: message.conversationId, message, error: err.message, code, final: true });
+        events.emit('message.delivery_failed', {
+          conversationId: message.conversationId,
+          message,
+          error: err.message,
+          code,
+          ...(err.reason !== undefined && { reason: err.reason }),
+          final: true,
+        });
         throw new UnrecoverableError(`${err.message}${code === undefined ? '' : ` (code ${code})`}`);
       }
       metrics.messagesOut.inc({ channel: message.channel, result: final ? 'failed' : 'retry' });
@@ -241,6 +252,7 @@ export class Pipeline {
           message,
           error: (err as Error).message,
           ...(code !== undefined && { code }),
+          ...(err instanceof DeliveryError && err.reason !== undefined && { reason: err.reason }),
           final: true,
         });
       }
@@ -283,7 +295,7 @@ export class Pipeline {
       processId: this.deps.processId,
       log: this.deps.log,
       acquire: async (shard) => this.startShard(shard),
-      release: async (shard) => this.stopShard(shard),
+      release: async (shard) => this.stopShard(shard, this.draining),
     });
     await this.leases.start();
   }
@@ -315,17 +327,32 @@ export class Pipeline {
     log.debug({ shard }, 'shard consumer started');
   }
 
-  private async stopShard(shard: number): Promise<void> {
-    const workers = this.workers.get(shard) ?? [];
+  /**
+   * Stops a shard's consumers. close() waits for in-flight jobs, so a shard is never consumed twice at once. The
+   * inbound worker goes first; on shutdown (`drain`) the outbound worker then delivers the replies those last
+   * inbound jobs produced (bounded), so a customer whose message was being answered still gets the answer.
+   */
+  private async stopShard(shard: number, drain = false): Promise<void> {
+    const workers = this.workers.get(shard);
+    if (!workers) return;
     this.workers.delete(shard);
-    // close() waits for in-flight jobs: the shard is never consumed twice at once.
-    await Promise.all(workers.map((w) => w.close()));
+    const [inbound, outbound] = workers;
+    await inbound?.close();
+    if (drain) {
+      const queue = this.queueAt('out', shard);
+      const deadline = Date.now() + DRAIN_TIMEOUT_MS;
+      while (Date.now() < deadline && (await queue.getJobCountByTypes('waiting', 'active', 'prioritized')) > 0) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    await outbound?.close();
   }
 
   /** Stops consuming (draining in-flight jobs) and closes producers. */
   async close(): Promise<void> {
+    this.draining = true;
     await this.leases?.stop();
-    await Promise.all([...this.workers.keys()].map((s) => this.stopShard(s)));
+    await Promise.all([...this.workers.keys()].map((s) => this.stopShard(s, true)));
     await Promise.all([...this.queues.values()].map((q) => q.close()));
   }
 }

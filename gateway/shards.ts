@@ -99,7 +99,7 @@ export class ShardLeases {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     await this.ticking.catch(() => {});
-    for (const shard of [...this.owned]) await this.releaseShard(shard);
+    await Promise.all([...this.owned].map((shard) => this.releaseShard(shard)));
     await this.opts.redis.zrem(this.membersKey, this.opts.processId);
   }
 }
