@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { ContentType, UnifiedMessage } from '../gateway/message.js';
 import type { ConversationReference } from '../gateway/conversation-reference.js';
+import type { ChannelMedia } from './shared/media-store.js';
 
 export type RedisClient = Redis | Cluster;
 
@@ -45,6 +46,8 @@ export interface AdapterContext {
   publish(message: UnifiedMessage): Promise<void>;
   /** Outbound messages of a conversation newer than `afterId` (a message id), oldest first. */
   missedReplies(conversationId: string, afterId: string | undefined): Promise<UnifiedMessage[]>;
+  /** Platform media ids → files served at `GET /media/<id>` (adapters/shared/media-store.ts). */
+  readonly media: ChannelMedia;
 }
 
 export interface SendResult {
@@ -97,18 +100,36 @@ export function defineAdapter<Schema extends z.ZodType>(definition: AdapterDefin
   return definition;
 }
 
+/**
+ * Why a delivery failed, in platform-neutral words, so the hand-off layer can act on it (e.g. a closed reply window
+ * means "ask the agent to wait for the customer", an unreachable recipient means "close the conversation").
+ */
+export type DeliveryFailureReason =
+  | 'reply_window_expired'
+  | 'recipient_unreachable'
+  | 'quota_exhausted'
+  | 'rate_limited'
+  | 'auth'
+  | 'invalid_request'
+  | 'platform_error';
+
 /** Thrown by `send`. `retryable: false` fails the job at once (dead-letter) with the platform's code. */
 export class DeliveryError extends Error {
   readonly retryable: boolean;
   readonly code: string | number | undefined;
   /** Set when the platform said "slow down": the delivery worker pauses this shard for that long. */
   readonly rateLimitMs: number | undefined;
-  constructor(message: string, opts: { retryable: boolean; code?: string | number; rateLimitMs?: number }) {
+  readonly reason: DeliveryFailureReason | undefined;
+  constructor(
+    message: string,
+    opts: { retryable: boolean; code?: string | number; rateLimitMs?: number; reason?: DeliveryFailureReason },
+  ) {
     super(message);
     this.name = 'DeliveryError';
     this.retryable = opts.retryable;
     this.code = opts.code;
     this.rateLimitMs = opts.rateLimitMs;
+    this.reason = opts.reason;
   }
 }
 

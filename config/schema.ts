@@ -5,6 +5,9 @@
 import { z } from 'zod';
 import { adapterDefinitions } from '../adapters/index.js';
 import { BotConfig } from '../bot/config.js';
+import { ApiConfig } from '../gateway/api/config.js';
+import { HandoffConfig } from '../gateway/handoff/config.js';
+import { WebhooksConfig } from '../gateway/webhooks/config.js';
 
 export const ChannelId = z
   .string()
@@ -40,8 +43,10 @@ export const ServerConfig = z
     bodyLimitBytes: z.number().int().positive().default(1024 * 1024).describe('Largest accepted request body; larger → 413'),
     home: z.string().optional().describe('Where GET / redirects (e.g. a web channel demo page /webhooks/web/)'),
     adminKey: z.string().min(16).optional().describe('Bearer key for /admin/* (queue dashboard, dead letters); absent disables /admin'),
+    mediaDir: z.string().default('var/media').describe('Where inbound platform media is stored; served at GET /media/<id>'),
+    mediaMaxBytes: z.number().int().positive().default(20 * 1024 * 1024).describe('Largest media file downloaded or uploaded'),
   })
-  .default({ host: '127.0.0.1', port: 8080, bodyLimitBytes: 1024 * 1024 });
+  .default({ host: '127.0.0.1', port: 8080, bodyLimitBytes: 1024 * 1024, mediaDir: 'var/media', mediaMaxBytes: 20 * 1024 * 1024 });
 
 export const RedisConfig = z
   .object({
@@ -114,6 +119,9 @@ export const GatewayConfig = z
       .default({ level: 'info' }),
     channels: z.array(ChannelConfig).default([]).describe('Channel instances; each gets /webhooks/<id>'),
     bot: BotConfig,
+    handoff: HandoffConfig,
+    webhooks: WebhooksConfig,
+    api: ApiConfig,
   })
   .superRefine((config, ctx) => {
     const seen = new Set<string>();

@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events';
 import type { UnifiedMessage } from './message.js';
 import type { StateChange } from './conversations.js';
 import type { HandoffRequest } from '../bot/types.js';
+import type { DeliveryFailureReason } from '../adapters/types.js';
 
 export interface GatewayEventMap {
   /** The bot or a rule asked for a human. */
@@ -14,7 +15,15 @@ export interface GatewayEventMap {
   /** A customer message that did not go to the bot (conversation with or waiting for an agent). */
   'message.created': { conversationId: string; message: UnifiedMessage };
   'message.delivered': { conversationId: string; message: UnifiedMessage; channelMessageId?: string };
-  'message.delivery_failed': { conversationId: string; message: UnifiedMessage; error: string; code?: string | number; final: boolean };
+  'message.delivery_failed': {
+    conversationId: string;
+    message: UnifiedMessage;
+    error: string;
+    code?: string | number;
+    /** Platform-neutral cause when the adapter knows it (reply window expired, recipient unreachable...). */
+    reason?: DeliveryFailureReason;
+    final: boolean;
+  };
 }
 export type GatewayEventType = keyof GatewayEventMap;
 

@@ -24,6 +24,7 @@ import { Pipeline } from './pipeline.js';
 import { connectRedis } from './redis.js';
 import { Transcripts } from './transcript.js';
 import { newMessageId } from './message.js';
+import { MediaStore } from '../adapters/shared/media-store.js';
 
 export type Role = 'all' | 'ingress' | 'worker';
 
@@ -78,6 +79,14 @@ export function createGateway(options: GatewayOptions): Gateway {
   });
   const bot: Bot = options.bot ?? new RuleBot(config.bot);
   const adapters = new Map<string, ChannelAdapter>();
+  const media = new MediaStore({
+    dir: config.server.mediaDir,
+    maxBytes: config.server.mediaMaxBytes,
+    redis,
+    prefix,
+    log: log.child({ component: 'media' }),
+    baseUrl: () => gateway.url,
+  });
 
   const pipeline = new Pipeline({
     config: config.pipeline,
@@ -111,6 +120,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       subscribe: (onMessage) => live.subscribe(channel.id, onMessage),
       publish: (message) => live.publish(message),
       missedReplies: (conversationId, afterId) => live.missed(conversationId, afterId),
+      media: media.forChannel(channel.id),
     };
     adapters.set(channel.id, definition.create({ id: channel.id, type: channel.type, options: channel.options }, ctx));
   }
@@ -138,6 +148,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         mount: (express) => {
           express.get('/', (_req, res, next) => (config.server.home ? res.redirect(302, config.server.home) : next()));
           mountAdmin(express, { adminKey: config.server.adminKey, pipeline, log });
+          media.mount(express);
         },
       })
     : undefined;

@@ -1,0 +1,297 @@
+/**
+ * Inbound media: platforms hand us media *ids* (WeChat MediaId, WeCom media_id...) that only the platform's media
+ * API can turn into bytes, with our access token. The gateway exposes each one as `GET /media/<id>` on itself:
+ *
+ * - `register(mediaId)` remembers (in Redis, for `ttlSeconds`, as long as platforms keep temporary media) which
+ *   channel and platform id a gateway media id stands for, and returns its URL — cheap, done before the webhook ack;
+ * - `resolve(mediaId)` downloads it through the channel's fetcher into `dir` with a size cap (started in the
+ *   background after the ack, and again on demand by `GET /media/<id>` on whichever process serves the request);
+ * - `load(url)` fetches bytes for an outbound upload, from this store when the URL is one of ours.
+ *
+ * The gateway id is a hash of (channel, platform id), so a platform id never appears in a URL and an id can only be
+ * served once an adapter registered it. Files are written to a temp name and renamed, so readers never see half a
+ * file. Content types are limited to media types and served with `nosniff` + a sandbox CSP, so a stored file can
+ * never run as a page on the gateway's origin.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join, resolve as resolvePath } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline as pipe } from 'node:stream/promises';
+import type { Express, Response } from 'express';
+import type { Logger } from 'pino';
+import { createHttpClient } from './http-client.js';
+import type { RedisClient } from '../types.js';
+
+export interface FetchedMedia {
+  body: Readable | Buffer;
+  contentType?: string | undefined;
+  fileName?: string | undefined;
+  /** Declared size, when the platform says (checked against the cap before reading). */
+  size?: number | undefined;
+}
+/** How a channel downloads one of its platform media ids (with its own token, API and error handling). */
+export type MediaFetcher = (mediaId: string) => Promise<FetchedMedia>;
+
+export interface StoredMedia {
+  id: string;
+  url: string;
+  path: string;
+  contentType: string;
+  size: number;
+  fileName?: string | undefined;
+}
+
+export interface LoadedMedia {
+  data: Buffer;
+  contentType: string;
+  fileName: string;
+}
+
+export class MediaTooLargeError extends Error {
+  constructor(readonly maxBytes: number) {
+    super(`media exceeds the ${maxBytes} byte limit`);
+    this.name = 'MediaTooLargeError';
+  }
+}
+
+/** What an adapter sees as `ctx.media`. */
+export interface ChannelMedia {
+  readonly maxBytes: number;
+  /** Tells the store how to download this channel's media ids; call once when the adapter is built. */
+  setFetcher(fetch: MediaFetcher): void;
+  /** The gateway URL a platform media id will be served at (pure: same id → same URL). */
+  urlFor(mediaId: string): string;
+  /** Remembers the id so `GET /media/<id>` can resolve it, and returns its URL. */
+  register(mediaId: string): Promise<string>;
+  /** Downloads now (if not stored yet) and returns the stored file. */
+  resolve(mediaId: string): Promise<StoredMedia>;
+  /** Bytes of an http(s) URL (or one of this gateway's media URLs) for an outbound upload, capped. */
+  load(url: string): Promise<LoadedMedia>;
+}
+
+export interface MediaStoreOptions {
+  dir: string;
+  maxBytes: number;
+  redis: RedisClient;
+  /** Global key prefix (config.redis.prefix). */
+  prefix: string;
+  log: Logger;
+  /** The gateway's public base URL (known once it listens). */
+  baseUrl: () => string;
+  /** How long a registered id can be resolved: WeChat temporary media lives 3 days. */
+  ttlSeconds?: number;
+  downloadTimeoutMs?: number;
+}
+
+const ID = /^[a-z0-9][a-z0-9-]{0,62}\.[A-Za-z0-9_-]{32}$/;
+const SAFE_TYPES = /^(image|audio|video)\/[a-z0-9.+-]+$|^application\/(pdf|octet-stream)$/;
+
+interface Meta {
+  contentType: string;
+  size: number;
+  fileName?: string | undefined;
+}
+
+export class MediaStore {
+  private readonly dir: string;
+  private readonly fetchers = new Map<string, MediaFetcher>();
+  private readonly resolving = new Map<string, Promise<StoredMedia>>();
+  private readonly http;
+  private readonly ttlSeconds: number;
+
+  constructor(private readonly options: MediaStoreOptions) {
+    this.dir = resolvePath(options.dir);
+    this.ttlSeconds = options.ttlSeconds ?? 3 * 24 * 3600;
+    this.http = createHttpClient(undefined, options.downloadTimeoutMs ?? 30_000);
+  }
+
+  get maxBytes(): number {
+    return this.options.maxBytes;
+  }
+
+  idFor(channelId: string, mediaId: string): string {
+    const digest = createHash('sha256').update(`${channelId}\u0000${mediaId}`).digest('base64url').slice(0, 32);
+    return `${channelId}.${digest}`;
+  }
+
+  urlOf(id: string): string {
+    return `${this.options.baseUrl()}/media/${id}`;
+  }
+
+  forChannel(channelId: string): ChannelMedia {
+    return {
+      maxBytes: this.options.maxBytes,
+      setFetcher: (fetch) => void this.fetchers.set(channelId, fetch),
+      urlFor: (mediaId) => this.urlOf(this.idFor(channelId, mediaId)),
+      register: async (mediaId) => {
+        const id = this.idFor(channelId, mediaId);
+        await this.options.redis.set(this.key(id), JSON.stringify({ channel: channelId, mediaId }), 'EX', this.ttlSeconds);
+        return this.urlOf(id);
+      },
+      resolve: (mediaId) => this.resolveId(this.idFor(channelId, mediaId), channelId, mediaId),
+      load: (url) => this.load(url),
+    };
+  }
+
+  /** `GET /media/<id>`: serves a stored file, downloading a registered id first when this process lacks it. */
+  mount(app: Express): void {
+    app.get('/media/:id', async (req, res) => {
+      const id = String(req.params.id);
+      try {
+        const stored = await this.lookup(id);
+        if (!stored) return void res.status(404).json({ error: 'unknown_media', message: `no media with id "${id}" (unknown or expired)` });
+        await this.serve(stored, res);
+      } catch (err) {
+        const tooLarge = err instanceof MediaTooLargeError;
+        this.options.log.warn({ mediaKey: id, err: (err as Error).message }, 'media could not be served');
+        if (!res.headersSent) {
+          res.status(502).json({
+            error: tooLarge ? 'media_too_large' : 'media_unavailable',
+            message: tooLarge ? (err as Error).message : 'the platform did not provide this media; it may have expired',
+          });
+        } else res.destroy();
+      }
+    });
+  }
+
+  private key(id: string): string {
+    return `${this.options.prefix}:media:${id}`;
+  }
+
+  private async lookup(id: string): Promise<StoredMedia | undefined> {
+    if (!ID.test(id)) return undefined;
+    const local = await this.readStored(id);
+    if (local) return local;
+    const raw = await this.options.redis.get(this.key(id));
+    if (!raw) return undefined;
+    const { channel, mediaId } = JSON.parse(raw) as { channel: string; mediaId: string };
+    return this.resolveId(id, channel, mediaId);
+  }
+
+  private async serve(stored: StoredMedia, res: Response): Promise<void> {
+    res.status(200).set({
+      'Content-Type': stored.contentType,
+      'Content-Length': String(stored.size),
+      'X-Content-Type-Options': 'nosniff',
+      'Content-Security-Policy': "sandbox; default-src 'none'",
+      'Cache-Control': 'private, max-age=86400',
+      ...(stored.fileName !== undefined && {
+        'Content-Disposition': `inline; filename*=UTF-8''${encodeURIComponent(stored.fileName)}`,
+      }),
+    });
+    await pipe(createReadStream(stored.path), res);
+  }
+
+  private async readStored(id: string): Promise<StoredMedia | undefined> {
+    const path = join(this.dir, id);
+    try {
+      const meta = JSON.parse(await readFile(`${path}.json`, 'utf8')) as Meta;
+      const { size } = await stat(path);
+      return { id, url: this.urlOf(id), path, contentType: meta.contentType, size, fileName: meta.fileName };
+    } catch {
+      return undefined;
+    }
+  }
+
+  private resolveId(id: string, channel: string, mediaId: string): Promise<StoredMedia> {
+    let pending = this.resolving.get(id);
+    if (!pending) {
+      pending = this.download(id, channel, mediaId).finally(() => this.resolving.delete(id));
+      this.resolving.set(id, pending);
+    }
+    return pending;
+  }
+
+  private async download(id: string, channel: string, mediaId: string): Promise<StoredMedia> {
+    const existing = await this.readStored(id);
+    if (existing) return existing;
+    const fetch = this.fetchers.get(channel);
+    if (!fetch) throw new Error(`channel ${channel} cannot download media in this process`);
+    const fetched = await fetch(mediaId);
+    if (fetched.size !== undefined && fetched.size > this.options.maxBytes) {
+      if (fetched.body instanceof Readable) fetched.body.destroy();
+      throw new MediaTooLargeError(this.options.maxBytes);
+    }
+    await mkdir(this.dir, { recursive: true });
+    const path = join(this.dir, id);
+    const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+    const body = Buffer.isBuffer(fetched.body) ? Readable.from([fetched.body]) : fetched.body;
+    try {
+      await pipe(body, capped(this.options.maxBytes), createWriteStream(tmp, { mode: 0o600 }));
+      const { size } = await stat(tmp);
+      const meta: Meta = { contentType: safeType(fetched.contentType), size, fileName: fetched.fileName };
+      // Metadata first: a file without it is treated as absent, so a crash in between only costs a re-download.
+      await writeFile(`${path}.json`, JSON.stringify(meta));
+      await rename(tmp, path);
+      this.options.log.info({ mediaKey: id, size, contentType: meta.contentType }, 'media stored');
+      return { id, url: this.urlOf(id), path, ...meta };
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  /** Bytes of a URL for an outbound upload: this gateway's own media URLs come from the store, others over HTTP. */
+  async load(url: string): Promise<LoadedMedia> {
+    const own = `${this.options.baseUrl()}/media/`;
+    if (url.startsWith(own)) {
+      const stored = await this.lookup(url.slice(own.length));
+      if (!stored) throw new Error(`media ${url} is unknown or expired`);
+      return { data: await readFile(stored.path), contentType: stored.contentType, fileName: stored.fileName ?? fileNameFor(stored.id, stored.contentType) };
+    }
+    const parsed = new URL(url);
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error(`only http(s) media URLs can be sent, not ${parsed.protocol}`);
+    const res = await this.http.get<Readable>(url, { responseType: 'stream', maxRedirects: 3 });
+    if (res.status < 200 || res.status >= 300) {
+      res.data.destroy();
+      throw new Error(`downloading ${parsed.origin}${parsed.pathname} failed: HTTP ${res.status}`);
+    }
+    const declared = Number(res.headers['content-length']);
+    if (declared > this.options.maxBytes) {
+      res.data.destroy();
+      throw new MediaTooLargeError(this.options.maxBytes);
+    }
+    const chunks: Buffer[] = [];
+    await pipe(res.data, capped(this.options.maxBytes), async function* (source) {
+      for await (const chunk of source) chunks.push(chunk as Buffer);
+    });
+    const contentType = String(res.headers['content-type'] ?? 'application/octet-stream').split(';')[0]!.trim();
+    const last = decodeURIComponent(parsed.pathname.split('/').pop() ?? '');
+    return { data: Buffer.concat(chunks), contentType, fileName: /\.[a-z0-9]{2,5}$/i.test(last) ? last : fileNameFor('media', contentType) };
+  }
+}
+
+/** A pass-through stream that fails once more than `maxBytes` went through. */
+function capped(maxBytes: number): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      seen += chunk.length;
+      if (seen > maxBytes) cb(new MediaTooLargeError(maxBytes));
+      else cb(null, chunk);
+    },
+  });
+}
+
+function safeType(contentType: string | undefined): string {
+  const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  return SAFE_TYPES.test(type) ? type : 'application/octet-stream';
+}
+
+const EXTENSIONS: Record<string, string> = {
+  'image/jpeg': 'jpg',
+  'image/png': 'png',
+  'image/gif': 'gif',
+  'image/webp': 'webp',
+  'audio/amr': 'amr',
+  'audio/mpeg': 'mp3',
+  'audio/silk': 'silk',
+  'video/mp4': 'mp4',
+};
+
+/** A file name with an extension the platform's upload API accepts (they check it). */
+export function fileNameFor(base: string, contentType: string): string {
+  return `${base.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 40)}.${EXTENSIONS[contentType] ?? 'bin'}`;
+}

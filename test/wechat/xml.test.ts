@@ -1,0 +1,37 @@
+/** The hardened XML parser: CDATA, 64-bit ids as strings, DOCTYPE/XXE refused, size cap, malformed → 400. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { HttpError } from '../../gateway/errors.js';
+import { buildXml, parseWechatXml, parseXml } from '../../adapters/shared/xml.js';
+
+const status = (code: number, error: string) => (e: unknown) => e instanceof HttpError && e.status === code && e.code === error;
+
+test('reads WeChat XML: CDATA, predefined entities, 64-bit MsgId kept exact', () => {
+  const xml = parseWechatXml(
+    '<xml><ToUserName><![CDATA[gh_1]]></ToUserName><Content><![CDATA[a &amp; <b> <!DOCTYPE]]></Content><MsgId>6054768590064713728</MsgId><T>x &lt; y</T></xml>',
+  );
+  assert.deepEqual(xml, { ToUserName: 'gh_1', Content: 'a &amp; <b> <!DOCTYPE', MsgId: '6054768590064713728', T: 'x < y' });
+});
+
+test('refuses DOCTYPE / ENTITY declarations (XXE, billion laughs) before parsing', () => {
+  const xxe = '<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><xml><Content>&xxe;</Content></xml>';
+  assert.throws(() => parseXml(xxe), status(400, 'malformed_xml'));
+  const laughs = '<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]><xml><a>&lol2;</a></xml>';
+  assert.throws(() => parseXml(laughs), status(400, 'malformed_xml'));
+  // An undeclared entity reference is left as text, never resolved.
+  assert.deepEqual(parseWechatXml('<xml><a>&xxe;</a></xml>'), { a: '&xxe;' });
+});
+
+test('malformed, empty, rootless and oversized documents', () => {
+  assert.throws(() => parseXml('<xml><a></xml>'), status(400, 'malformed_xml'));
+  assert.throws(() => parseXml('{"json": true}'), status(400, 'malformed_xml'));
+  assert.throws(() => parseXml('   '), status(400, 'malformed_xml'));
+  assert.throws(() => parseWechatXml('<other>1</other>'), status(400, 'malformed_xml'));
+  assert.throws(() => parseXml(`<xml><a>${'x'.repeat(2000)}</a></xml>`, { maxBytes: 1000 }), status(413, 'payload_too_large'));
+});
+
+test('buildXml writes the passive-reply layout and round-trips, even with "]]>" in text', () => {
+  const text = buildXml({ ToUserName: 'o1', CreateTime: 1700000000, MsgType: 'text', Content: 'a]]>b', Skip: undefined });
+  assert.equal(text, '<xml><ToUserName><![CDATA[o1]]></ToUserName><CreateTime>1700000000</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[a]]]]><![CDATA[>b]]></Content></xml>');
+  assert.equal(parseWechatXml(text).Content, 'a]]>b');
+});
