@@ -15,6 +15,7 @@ import type { z } from 'zod';
 import type { ContentType, UnifiedMessage } from '../gateway/message.js';
 import type { ConversationReference } from '../gateway/conversation-reference.js';
 import type { ChannelMedia } from './shared/media-store.js';
+import type { GatewayEvents } from '../gateway/events.js';
 
 export type RedisClient = Redis | Cluster;
 
@@ -48,6 +49,9 @@ export interface AdapterContext {
   missedReplies(conversationId: string, afterId: string | undefined): Promise<UnifiedMessage[]>;
   /** Platform media ids → files served at `GET /media/<id>` (adapters/shared/media-store.ts). */
   readonly media: ChannelMedia;
+  /** The gateway's in-process events (hand-off requested, delivery failed...), for adapters that mirror them on the
+   *  platform (e.g. WeCom kf moving a session to a human servicer). Emitted in the process running the pipeline. */
+  readonly events?: GatewayEvents;
 }
 
 export interface SendResult {

@@ -121,6 +121,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       publish: (message) => live.publish(message),
       missedReplies: (conversationId, afterId) => live.missed(conversationId, afterId),
       media: media.forChannel(channel.id),
+      events,
     };
     adapters.set(channel.id, definition.create({ id: channel.id, type: channel.type, options: channel.options }, ctx));
   }
