@@ -54,6 +54,10 @@ export const RedisConfig = z
       .string()
       .optional()
       .describe('redis:// URL of an existing Redis; absent starts a private redis-server child process'),
+    cluster: z
+      .array(z.string().regex(/^[^:\s]+:\d{1,5}$/, 'use "host:port"'))
+      .optional()
+      .describe('Seed nodes of a Redis Cluster ("host:port"); when set, url is ignored'),
     prefix: z
       .string()
       .regex(/^[a-zA-Z0-9_-]+$/)

@@ -21,7 +21,7 @@ import { createLogger, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { OutboundHooks } from './outbound-hooks.js';
 import { Pipeline } from './pipeline.js';
-import { connectRedis } from './redis.js';
+import { clusterNodes, connectRedis, describeTarget, type RedisTarget } from './redis.js';
 import { Transcripts } from './transcript.js';
 import { newMessageId } from './message.js';
 import { MediaStore } from '../adapters/shared/media-store.js';
@@ -30,7 +30,8 @@ export type Role = 'all' | 'ingress' | 'worker';
 
 export interface GatewayOptions {
   config: GatewayConfig;
-  redisUrl: string;
+  /** A redis:// URL; ignored when the config names a Redis Cluster. */
+  redisUrl?: string;
   role?: Role;
   log?: Logger;
   /** Replaces the configured bot (tests, benchmarks). */
@@ -59,20 +60,23 @@ const TRANSCRIPT_MAX = 500;
 const RETENTION_SECONDS = 30 * 24 * 3600;
 
 export function createGateway(options: GatewayOptions): Gateway {
-  const { config, redisUrl } = options;
+  const { config } = options;
+  const target: RedisTarget = config.redis.cluster?.length
+    ? { cluster: clusterNodes(config.redis.cluster) }
+    : { url: options.redisUrl ?? config.redis.url ?? 'redis://127.0.0.1:6379' };
   const role = options.role ?? 'all';
   const serves = role !== 'worker';
   const consumes = role !== 'ingress';
   const log = options.log ?? createLogger(config.log.level);
   const prefix = config.redis.prefix;
-  const redis = connectRedis(redisUrl);
+  const redis = connectRedis(target);
   redis.on('error', (err) => log.error({ err: err.message }, 'redis connection error'));
 
   const metrics = new Metrics();
   const events = new GatewayEvents();
   const conversations = new ConversationStore(redis, prefix);
   const transcripts = new Transcripts(redis, prefix, TRANSCRIPT_MAX, RETENTION_SECONDS);
-  const live = new LiveHub(redis, redisUrl, prefix, config.pipeline.missedReplyRetention, RETENTION_SECONDS, log);
+  const live = new LiveHub(redis, () => connectRedis(target, { autoPipelining: false }), prefix, config.pipeline.missedReplyRetention, RETENTION_SECONDS, log);
   const hooks = new OutboundHooks().use({
     name: 'transcript',
     afterSend: (message) => transcripts.append(message),
@@ -92,7 +96,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     config: config.pipeline,
     prefix,
     redis,
-    redisUrl,
+    connect: () => connectRedis(target, { autoPipelining: false }),
     processId: `${hostname()}:${process.pid}:${newMessageId().slice(-8)}`,
     log,
     adapters,
@@ -188,7 +192,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       }
       if (consumes) await pipeline.startWorkers();
       started = true;
-      log.info({ url: gateway.url, role, channels: [...adapters.keys()] }, 'gateway started');
+      log.info({ url: gateway.url, role, redis: describeTarget(target), channels: [...adapters.keys()] }, 'gateway started');
     },
 
     async stop() {

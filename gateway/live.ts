@@ -5,18 +5,17 @@
  * everything after the last id it saw — ids are ULIDs and sort by time) and published on Redis pub/sub; every
  * ingress process subscribes once and hands the message to the adapter owning the channel.
  */
-import { Redis } from 'ioredis';
 import type { RedisClient } from '../adapters/types.js';
 import type { Logger } from './logger.js';
 import { UnifiedMessage } from './message.js';
 
 export class LiveHub {
-  private subscriber: Redis | undefined;
+  private subscriber: RedisClient | undefined;
   private readonly handlers = new Map<string, Set<(message: UnifiedMessage) => void>>();
 
   constructor(
     private readonly redis: RedisClient,
-    private readonly redisUrl: string,
+    private readonly connect: () => RedisClient,
     private readonly prefix: string,
     private readonly retention: number,
     private readonly retentionSeconds: number,
@@ -49,7 +48,7 @@ export class LiveHub {
 
   async subscribe(channel: string, handler: (message: UnifiedMessage) => void): Promise<() => Promise<void>> {
     if (!this.subscriber) {
-      this.subscriber = new Redis(this.redisUrl, { maxRetriesPerRequest: null });
+      this.subscriber = this.connect();
       this.subscriber.on('message', (topic: string, json: string) => {
         const channelId = topic.slice(`${this.prefix}:live:`.length);
         const set = this.handlers.get(channelId);

@@ -39,7 +39,7 @@ async function main(): Promise<void> {
   const log = createLogger(config.log.level);
   let privateRedis: PrivateRedis | undefined;
   let redisUrl = process.env.REDIS_URL || config.redis.url;
-  if (!redisUrl) {
+  if (!redisUrl && !config.redis.cluster?.length) {
     try {
       privateRedis = await startPrivateRedis({ dataDir: config.redis.dataDir, log: (line) => log.info(line) });
     } catch (err) {
@@ -53,7 +53,7 @@ async function main(): Promise<void> {
     log.info({ url: redisUrl, dataDir: config.redis.dataDir }, 'started a private redis-server');
   }
 
-  const gateway = createGateway({ config, redisUrl, role, log });
+  const gateway = createGateway({ config, role, log, ...(redisUrl && { redisUrl }) });
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;

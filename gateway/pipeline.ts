@@ -12,7 +12,7 @@
  * Both stages are sharded by conversation with one consumer per shard (queues.ts, shards.ts), so the messages of a
  * conversation are handled in order while different conversations run in parallel.
  */
-import { Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { ChannelAdapter, IngestResult, RedisClient, ReferenceInput } from '../adapters/types.js';
 import { DeliveryError } from '../adapters/types.js';
 import type { Bot } from '../bot/types.js';
@@ -25,7 +25,6 @@ import { contentAsText, createMessage, UnifiedMessage, type Content, type Decisi
 import type { Metrics } from './metrics.js';
 import type { OutboundHooks } from './outbound-hooks.js';
 import { queueName, shardOf, type Stage } from './queues.js';
-import { redisConnectionOptions } from './redis.js';
 import { ShardLeases } from './shards.js';
 import type { Transcripts } from './transcript.js';
 
@@ -46,7 +45,8 @@ export interface PipelineDeps {
   config: PipelineConfig;
   prefix: string;
   redis: RedisClient;
-  redisUrl: string;
+  /** Opens a new Redis connection (each shard's workers get their own). */
+  connect: () => RedisClient;
   processId: string;
   log: Logger;
   adapters: ReadonlyMap<string, ChannelAdapter>;
@@ -60,7 +60,7 @@ export interface PipelineDeps {
 
 export class Pipeline {
   private readonly queues = new Map<string, Queue>();
-  private readonly workers = new Map<number, Worker[]>();
+  private readonly workers = new Map<number, { workers: Worker[]; connection: RedisClient }>();
   private leases: ShardLeases | undefined;
   private draining = false;
 
@@ -306,8 +306,9 @@ export class Pipeline {
 
   private startShard(shard: number): void {
     const { prefix, config, log } = this.deps;
-    const connection = redisConnectionOptions(this.deps.redisUrl) as ConnectionOptions;
-    const common = { connection, prefix, concurrency: config.concurrency, autorun: true };
+    // BullMQ duplicates this connection for its blocking reads; we own it and close it with the shard.
+    const connection = this.deps.connect();
+    const common = { connection: connection as never, prefix, concurrency: config.concurrency, autorun: true };
     const inbound = new Worker<InboundJob>(queueName('in', shard), async (job) => this.processInbound(job), common);
     const outbound: Worker<OutboundJob> = new Worker<OutboundJob>(
       queueName('out', shard),
@@ -323,7 +324,7 @@ export class Pipeline {
       });
       worker.on('error', (err) => log.error({ err, queue: worker.name }, 'worker error'));
     }
-    this.workers.set(shard, [inbound, outbound]);
+    this.workers.set(shard, { workers: [inbound, outbound], connection });
     log.debug({ shard }, 'shard consumer started');
   }
 
@@ -333,10 +334,10 @@ export class Pipeline {
    * inbound jobs produced (bounded), so a customer whose message was being answered still gets the answer.
    */
   private async stopShard(shard: number, drain = false): Promise<void> {
-    const workers = this.workers.get(shard);
-    if (!workers) return;
+    const entry = this.workers.get(shard);
+    if (!entry) return;
     this.workers.delete(shard);
-    const [inbound, outbound] = workers;
+    const [inbound, outbound] = entry.workers;
     await inbound?.close();
     if (drain) {
       const queue = this.queueAt('out', shard);
@@ -346,6 +347,7 @@ export class Pipeline {
       }
     }
     await outbound?.close();
+    entry.connection.disconnect();
   }
 
   /** Stops consuming (draining in-flight jobs) and closes producers. */

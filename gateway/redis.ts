@@ -1,18 +1,51 @@
-/** Redis connections: one auto-pipelined command client shared by the process, and BullMQ's own per worker. */
-import { Redis, type RedisOptions } from 'ioredis';
+/**
+ * Redis connections. A target is one server (`redis://` URL) or a Redis Cluster (seed nodes). Every key the gateway
+ * and BullMQ create carries a hash tag per queue or per conversation, so multi-key scripts stay in one slot and the
+ * shards spread across the cluster's masters.
+ */
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { RedisClient } from '../adapters/types.js';
+
+export type RedisTarget = { url: string } | { cluster: Array<{ host: string; port: number }> };
 
 /** BullMQ workers need `maxRetriesPerRequest: null` so blocking commands survive reconnects. */
 export function redisOptions(extra: RedisOptions = {}): RedisOptions {
   return { maxRetriesPerRequest: null, enableReadyCheck: true, ...extra };
 }
 
-export function connectRedis(url: string, extra: RedisOptions = {}): RedisClient {
-  // Auto-pipelining batches the commands issued in one event-loop tick into one round trip.
-  return new Redis(url, redisOptions({ enableAutoPipelining: true, ...extra }));
+/**
+ * A new client for the target. `autoPipelining` batches the commands issued in one event-loop tick into one round
+ * trip — on for the shared command client, off for connections BullMQ blocks on.
+ */
+export function connectRedis(target: RedisTarget | string, opts: { autoPipelining?: boolean } = {}): RedisClient {
+  const t = typeof target === 'string' ? { url: target } : target;
+  const autoPipelining = opts.autoPipelining ?? true;
+  if ('cluster' in t) {
+    const options: ClusterOptions = {
+      redisOptions: redisOptions(),
+      enableAutoPipelining: autoPipelining,
+      enableReadyCheck: true,
+      slotsRefreshTimeout: 2000,
+    };
+    return new Cluster(t.cluster, options);
+  }
+  return new Redis(t.url, redisOptions({ enableAutoPipelining: autoPipelining }));
 }
 
-/** ioredis options from a redis:// URL, for libraries (BullMQ workers) that should own their connections. */
+/** "host:port" strings from config → cluster seed nodes. */
+export function clusterNodes(list: string[]): Array<{ host: string; port: number }> {
+  return list.map((entry) => {
+    const i = entry.lastIndexOf(':');
+    return { host: entry.slice(0, i), port: Number(entry.slice(i + 1)) };
+  });
+}
+
+export function describeTarget(target: RedisTarget): string {
+  return 'url' in target ? target.url.replace(/\/\/[^@]*@/, '//***@') : `cluster ${target.cluster.map((n) => `${n.host}:${n.port}`).join(',')}`;
+}
+
+/** ioredis options from a redis:// URL, for code that wants BullMQ to own its connection (single server only;
+ *  with a cluster use connectRedis). */
 export function redisConnectionOptions(url: string, extra: RedisOptions = {}): RedisOptions {
   const u = new URL(url);
   return redisOptions({
