@@ -1,0 +1,173 @@
+/**
+ * One loaded model: ONNX session + manifest (labels, thresholds) as a single immutable bundle. A bundle only exists
+ * once it has been validated — it loads, its output has one probability per label, and every manifest sample
+ * predicts its declared label — so swapping bundles can never expose a half-loaded or untested model.
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { Manifest } from './manifest.js';
+import type { IntentPrediction, IntentScore } from './types.js';
+
+export class ModelValidationError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ModelValidationError';
+  }
+}
+
+export interface ModelFiles {
+  onnx: Uint8Array;
+  manifest: Uint8Array;
+}
+
+export async function readModelFolder(dir: string): Promise<ModelFiles> {
+  const read = async (name: string) => {
+    try {
+      return await readFile(join(dir, name));
+    } catch (err) {
+      throw new ModelValidationError('model_files_missing', `cannot read ${join(dir, name)}: ${(err as Error).message}`);
+    }
+  };
+  return { onnx: await read('model.onnx'), manifest: await read('model.json') };
+}
+
+/** Content id of a bundle: the same two files always give the same id, whatever their path. */
+export function bundleId(files: ModelFiles): string {
+  return createHash('sha256').update(files.manifest).update('\0').update(files.onnx).digest('hex').slice(0, 24);
+}
+
+export class ModelBundle {
+  private inflight = 0;
+  private retired = false;
+  private released = false;
+
+  private constructor(
+    readonly id: string,
+    readonly files: ModelFiles,
+    readonly manifest: Manifest,
+    private readonly session: ort.InferenceSession,
+  ) {}
+
+  get version(): string {
+    return `${this.manifest.name}@${this.manifest.version}`;
+  }
+
+  /** Loads and validates; throws ModelValidationError (with a code for the API answer) when the model is unusable. */
+  static async load(files: ModelFiles): Promise<ModelBundle> {
+    let manifest: Manifest;
+    try {
+      const parsed = Manifest.safeParse(JSON.parse(Buffer.from(files.manifest).toString('utf8')));
+      if (!parsed.success) {
+        const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+        throw new ModelValidationError('manifest_invalid', `model.json does not follow the model contract: ${issues}`);
+      }
+      manifest = parsed.data;
+    } catch (err) {
+      if (err instanceof ModelValidationError) throw err;
+      throw new ModelValidationError('manifest_invalid', `model.json is not valid JSON: ${(err as Error).message}`);
+    }
+
+    let session: ort.InferenceSession;
+    try {
+      // One thread: a message is a few dozen n-grams; thread hand-offs would cost more than the arithmetic.
+      session = await ort.InferenceSession.create(files.onnx, {
+        intraOpNumThreads: 1,
+        interOpNumThreads: 1,
+        executionMode: 'sequential',
+        graphOptimizationLevel: 'all',
+      });
+    } catch (err) {
+      throw new ModelValidationError('onnx_invalid', `model.onnx does not load in onnxruntime: ${(err as Error).message}`);
+    }
+    const bundle = new ModelBundle(bundleId(files), files, manifest, session);
+    try {
+      await bundle.validate();
+    } catch (err) {
+      await session.release().catch(() => undefined);
+      throw err;
+    }
+    return bundle;
+  }
+
+  private async validate(): Promise<void> {
+    const { input, labels, samples } = this.manifest;
+    if (!this.session.inputNames.includes(input.name)) {
+      throw new ModelValidationError('input_mismatch', `the graph has no input "${input.name}" (it has ${this.session.inputNames.join(', ')})`);
+    }
+    if (!this.session.outputNames.includes(input.output)) {
+      throw new ModelValidationError('output_mismatch', `the graph has no output "${input.output}" (it has ${this.session.outputNames.join(', ')})`);
+    }
+    const failures: string[] = [];
+    for (const sample of samples) {
+      let probs: Float32Array;
+      try {
+        probs = await this.probabilities(sample.text);
+      } catch (err) {
+        throw new ModelValidationError('inference_failed', `the graph fails on sample "${sample.text}": ${(err as Error).message}`);
+      }
+      if (probs.length !== labels.length) {
+        throw new ModelValidationError(
+          'label_mismatch',
+          `the graph outputs ${probs.length} scores but model.json lists ${labels.length} labels`,
+        );
+      }
+      const got = labels[argmax(probs)]!;
+      if (got !== sample.label) failures.push(`"${sample.text}" → ${got} (declared ${sample.label})`);
+    }
+    if (failures.length) {
+      throw new ModelValidationError('samples_failed', `${failures.length}/${samples.length} manifest samples predict another label: ${failures.slice(0, 5).join('; ')}`);
+    }
+  }
+
+  private async probabilities(text: string): Promise<Float32Array> {
+    const { input } = this.manifest;
+    const out = await this.session.run({ [input.name]: new ort.Tensor('string', [text], [1]) });
+    return out[input.output]!.data as Float32Array;
+  }
+
+  async predict(text: string): Promise<IntentPrediction> {
+    this.inflight++;
+    try {
+      const probs = await this.probabilities(text);
+      const { labels, thresholds } = this.manifest;
+      const top: IntentScore[] = Array.from(probs, (score, i) => ({ label: labels[i]!, score }))
+        .sort((a, b) => b.score - a.score)
+        .slice(0, 3);
+      const best = top[0]!;
+      return {
+        label: best.label,
+        confidence: best.score,
+        top,
+        modelVersion: this.version,
+        thresholds,
+        outOfScope: best.score < thresholds.outOfScope,
+      };
+    } finally {
+      this.inflight--;
+      if (this.retired && this.inflight === 0) void this.release();
+    }
+  }
+
+  /** No longer live: frees the session once the predictions already running on it have finished. */
+  retire(): void {
+    this.retired = true;
+    if (this.inflight === 0) void this.release();
+  }
+
+  private async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    await this.session.release().catch(() => undefined);
+  }
+}
+
+function argmax(p: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < p.length; i++) if (p[i]! > p[best]!) best = i;
+  return best;
+}
