@@ -24,6 +24,10 @@ export interface GatewayEventMap {
     reason?: DeliveryFailureReason;
     final: boolean;
   };
+  /** No agent picked up a hand-off in time; the customer got the configured message. */
+  'conversation.pickup_timeout': { conversationId: string; waitedSeconds: number; action: 'wait' | 'bot' | 'close' };
+  /** An inbound message failed for good in the inbound stage (the bot threw and the job's attempts ran out). */
+  'message.processing_failed': { conversationId: string; message: UnifiedMessage; error: string };
 }
 export type GatewayEventType = keyof GatewayEventMap;
 

@@ -320,6 +320,11 @@ export class Pipeline {
         if (!job) return;
         const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
         if (final) log.error({ msgId: job.id, queue: worker.name, err }, `${stage} job dead-lettered`);
+        // Nobody may be left waiting silently: the hand-off layer turns this into a visible hand-off to a human.
+        if (final && stage === 'inbound' && job.data?.message) {
+          const message = (job as Job<InboundJob>).data.message;
+          this.deps.events.emit('message.processing_failed', { conversationId: message.conversationId, message, error: err.message });
+        }
         this.deps.metrics.failures.inc({ stage, reason: final ? 'dead_letter' : 'retry' });
       });
       worker.on('error', (err) => log.error({ err, queue: worker.name }, 'worker error'));

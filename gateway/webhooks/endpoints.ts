@@ -1,0 +1,72 @@
+/**
+ * Webhook subscriptions: those in the config plus those added over the API (kept in Redis), and each endpoint's
+ * enabled/disabled state (a 410 from the receiver disables it; an admin can re-enable it). Config endpoints cannot be
+ * deleted over the API, only disabled — the config file stays the source of truth for them.
+ */
+import type { RedisClient } from '../../adapters/types.js';
+import { WebhookEndpoint, type WebhookEventType } from './config.js';
+
+export interface EndpointView extends WebhookEndpoint {
+  source: 'config' | 'api';
+  disabledReason?: string;
+}
+
+export class WebhookEndpoints {
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly keyPrefix: string,
+    private readonly fromConfig: readonly WebhookEndpoint[],
+  ) {}
+
+  private get storedKey(): string {
+    return `${this.keyPrefix}:endpoints`;
+  }
+  private get stateKey(): string {
+    return `${this.keyPrefix}:endpoint-state`;
+  }
+
+  async list(): Promise<EndpointView[]> {
+    const [stored, state] = await Promise.all([this.redis.hgetall(this.storedKey), this.redis.hgetall(this.stateKey)]);
+    const views: EndpointView[] = [];
+    const apply = (endpoint: WebhookEndpoint, source: EndpointView['source']): EndpointView => {
+      const s = state[endpoint.id];
+      if (s === undefined) return { ...endpoint, source };
+      const parsed = JSON.parse(s) as { enabled: boolean; reason?: string };
+      return { ...endpoint, source, enabled: parsed.enabled, ...(parsed.reason !== undefined && !parsed.enabled && { disabledReason: parsed.reason }) };
+    };
+    for (const endpoint of this.fromConfig) views.push(apply(endpoint, 'config'));
+    for (const [id, json] of Object.entries(stored)) {
+      if (this.fromConfig.some((e) => e.id === id)) continue;
+      views.push(apply(WebhookEndpoint.parse(JSON.parse(json)), 'api'));
+    }
+    return views;
+  }
+
+  async get(id: string): Promise<EndpointView | undefined> {
+    return (await this.list()).find((e) => e.id === id);
+  }
+
+  /** Enabled endpoints whose filter takes this event type. */
+  async subscribedTo(type: WebhookEventType): Promise<EndpointView[]> {
+    return (await this.list()).filter((e) => e.enabled && (e.events.includes('*') || e.events.includes(type)));
+  }
+
+  isFromConfig(id: string): boolean {
+    return this.fromConfig.some((e) => e.id === id);
+  }
+
+  async put(endpoint: WebhookEndpoint): Promise<void> {
+    await this.redis.hset(this.storedKey, endpoint.id, JSON.stringify(endpoint));
+    await this.redis.hdel(this.stateKey, endpoint.id);
+  }
+
+  async remove(id: string): Promise<boolean> {
+    const removed = await this.redis.hdel(this.storedKey, id);
+    await this.redis.hdel(this.stateKey, id);
+    return removed > 0;
+  }
+
+  async setEnabled(id: string, enabled: boolean, reason?: string): Promise<void> {
+    await this.redis.hset(this.stateKey, id, JSON.stringify({ enabled, ...(reason !== undefined && { reason }), at: Date.now() }));
+  }
+}
