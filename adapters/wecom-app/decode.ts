@@ -1,0 +1,105 @@
+/**
+ * Pure decoder: the decrypted XML fields of a WeCom self-built app callback (接收消息与事件, path 90239/90240) → a
+ * UnifiedMessage. Messages: text, image, voice, video, location, link. Events: subscribe, unsubscribe, enter_agent,
+ * LOCATION, click, view, scancode_*, pic_*, location_select, template_card_event, ... — every event (and any
+ * message type not listed) becomes an `event` with the raw fields, never dropped.
+ *
+ * Dedupe keys (the doc's advice): messages by MsgId; events by FromUserName + CreateTime (+ Event, EventKey).
+ */
+import { capRaw, conversationIdFor, createMessage, type Content, type UnifiedMessage } from '../../gateway/message.js';
+import { field, type WecomFields } from './callback.js';
+
+export interface DecodedWecomApp {
+  message: UnifiedMessage;
+  /** The member's UserID: where replies go. */
+  userId: string;
+  agentId: string;
+}
+
+/** Fields every payload carries; an event's `data` holds the rest. */
+const COMMON = new Set(['ToUserName', 'FromUserName', 'CreateTime', 'MsgType', 'Event', 'EventKey', 'AgentID', 'MsgId']);
+
+export function decodeWecomAppMessage(fields: WecomFields, channel: { id: string; type: string }, now = Date.now()): DecodedWecomApp {
+  const msgType = field(fields, 'MsgType') || 'unknown';
+  const userId = field(fields, 'FromUserName') || 'sys';
+  const agentId = field(fields, 'AgentID');
+  const createTime = Number(field(fields, 'CreateTime'));
+  const timestamp = Number.isFinite(createTime) && createTime > 0 ? createTime * 1000 : now;
+  const msgId = field(fields, 'MsgId');
+  const event = field(fields, 'Event');
+  const channelMessageId = msgId
+    ? `msg:${msgId}`
+    : `evt:${userId}:${field(fields, 'CreateTime')}:${event || msgType}:${field(fields, 'EventKey')}`;
+
+  const message = createMessage({
+    channel: channel.id,
+    channelType: channel.type,
+    direction: 'in',
+    conversationId: wecomAppConversationId(channel.id, userId),
+    channelMessageId,
+    // Contact-change and other system events come from "sys", not from a person.
+    sender: { id: userId, role: userId === 'sys' ? 'system' : 'customer' },
+    timestamp,
+    receivedAt: now,
+    content: contentOf(msgType, event, fields),
+    metadata: { agentId, msgType },
+    raw: capRaw('wecom-app/xml', fields),
+  });
+  return { message, userId, agentId };
+}
+
+export function wecomAppConversationId(channelId: string, userId: string): string {
+  return conversationIdFor(channelId, userId);
+}
+
+function contentOf(msgType: string, event: string, fields: WecomFields): Content {
+  const f = (name: string) => field(fields, name);
+  switch (msgType) {
+    case 'text':
+      return { type: 'text', text: f('Content') };
+    case 'image':
+      return { type: 'image', mediaId: f('MediaId'), ...(f('PicUrl') && { url: f('PicUrl') }) };
+    case 'voice':
+      return { type: 'audio', mediaId: f('MediaId'), mimeType: voiceMime(f('Format')) };
+    case 'video':
+      return { type: 'video', mediaId: f('MediaId') };
+    case 'location': {
+      const latitude = Number(f('Location_X'));
+      const longitude = Number(f('Location_Y'));
+      if (Number.isFinite(latitude) && Number.isFinite(longitude) && Math.abs(latitude) <= 90 && Math.abs(longitude) <= 180) {
+        return { type: 'location', latitude, longitude, ...(f('Label') && { label: f('Label') }) };
+      }
+      return asEvent('location', fields);
+    }
+    case 'link':
+      return {
+        type: 'link',
+        title: f('Title'),
+        ...(f('Url') && { url: f('Url') }),
+        ...(f('Description') && { description: f('Description') }),
+        ...(f('PicUrl') && { thumbUrl: f('PicUrl') }),
+      };
+    case 'event':
+      return asEvent(event || 'event', fields);
+    default:
+      return asEvent(msgType, fields);
+  }
+}
+
+function asEvent(name: string, fields: WecomFields): Content {
+  const data: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(fields)) if (!COMMON.has(key)) data[key] = value;
+  const key = field(fields, 'EventKey');
+  return { type: 'event', event: name, ...(key && { key }), ...(Object.keys(data).length > 0 && { data }) };
+}
+
+function voiceMime(format: string): string {
+  switch (format.toLowerCase()) {
+    case 'amr':
+      return 'audio/amr';
+    case 'speex':
+      return 'audio/speex';
+    default:
+      return format ? `audio/${format.toLowerCase()}` : 'audio/amr';
+  }
+}
