@@ -5,9 +5,10 @@
 import type { AdapterDefinition } from './types.js';
 import app from './app/index.js';
 import web from './web/index.js';
+import wecomApp from './wecom-app/index.js';
 import custom from './custom/index.js';
 
-export const adapterDefinitions: readonly AdapterDefinition[] = [web, app, custom] as unknown as AdapterDefinition[];
+export const adapterDefinitions: readonly AdapterDefinition[] = [web, app, wecomApp, custom] as unknown as AdapterDefinition[];
 
 export function adapterDefinition(type: string): AdapterDefinition | undefined {
   return adapterDefinitions.find((d) => d.type === type);
