@@ -5,10 +5,12 @@
 import type { AdapterDefinition } from './types.js';
 import app from './app/index.js';
 import web from './web/index.js';
+import wechatMiniProgram from './wechat-miniprogram/index.js';
+import wechatOfficialAccount from './wechat-official-account/index.js';
 import wecomApp from './wecom-app/index.js';
 import custom from './custom/index.js';
 
-export const adapterDefinitions: readonly AdapterDefinition[] = [web, app, wecomApp, custom] as unknown as AdapterDefinition[];
+export const adapterDefinitions: readonly AdapterDefinition[] = [web, app, wechatMiniProgram, wechatOfficialAccount, wecomApp, custom] as unknown as AdapterDefinition[];
 
 export function adapterDefinition(type: string): AdapterDefinition | undefined {
   return adapterDefinitions.find((d) => d.type === type);
