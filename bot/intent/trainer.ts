@@ -81,7 +81,9 @@ function buildVocabulary(texts: string[], features: FeatureSettings): { vocabula
 }
 
 export function train(rows: Example[], options: TrainOptions = {}): LinearModel {
-  const o = { ...DEFAULT_TRAIN, features: DEFAULT_FEATURES, ...options };
+  // Options left undefined (e.g. CLI flags not given) keep their defaults rather than erasing them.
+  const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as TrainOptions;
+  const o = { ...DEFAULT_TRAIN, features: DEFAULT_FEATURES, ...given };
   if (rows.length === 0) throw new Error('no training rows');
   const labels = [...new Set(rows.map((r) => r.label))].sort();
   const labelIndex = new Map(labels.map((l, i) => [l, i]));

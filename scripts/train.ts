@@ -1,0 +1,74 @@
+/**
+ * Trains an intent model and writes a model folder (model.onnx + model.json):
+ *
+ *   npm run train -- --data data/intents/support/utterances.csv --out models/support
+ *
+ * Options: --name (default: the --out folder name), --version, --seed 42, --epochs, --lr, --l2, --holdout 0.2,
+ * --confidence, --out-of-scope, --margin (thresholds written into the manifest).
+ */
+import { basename } from 'node:path';
+import { parseArgs } from 'node:util';
+import { buildModel, writeModel } from '../bot/intent/build.js';
+import { readExamples } from '../bot/intent/data.js';
+
+const { values } = parseArgs({
+  options: {
+    data: { type: 'string' },
+    out: { type: 'string' },
+    name: { type: 'string' },
+    version: { type: 'string' },
+    seed: { type: 'string' },
+    epochs: { type: 'string' },
+    lr: { type: 'string' },
+    l2: { type: 'string' },
+    holdout: { type: 'string' },
+    confidence: { type: 'string' },
+    'out-of-scope': { type: 'string' },
+    margin: { type: 'string' },
+  },
+});
+if (!values.data || !values.out) {
+  console.error('usage: npm run train -- --data <file.csv|file.jsonl> --out models/<name> [--seed 42] [--epochs 30] [--holdout 0.2]');
+  process.exit(2);
+}
+const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+
+/** A one-line progress bar on a terminal, a line per epoch otherwise (CI logs). */
+function progress(epoch: number, epochs: number, loss: number): void {
+  const width = 30;
+  const filled = Math.round((epoch / epochs) * width);
+  const line = `training [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] epoch ${epoch}/${epochs} hinge loss ${loss.toFixed(4)}`;
+  if (process.stderr.isTTY) process.stderr.write(`\r${line}${epoch === epochs ? '\n' : ''}`);
+  else console.error(line);
+}
+
+const { examples, sha256 } = readExamples(values.data);
+const labels = new Set(examples.map((e) => e.label));
+console.error(`${examples.length} rows, ${labels.size} labels from ${values.data}`);
+const started = Date.now();
+const built = buildModel({
+  name: values.name ?? basename(values.out),
+  version: values.version,
+  examples,
+  dataSha256: sha256,
+  seed: num(values.seed),
+  epochs: num(values.epochs),
+  learningRate: num(values.lr),
+  l2: num(values.l2),
+  holdout: num(values.holdout),
+  thresholds: {
+    ...(values.confidence && { confidence: Number(values.confidence) }),
+    ...(values['out-of-scope'] && { outOfScope: Number(values['out-of-scope']) }),
+    ...(values.margin && { ambiguityMargin: Number(values.margin) }),
+  },
+  onEpoch: progress,
+});
+writeModel(values.out, built);
+
+const e = built.evaluation;
+console.log(`model ${built.manifest.name}@${built.manifest.version} → ${values.out} (${(built.onnx.length / 1024).toFixed(0)} KiB, ${built.model.data.vocabulary.length} n-grams, ${((Date.now() - started) / 1000).toFixed(1)} s)`);
+if (e) {
+  console.log(`held-out: ${e.count} rows, accuracy ${(e.accuracy * 100).toFixed(2)} %, macro-F1 ${(e.macroF1 * 100).toFixed(2)} %, temperature ${built.model.data.temperature}`);
+  console.log('worst classes (F1):');
+  for (const w of e.worst) console.log(`  ${w.label.padEnd(28)} ${(w.f1 * 100).toFixed(1)} %  (${w.support} rows)`);
+}
