@@ -14,6 +14,8 @@ export interface GatewayEventMap {
   'conversation.state_changed': { conversationId: string; change: StateChange };
   /** A customer message that did not go to the bot (conversation with or waiting for an agent). */
   'message.created': { conversationId: string; message: UnifiedMessage };
+  /** A customer message containing words from the bot's sensitive-word list (flagged; the bot still decides). */
+  'message.sensitive': { conversationId: string; message: UnifiedMessage; words: string[] };
   'message.delivered': { conversationId: string; message: UnifiedMessage; channelMessageId?: string };
   'message.delivery_failed': {
     conversationId: string;

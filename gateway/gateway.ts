@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import { adapterDefinition } from '../adapters/index.js';
 import type { AdapterContext, ChannelAdapter, RedisClient } from '../adapters/types.js';
-import { RuleBot } from '../bot/rule-bot.js';
+import { createBot, type BotParts } from '../bot/index.js';
 import type { Bot } from '../bot/types.js';
 import type { GatewayConfig } from '../config/schema.js';
 import { mountAdmin } from './admin.js';
@@ -81,7 +81,23 @@ export function createGateway(options: GatewayOptions): Gateway {
     name: 'transcript',
     afterSend: (message) => transcripts.append(message),
   });
-  const bot: Bot = options.bot ?? new RuleBot(config.bot);
+  // The configured bot (rules, KB, intent model, policy); a bot passed in (tests, benchmarks) replaces it.
+  const botParts: BotParts | undefined = options.bot
+    ? undefined
+    : createBot({
+        config: config.bot,
+        redis,
+        prefix,
+        log,
+        events,
+        // Burst windows: the customer's later messages still waiting in this conversation's inbound shard.
+        pendingInbound: async (conversationId) =>
+          (await pipeline.queue('in', conversationId).getWaiting(0, 200))
+            .map((job) => job.data?.message)
+            .filter((m) => m?.conversationId === conversationId),
+      });
+  const bot: Bot = options.bot ?? botParts!.bot;
+  for (const hook of botParts?.hooks ?? []) hooks.use(hook);
   const adapters = new Map<string, ChannelAdapter>();
   const media = new MediaStore({
     dir: config.server.mediaDir,
@@ -152,7 +168,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         },
         mount: (express) => {
           express.get('/', (_req, res, next) => (config.server.home ? res.redirect(302, config.server.home) : next()));
-          mountAdmin(express, { adminKey: config.server.adminKey, pipeline, log });
+          mountAdmin(express, { adminKey: config.server.adminKey, pipeline, log, extend: (router) => botParts?.adminRoutes(router) });
           media.mount(express);
         },
       })
@@ -174,6 +190,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     url: config.server.publicBaseUrl ?? `http://${config.server.host}:${config.server.port}`,
 
     async start() {
+      await botParts?.start();
       if (app) {
         server = createServer(app);
         server.keepAliveTimeout = 65_000;
@@ -203,7 +220,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       server?.closeIdleConnections();
       for (const adapter of adapters.values()) await adapter.stop?.().catch((err) => log.error({ err }, 'adapter stop failed'));
       await pipeline.close();
-      await bot.close?.();
+      await (botParts ? botParts.close() : bot.close?.());
       server?.closeAllConnections();
       await closing;
       await live.close();
