@@ -1,0 +1,48 @@
+/**
+ * Reference points measured in the same run as the gateway, on the same Redis:
+ *   noop-workers   BullMQ workers with the gateway's layout (one per shard queue and stage) doing nothing;
+ *   bare-enqueue   a bare express 5 JSON route that does one BullMQ `add` and answers 202.
+ * Started as child processes by bench/e2e.ts:  node --import tsx bench/ceiling.ts <mode> <redisUrl> <shards> [port]
+ */
+import express from 'express';
+import { Queue, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { queueName } from '../gateway/queues.js';
+
+const [mode, redisUrl, shardsArg, portArg] = process.argv.slice(2);
+const shards = Number(shardsArg ?? 8);
+const prefix = 'ceiling';
+
+if (mode === 'noop-workers') {
+  const workers: Worker[] = [];
+  for (const stage of ['in', 'out'] as const) {
+    for (let i = 0; i < shards; i++) {
+      workers.push(new Worker(queueName(stage, i), async () => {}, {
+        connection: new Redis(redisUrl!, { maxRetriesPerRequest: null }) as never,
+        prefix,
+        concurrency: 1,
+        removeOnComplete: { count: 1000 },
+      }));
+    }
+  }
+  await Promise.all(workers.map((w) => w.waitUntilReady()));
+  console.log('ready');
+  process.on('SIGTERM', async () => {
+    await Promise.all(workers.map((w) => w.close()));
+    process.exit(0);
+  });
+} else if (mode === 'bare-enqueue') {
+  const connection = new Redis(redisUrl!, { maxRetriesPerRequest: null, enableAutoPipelining: true });
+  const queue = new Queue('bare', { connection: connection as never, prefix, defaultJobOptions: { removeOnComplete: true } });
+  const app = express();
+  app.use(express.json());
+  app.post('/enqueue', async (req, res) => {
+    const job = await queue.add('m', req.body);
+    res.status(202).json({ id: job.id });
+  });
+  app.listen(Number(portArg), '127.0.0.1', () => console.log('ready'));
+  process.on('SIGTERM', () => process.exit(0));
+} else {
+  console.error('usage: ceiling.ts noop-workers|bare-enqueue <redisUrl> <shards> [port]');
+  process.exit(2);
+}

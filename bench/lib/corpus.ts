@@ -1,0 +1,45 @@
+/**
+ * Message texts that never repeat within a run, so the figures measure real bot work: customer-service utterances
+ * from the public datasets beside the checkout (Banking77, CLINC150) and the project's own intent data, each used
+ * once, then varied with order numbers when a run needs more.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export function loadCorpus(datasets = process.env.DATASETS_DIR ?? '../shared/datasets'): string[] {
+  const texts = new Set<string>();
+  const banking = join(datasets, 'banking77', 'train.csv');
+  if (existsSync(banking)) {
+    for (const line of readFileSync(banking, 'utf8').split('\n').slice(1)) {
+      const text = line.slice(0, line.lastIndexOf(',')).replace(/^"|"$/g, '').trim();
+      if (text) texts.add(text);
+    }
+  }
+  const clinc = join(datasets, 'clinc150', 'data_full.json');
+  if (existsSync(clinc)) {
+    const data = JSON.parse(readFileSync(clinc, 'utf8')) as Record<string, Array<[string, string]>>;
+    for (const [text] of [...(data.train ?? []), ...(data.val ?? [])]) texts.add(text);
+  }
+  const own = 'data/intents/support';
+  if (existsSync(own)) {
+    for (const file of readdirSync(own)) {
+      for (const line of readFileSync(join(own, file), 'utf8').split('\n')) {
+        const text = line.startsWith('{') ? (JSON.parse(line).text as string) : line.split(',')[0];
+        if (text && text !== 'text') texts.add(text);
+      }
+    }
+  }
+  if (texts.size === 0) for (const t of ['where is my order', 'I want a refund', '我要退货', 'hello', 'change my address']) texts.add(t);
+  return [...texts];
+}
+
+/** An endless source of distinct texts: the corpus first, then the corpus again with distinct order numbers. */
+export function textSource(corpus: string[]): () => string {
+  let i = 0;
+  return () => {
+    const base = corpus[i % corpus.length]!;
+    const round = Math.floor(i / corpus.length);
+    i++;
+    return round === 0 ? base : `${base} (order ${100000 + round * 7919 + (i % 997)})`;
+  };
+}

@@ -1,0 +1,69 @@
+/** Gateway processes as a user deploys them (one per role), started from a config file, with RSS readings. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+export interface RoleProcess {
+  role: string;
+  child: ChildProcess;
+  rssMb(): number;
+  stop(): Promise<void>;
+}
+
+export async function startRole(role: string, configPath: string, env: Record<string, string>, extraNodeArgs: string[] = []): Promise<RoleProcess> {
+  const child = spawn(process.execPath, [...extraNodeArgs, '--import', 'tsx', 'gateway/main.ts', '--role', role, '--config', configPath], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const collect = (d: Buffer) => (output = (output + d.toString()).slice(-20_000));
+  child.stdout!.on('data', collect);
+  child.stderr!.on('data', collect);
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${role} did not start within 60 s:\n${output}`)), 60_000);
+    const check = () => {
+      if (output.includes('Gateway ready')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout!.on('data', check);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${role} exited with ${code}:\n${output}`));
+    });
+  });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  return {
+    role,
+    child,
+    rssMb: () => rssMb(child.pid!),
+    async stop() {
+      if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+export function rssMb(pid: number): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    return Math.round(kb / 102.4) / 10;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Reads the Redis counters the benchmark reports per phase. */
+export async function redisCounters(redis: { info(section: string): Promise<string> }) {
+  const stats = await redis.info('stats');
+  const cpu = await redis.info('cpu');
+  const num = (text: string, key: string) => Number(new RegExp(`${key}:([\\d.]+)`).exec(text)?.[1] ?? 0);
+  return {
+    commands: num(stats, 'total_commands_processed'),
+    cpuSeconds: num(cpu, 'used_cpu_user') + num(cpu, 'used_cpu_sys'),
+  };
+}
