@@ -9,9 +9,10 @@ import wechatMiniProgram from './wechat-miniprogram/index.js';
 import wechatOfficialAccount from './wechat-official-account/index.js';
 import wecomApp from './wecom-app/index.js';
 import custom from './custom/index.js';
+import feishu from './feishu/index.js';
 import email from './email/index.js';
 
-export const adapterDefinitions: readonly AdapterDefinition[] = [web, app, wechatMiniProgram, wechatOfficialAccount, wecomApp, custom, email] as unknown as AdapterDefinition[];
+export const adapterDefinitions: readonly AdapterDefinition[] = [web, app, wechatMiniProgram, wechatOfficialAccount, wecomApp, custom, feishu, email] as unknown as AdapterDefinition[];
 
 export function adapterDefinition(type: string): AdapterDefinition | undefined {
   return adapterDefinitions.find((d) => d.type === type);
