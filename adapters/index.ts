@@ -8,11 +8,11 @@ import web from './web/index.js';
 import wechatMiniProgram from './wechat-miniprogram/index.js';
 import wechatOfficialAccount from './wechat-official-account/index.js';
 import wecomApp from './wecom-app/index.js';
+import wecomKf from './wecom-kf/index.js';
 import custom from './custom/index.js';
-import feishu from './feishu/index.js';
 import email from './email/index.js';
 
-export const adapterDefinitions: readonly AdapterDefinition[] = [web, app, wechatMiniProgram, wechatOfficialAccount, wecomApp, custom, feishu, email] as unknown as AdapterDefinition[];
+export const adapterDefinitions: readonly AdapterDefinition[] = [web, app, wechatMiniProgram, wechatOfficialAccount, wecomApp, wecomKf, custom, email] as unknown as AdapterDefinition[];
 
 export function adapterDefinition(type: string): AdapterDefinition | undefined {
   return adapterDefinitions.find((d) => d.type === type);

@@ -34,7 +34,8 @@ export interface SentMessage {
   token: string;
 }
 
-type Answer = { status: number; body?: string } | Record<string, unknown>;
+/** A queued answer: an errcode body, an HTTP failure `{status}`, or `{pass: true}` to let one call through. */
+type Answer = { status?: number; body?: string; pass?: true; errcode?: number; errmsg?: string };
 
 export interface FakeWecomOptions {
   corpId: string;
@@ -77,7 +78,7 @@ export async function startFakeWecom(options: FakeWecomOptions) {
 
   function queued(path: string, res: ServerResponse): boolean {
     const answer = failures.get(path)?.shift();
-    if (!answer) return false;
+    if (!answer || answer.pass === true) return false;
     if (typeof answer.status === 'number' && !('errcode' in answer)) res.writeHead(answer.status).end(String(answer.body ?? 'fake failure'));
     else json(res, answer);
     return true;

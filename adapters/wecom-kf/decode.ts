@@ -1,0 +1,119 @@
+/**
+ * Pure decoder: one `msg_list[]` item of WeCom kf `sync_msg` (path 94670) → a UnifiedMessage, or the reason it is
+ * not a customer message.
+ *
+ * - origin 3 (customer) messages: text, image, voice, video, file, location, link, miniprogram, business_card,
+ *   msgmenu, channels_shop_product/order, merged_msg, channels, meeting, schedule, note... — the ones with a unified
+ *   shape are mapped, the rest kept as `event` named after the msgtype with the payload in `data`;
+ * - origin 4 (system) `event` items: enter_session (with welcome_code), msg_send_fail, session_status_change,
+ *   user_recall_msg, ... → `event` named after event_type; events with no customer (servicer_status_change) skip;
+ * - origin 5 is a human servicer typing in the WeCom client: not the customer, so it never reaches the bot.
+ *
+ * `msgid` is the dedupe key: a page fetched twice (crash between ingest and cursor save) ingests nothing twice.
+ */
+import { capRaw, conversationIdFor, createMessage, type Content, type UnifiedMessage } from '../../gateway/message.js';
+
+export interface KfItem {
+  msgid: string;
+  open_kfid?: string;
+  external_userid?: string;
+  send_time?: number;
+  origin?: number;
+  servicer_userid?: string;
+  msgtype: string;
+  [field: string]: unknown;
+}
+
+export type DecodedKf =
+  | { kind: 'message'; message: UnifiedMessage; openKfid: string; externalUserId: string; fromCustomer: boolean; welcomeCode?: string }
+  | { kind: 'skip'; reason: string };
+
+export const ORIGIN_CUSTOMER = 3;
+export const ORIGIN_SYSTEM = 4;
+export const ORIGIN_SERVICER = 5;
+
+export function decodeKfItem(item: KfItem, channel: { id: string; type: string }, now = Date.now()): DecodedKf {
+  if (item.origin === ORIGIN_SERVICER) return { kind: 'skip', reason: 'sent by a human servicer in the WeCom client' };
+  const payload = obj(item[item.msgtype]);
+  const isEvent = item.msgtype === 'event';
+  const openKfid = str(item.open_kfid) || str(payload.open_kfid);
+  const externalUserId = str(item.external_userid) || str(payload.external_userid);
+  if (!openKfid || !externalUserId) return { kind: 'skip', reason: `${isEvent ? str(payload.event_type) : item.msgtype} concerns no customer` };
+  const welcomeCode = isEvent ? str(payload.welcome_code) : '';
+  const fromCustomer = item.origin === ORIGIN_CUSTOMER;
+  const message = createMessage({
+    channel: channel.id,
+    channelType: channel.type,
+    direction: 'in',
+    conversationId: kfConversationId(channel.id, openKfid, externalUserId),
+    channelMessageId: item.msgid,
+    sender: { id: externalUserId, role: fromCustomer ? 'customer' : 'system' },
+    timestamp: typeof item.send_time === 'number' && item.send_time > 0 ? item.send_time * 1000 : now,
+    receivedAt: now,
+    content: isEvent ? eventContent(payload) : contentOf(item.msgtype, payload),
+    metadata: {
+      openKfid,
+      msgType: item.msgtype,
+      ...(typeof item.origin === 'number' && { origin: item.origin }),
+      ...(item.servicer_userid && { servicerUserId: item.servicer_userid }),
+      ...(item.msgtype === 'text' && str(payload.menu_id) && { menuId: str(payload.menu_id) }),
+    },
+    raw: capRaw('wecom-kf/json', item),
+  });
+  return { kind: 'message', message, openKfid, externalUserId, fromCustomer, ...(welcomeCode && { welcomeCode }) };
+}
+
+export function kfConversationId(channelId: string, openKfid: string, externalUserId: string): string {
+  return conversationIdFor(channelId, openKfid, externalUserId);
+}
+
+function contentOf(msgtype: string, p: Record<string, unknown>): Content {
+  switch (msgtype) {
+    case 'text':
+      return { type: 'text', text: str(p.content) };
+    case 'image':
+      return { type: 'image', mediaId: str(p.media_id) };
+    case 'voice':
+      return { type: 'audio', mediaId: str(p.media_id) };
+    case 'video':
+      return { type: 'video', mediaId: str(p.media_id) };
+    case 'file':
+      return { type: 'file', mediaId: str(p.media_id) };
+    case 'location': {
+      const latitude = Number(p.latitude);
+      const longitude = Number(p.longitude);
+      if (!Number.isFinite(latitude) || !Number.isFinite(longitude) || Math.abs(latitude) > 90 || Math.abs(longitude) > 180) {
+        return { type: 'event', event: 'location', data: p };
+      }
+      const label = [str(p.name), str(p.address)].filter(Boolean).join(' ');
+      return { type: 'location', latitude, longitude, ...(label && { label }) };
+    }
+    case 'link':
+      return {
+        type: 'link',
+        title: str(p.title),
+        ...(str(p.url) && { url: str(p.url) }),
+        ...(str(p.desc) && { description: str(p.desc) }),
+        ...(str(p.pic_url) && { thumbUrl: str(p.pic_url) }),
+      };
+    case 'miniprogram':
+      return { type: 'link', title: str(p.title), ...(str(p.appid) && { appId: str(p.appid) }), ...(str(p.pagepath) && { pagePath: str(p.pagepath) }) };
+    default:
+      // business_card, msgmenu, channels_shop_product, merged_msg, channels, meeting, schedule, note, and anything new.
+      return { type: 'event', event: msgtype || 'unknown', ...(Object.keys(p).length > 0 && { data: p }) };
+  }
+}
+
+function eventContent(p: Record<string, unknown>): Content {
+  const data: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(p)) if (k !== 'event_type' && k !== 'welcome_code') data[k] = v;
+  const scene = str(p.scene);
+  return { type: 'event', event: str(p.event_type) || 'event', ...(scene && { key: scene }), ...(Object.keys(data).length > 0 && { data }) };
+}
+
+function obj(v: unknown): Record<string, unknown> {
+  return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+}
+function str(v: unknown): string {
+  return typeof v === 'string' ? v : typeof v === 'number' ? String(v) : '';
+}
