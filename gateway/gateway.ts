@@ -153,6 +153,18 @@ export function createGateway(options: GatewayOptions): Gateway {
         metrics,
         adapters,
         bodyLimitBytes: config.server.bodyLimitBytes,
+        beforeScrape: async () => {
+          const totals = new Map<string, number>();
+          for (const queue of pipeline.allQueues()) {
+            const stage = queue.name.startsWith('{in-') ? 'in' : 'out';
+            const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized');
+            for (const [state, n] of Object.entries(counts)) totals.set(`${stage}|${state}`, (totals.get(`${stage}|${state}`) ?? 0) + n);
+          }
+          for (const [key, n] of totals) {
+            const [stage, state] = key.split('|') as [string, string];
+            metrics.queueDepth.set({ stage, state }, n);
+          }
+        },
         readiness: async () => {
           const checks: Record<string, { ok: boolean; detail?: string }> = {};
           try {

@@ -15,6 +15,8 @@ export interface HttpDeps {
   adapters: ReadonlyMap<string, ChannelAdapter>;
   bodyLimitBytes: number;
   readiness(): Promise<{ ok: boolean; checks: Record<string, { ok: boolean; detail?: string }> }>;
+  /** Refreshes gauges that are read on demand (queue depths) before a scrape. */
+  beforeScrape?(): Promise<void>;
   /** Extra routers (admin, REST API, static pages) mounted before the webhooks. */
   mount?: (app: Express) => void;
 }
@@ -48,6 +50,7 @@ export function createHttpApp(deps: HttpDeps): Express {
   });
   app.get('/metrics', async (_req, res, next) => {
     try {
+      await deps.beforeScrape?.();
       res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
     } catch (err) {
       next(err);

@@ -105,8 +105,8 @@ export class Pipeline {
       channelType: message.channelType,
       updatedAt: Date.now(),
     };
-    const conversation = await conversations.touch(reference);
-    await transcripts.append(message);
+    // One round trip: both are auto-pipelined.
+    const [conversation] = await Promise.all([conversations.touch(reference), transcripts.append(message)]);
 
     // The gateway owns the state: a conversation with (or waiting for) a human never gets a bot reply.
     if (conversation.state !== 'bot') {

@@ -53,6 +53,8 @@ describe('operations: health, readiness, metrics, admin dashboard, graceful shut
     assert.match(text, /gw_messages_out_total\{channel="web",result="delivered"\} 1/);
     assert.match(text, /gw_stage_seconds_count\{stage="end_to_end"\} 1/);
     assert.match(text, /gw_stage_seconds_bucket\{le="[^"]+",stage="bot"\}/);
+    assert.match(text, /gw_queue_jobs\{stage="in",state="waiting"\} 0/);
+    assert.match(text, /gw_queue_jobs\{stage="out",state="failed"\} 0/);
   });
 
   it('serves the queue dashboard only with the admin key', async () => {
