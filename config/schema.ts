@@ -88,6 +88,7 @@ export const PipelineConfig = z
       .positive()
       .default(3 * 24 * 3600)
       .describe('How long a platform message id is remembered to drop retries (longer than any platform retries)'),
+    inboundAttempts: z.number().int().min(1).default(3).describe('Attempts of the bot stage per inbound message'),
     deliveryAttempts: z.number().int().min(1).default(8).describe('Attempts per outbound delivery before dead-letter'),
     deliveryBackoffMs: z.number().int().min(1).default(1000).describe('First retry delay; doubles each attempt'),
     keepCompleted: z.number().int().min(0).default(1000).describe('Completed jobs kept per queue (dashboard)'),
@@ -103,6 +104,7 @@ export const PipelineConfig = z
     shards: 8,
     concurrency: 1,
     dedupeWindowSeconds: 3 * 24 * 3600,
+    inboundAttempts: 3,
     deliveryAttempts: 8,
     deliveryBackoffMs: 1000,
     keepCompleted: 1000,

@@ -79,6 +79,9 @@ export class Pipeline {
     const queue = this.queue('in', valid.conversationId);
     const job = await queue.add('inbound', { message: valid, reference } satisfies InboundJob, {
       jobId: valid.id,
+      // A bot failure (model crash, Redis blip) is retried; when attempts run out the job is dead-lettered visibly.
+      attempts: config.inboundAttempts,
+      backoff: { type: 'exponential', delay: config.deliveryBackoffMs },
       ...(valid.channelMessageId !== undefined && {
         deduplication: { id: `${valid.channel}|${valid.channelMessageId}`, ttl: config.dedupeWindowSeconds * 1000 },
       }),
