@@ -43,6 +43,9 @@ export interface BotDeps {
 
 export interface BotParts {
   bot: Bot;
+  /** The knowledge base (admin routes and scripts write through it). */
+  kb: KnowledgeBase;
+  rules: RuleSet;
   /** Hooks for the gateway's outbound stage. */
   hooks: OutboundHook[];
   /** Mounts the bot's admin API on a router already behind the admin key. */
@@ -108,6 +111,8 @@ export function createBot(deps: BotDeps): BotParts {
 
   return {
     bot,
+    kb,
+    rules,
     hooks: [sensitiveOutboundHook(() => sensitive, config.sensitive.blockOutbound)],
     adminRoutes(router) {
       kbAdminRoutes(router, kb, botLog, config.kb.threshold);

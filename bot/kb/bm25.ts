@@ -10,6 +10,8 @@
 export interface Bm25Options {
   k1: number;
   b: number;
+  /** Exponent of the document-coverage factor (0 turns it off). */
+  coverageWeight?: number;
 }
 
 interface Doc {
@@ -95,12 +97,51 @@ export class Bm25Index {
         scores.set(doc, (scores.get(doc) ?? 0) + s);
       }
     }
-    const best = new Map<string, Bm25Hit>();
+    const idfOf = new Map<string, number>();
+    for (const term of unique) idfOf.set(term, this.idf(this.postings.get(term)?.size ?? 1));
+    // Best phrasing per group by raw score; only the leaders get the (costlier) coverage factor.
+    const best = new Map<string, { doc: string; raw: number }>();
     for (const [doc, raw] of scores) {
       const group = this.docs.get(doc)!.group;
       const current = best.get(group);
-      if (!current || raw > current.raw) best.set(group, { group, doc, raw, score: norm > 0 ? raw / norm : 0 });
+      if (!current || raw > current.raw) best.set(group, { doc, raw });
     }
-    return [...best.values()].sort((x, y) => y.score - x.score).slice(0, limit);
+    const leaders = topK([...best.entries()], Math.max(limit * 3, 10), ([, a], [, b]) => b.raw - a.raw);
+    const hits = leaders.map(([group, { doc, raw }]) => {
+      const coverage = this.coverage(doc, idfOf);
+      return { group, doc, raw, score: norm > 0 ? (raw / norm) * Math.pow(coverage, this.options.coverageWeight ?? 0.5) : 0 };
+    });
+    return hits.sort((x, y) => y.score - x.score).slice(0, limit);
   }
+
+  /** Share of the document's IDF mass that the query's terms cover: a long phrasing matched by one word is weak evidence. */
+  private coverage(doc: string, queryIdf: Map<string, number>): number {
+    let matched = 0;
+    let total = 0;
+    for (const term of this.docs.get(doc)!.terms.keys()) {
+      const idf = queryIdf.get(term) ?? this.idf(this.postings.get(term)?.size ?? 1);
+      total += idf;
+      if (queryIdf.has(term)) matched += idf;
+    }
+    return total > 0 ? matched / total : 0;
+  }
+}
+
+/** The k best items without sorting everything (k is small, the candidate list may be long). */
+function topK<T>(items: T[], k: number, compare: (a: T, b: T) => number): T[] {
+  if (items.length <= k) return items.sort(compare);
+  const kept: T[] = [];
+  for (const item of items) {
+    if (kept.length < k) {
+      kept.push(item);
+      if (kept.length === k) kept.sort(compare);
+      continue;
+    }
+    if (compare(item, kept[k - 1]!) >= 0) continue;
+    let i = k - 1;
+    while (i > 0 && compare(item, kept[i - 1]!) < 0) i--;
+    kept.splice(i, 0, item);
+    kept.pop();
+  }
+  return kept;
 }

@@ -29,7 +29,10 @@ export function tokenize(text: string): string[] {
         if (!CJK_STOP_RUNS.has(run)) tokens.push(run);
         continue;
       }
-      for (let i = 0; i + 1 < chars.length; i++) tokens.push(chars[i]! + chars[i + 1]!);
+      for (let i = 0; i < chars.length; i++) {
+        if (!CJK_STOP_RUNS.has(chars[i]!)) tokens.push(chars[i]!);
+        if (i + 1 < chars.length) tokens.push(chars[i]! + chars[i + 1]!);
+      }
     } else {
       const word = run.replace(/'.*$/, '');
       if (STOP_WORDS.has(word)) continue;

@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { FaqEntry } from '../../bot/kb/entry.js';
+import { startTestRedis } from '../helpers/redis.js';
+import { KeywordClassifier, replyText, startTestBot, type TestBot } from './helpers.js';
+
+const classifier = new KeywordClassifier({
+  order_status: ['where', 'parcel', 'track'],
+  return_refund: ['return', 'refund'],
+  human_agent: ['speak to someone'],
+  greeting: ['good morning'],
+});
+
+const config = {
+  intent: {
+    replies: { order_status: 'Send me your order number and I will track it.', return_refund: 'Returns are free within 30 days.', greeting: 'Good morning to you!' },
+    names: { order_status: 'order tracking', return_refund: 'a return' },
+    handoffLabels: ['human_agent'],
+  },
+  kb: { threshold: 0.4 },
+  rules: [
+    { id: 'vip', match: { attributes: { tier: 'vip' }, keywords: ['refund'] }, reply: 'A VIP colleague will call you.', handoff: { team: 'vip', priority: 'high' as const } },
+    { id: 'order-number', match: { entities: { has: ['orderNumber'] }, keywords: ['where'] }, reply: 'Order {{slots.orderNumber}} is on its way.' },
+  ],
+  sensitive: { words: ['idiot', '傻瓜'], inbound: 'flag' as const },
+  policy: { handoffAfterUnanswered: 2, handoffTeam: 'support' },
+  fallback: 'Sorry, I did not get that.',
+};
+
+describe('decision policy over real Redis', () => {
+  let redis: Awaited<ReturnType<typeof startTestRedis>>;
+  let bot: TestBot;
+  before(async () => {
+    redis = await startTestRedis();
+    bot = await startTestBot(config, redis.url, { classifier });
+    await bot.parts.kb.upsert([
+      FaqEntry.parse({
+        id: 'refund-time',
+        question: 'How long does a refund take?',
+        paraphrases: ['when do I get my money back'],
+        answer: 'Refunds reach your account in 3–5 days.',
+      }),
+    ]);
+  });
+  after(async () => {
+    await bot?.stop();
+    await redis?.stop();
+  });
+
+  it('answers from a rule before the KB and the intent model, and a rule can hand off', async () => {
+    const vip = await bot.say('I want a refund', { user: 'vip-1', metadata: { tier: 'vip' } });
+    assert.equal(vip.trace.stage, 'rule');
+    assert.equal(vip.trace.ruleId, 'vip');
+    assert.deepEqual(vip.handoff, { reason: 'rule vip', priority: 'high', team: 'vip' });
+    assert.equal(replyText(vip), 'A VIP colleague will call you.');
+    // The same words without the attribute: no rule, the KB answers.
+    const kb = await bot.say('how long does a refund take', { user: 'plain-1' });
+    assert.equal(kb.trace.stage, 'kb');
+    assert.equal(kb.trace.faqId, 'refund-time');
+    assert.ok(kb.trace.score! >= 0.4);
+    assert.equal(kb.trace.intent?.modelVersion, 'keywords@1', 'the trace carries the model version even when the KB answered');
+  });
+
+  it('captures entities into slots and uses them in rule templates', async () => {
+    const d = await bot.say('where is order SO12345678?', { user: 'slots-1' });
+    assert.equal(d.trace.stage, 'rule');
+    assert.equal(replyText(d), 'Order SO12345678 is on its way.');
+    // The slot stays in the conversation context for later turns.
+    const again = await bot.say('and where is it now', { user: 'slots-1' });
+    assert.equal(replyText(again), 'Order SO12345678 is on its way.');
+  });
+
+  it('uses the intent above threshold with its reply template and records the top-3 scores', async () => {
+    const d = await bot.say('track my parcel please, where is it', { user: 'intent-1' });
+    assert.equal(d.trace.stage, 'intent');
+    assert.equal(replyText(d), 'Send me your order number and I will track it.');
+    assert.equal(d.trace.intent?.label, 'order_status');
+    assert.equal(d.trace.intent?.top.length, 3);
+    assert.ok(d.trace.intent!.top[0]!.score >= d.trace.intent!.top[1]!.score);
+  });
+
+  it('asks a clarifying question when the top two intents are closer than the margin', async () => {
+    const d = await bot.say('track a return', { user: 'clarify-1' });
+    assert.equal(d.trace.stage, 'clarify');
+    assert.match(replyText(d), /^Do you mean (order tracking|a return) or (order tracking|a return)\?$/);
+    assert.equal(d.handoff, undefined);
+  });
+
+  it('falls back, then hands off after K unanswered turns in a row', async () => {
+    const first = await bot.say('blue bananas', { user: 'fallback-1' });
+    assert.equal(first.trace.stage, 'fallback');
+    assert.equal(replyText(first), 'Sorry, I did not get that.');
+    assert.equal(first.handoff, undefined);
+    const second = await bot.say('purple pears', { user: 'fallback-1' });
+    assert.equal(second.trace.stage, 'handoff');
+    assert.equal(second.handoff?.reason, '2 unanswered turns');
+    assert.equal(second.handoff?.team, 'support');
+  });
+
+  it('an answered turn resets the unanswered counter', async () => {
+    assert.equal((await bot.say('blue bananas', { user: 'reset-1' })).trace.stage, 'fallback');
+    assert.equal((await bot.say('good morning', { user: 'reset-1' })).trace.stage, 'intent');
+    assert.equal((await bot.say('purple pears', { user: 'reset-1' })).trace.stage, 'fallback');
+  });
+
+  it('hands off on an explicit request: a phrase in either language, or the hand-off intent', async () => {
+    for (const [user, text] of [['h-1', 'I want a human'], ['h-2', '帮我转人工'], ['h-3', 'can I speak to someone']] as const) {
+      const d = await bot.say(text, { user });
+      assert.equal(d.trace.stage, 'handoff', text);
+      assert.ok(d.handoff, text);
+      assert.match(d.handoff.reason, /customer asked for a human/);
+    }
+    // "agent" is a whole word: "agency" is not a request.
+    assert.notEqual((await bot.say('which agency ships it', { user: 'h-4' })).trace.stage, 'handoff');
+  });
+
+  it('flags sensitive inbound words with an event and still answers', async () => {
+    const seen: string[][] = [];
+    const off = bot.events.on('message.sensitive', (e) => seen.push(e.words));
+    const d = await bot.say('you idiot, where is my parcel', { user: 's-1' });
+    off();
+    assert.deepEqual(seen, [['idiot']]);
+    assert.equal(d.trace.stage, 'intent');
+    assert.match(d.trace.reason ?? '', /sensitive: idiot/);
+  });
+});
