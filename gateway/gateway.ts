@@ -23,6 +23,7 @@ import { OutboundHooks } from './outbound-hooks.js';
 import { Pipeline } from './pipeline.js';
 import { clusterNodes, connectRedis, describeTarget, type RedisTarget } from './redis.js';
 import { Transcripts } from './transcript.js';
+import { createHandoffLayer, transcriptRetentionSeconds, type HandoffLayer } from './handoff/index.js';
 import { newMessageId } from './message.js';
 import { MediaStore } from '../adapters/shared/media-store.js';
 
@@ -49,6 +50,8 @@ export interface Gateway {
   readonly events: GatewayEvents;
   readonly metrics: Metrics;
   readonly hooks: OutboundHooks;
+  /** Hand-off layer: lifecycle service, outbound webhooks, REST API /v1, Chatwoot connector. */
+  readonly handoff: HandoffLayer;
   readonly app: Express | undefined;
   /** Base URL once listening (ingress roles). */
   url: string;
@@ -56,7 +59,6 @@ export interface Gateway {
   stop(): Promise<void>;
 }
 
-const TRANSCRIPT_MAX = 500;
 const RETENTION_SECONDS = 30 * 24 * 3600;
 
 export function createGateway(options: GatewayOptions): Gateway {
@@ -75,7 +77,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const metrics = new Metrics();
   const events = new GatewayEvents();
   const conversations = new ConversationStore(redis, prefix);
-  const transcripts = new Transcripts(redis, prefix, TRANSCRIPT_MAX, RETENTION_SECONDS);
+  const transcripts = new Transcripts(redis, prefix, config.handoff.transcript.maxMessages, transcriptRetentionSeconds(config));
   const live = new LiveHub(redis, () => connectRedis(target, { autoPipelining: false }), prefix, config.pipeline.missedReplyRetention, RETENTION_SECONDS, log);
   const hooks = new OutboundHooks().use({
     name: 'transcript',
@@ -123,6 +125,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     metrics,
     hooks,
   });
+  const handoff = createHandoffLayer({ config, redis, connect: () => connectRedis(target, { autoPipelining: false }), log, conversations, transcripts, events, pipeline });
 
   for (const channel of config.channels) {
     if (!channel.enabled) continue;
@@ -180,6 +183,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         },
         mount: (express) => {
           express.get('/', (_req, res, next) => (config.server.home ? res.redirect(302, config.server.home) : next()));
+          handoff.mount(express);
           mountAdmin(express, { adminKey: config.server.adminKey, pipeline, log, extend: (router) => botParts?.adminRoutes(router) });
           media.mount(express);
         },
@@ -198,6 +202,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     events,
     metrics,
     hooks,
+    handoff,
     app,
     url: config.server.publicBaseUrl ?? `http://${config.server.host}:${config.server.port}`,
 
@@ -220,6 +225,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         for (const adapter of adapters.values()) await adapter.start?.();
       }
       if (consumes) await pipeline.startWorkers();
+      if (consumes) await handoff.start();
       started = true;
       log.info({ url: gateway.url, role, redis: describeTarget(target), channels: [...adapters.keys()] }, 'gateway started');
     },
@@ -232,6 +238,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       server?.closeIdleConnections();
       for (const adapter of adapters.values()) await adapter.stop?.().catch((err) => log.error({ err }, 'adapter stop failed'));
       await pipeline.close();
+      await handoff.close();
       await (botParts ? botParts.close() : bot.close?.());
       server?.closeAllConnections();
       await closing;
