@@ -9,10 +9,11 @@ import wechatMiniProgram from './wechat-miniprogram/index.js';
 import wechatOfficialAccount from './wechat-official-account/index.js';
 import wecomApp from './wecom-app/index.js';
 import wecomKf from './wecom-kf/index.js';
+import douyin from './douyin/index.js';
 import custom from './custom/index.js';
 import email from './email/index.js';
 
-export const adapterDefinitions: readonly AdapterDefinition[] = [web, app, wechatMiniProgram, wechatOfficialAccount, wecomApp, wecomKf, custom, email] as unknown as AdapterDefinition[];
+export const adapterDefinitions: readonly AdapterDefinition[] = [web, app, wechatMiniProgram, wechatOfficialAccount, wecomApp, wecomKf, douyin, custom, email] as unknown as AdapterDefinition[];
 
 export function adapterDefinition(type: string): AdapterDefinition | undefined {
   return adapterDefinitions.find((d) => d.type === type);
