@@ -46,9 +46,12 @@ export class WebhookEndpoints {
     return (await this.list()).find((e) => e.id === id);
   }
 
-  /** Enabled endpoints whose filter takes this event type. */
+  /**
+   * Endpoints whose filter takes this event type — disabled ones included: their events are held in the outboxes
+   * (nothing is sent to them) and flow in order once the endpoint is enabled again, so disabling loses nothing.
+   */
   async subscribedTo(type: WebhookEventType): Promise<EndpointView[]> {
-    return (await this.list()).filter((e) => e.enabled && (e.events.includes('*') || e.events.includes(type)));
+    return (await this.list()).filter((e) => e.events.includes('*') || e.events.includes(type));
   }
 
   isFromConfig(id: string): boolean {
