@@ -46,6 +46,7 @@ interface Turn {
   intentTrace: DecisionTrace['intent'];
   notes: string[];
   started: number;
+  awaiting: string;
 }
 
 /** The text a message offers to the bot: typed text or a platform voice transcript. */
@@ -92,6 +93,8 @@ export class PolicyBot implements Bot {
     Object.assign(ctx.slots, captured);
     const notes: string[] = [];
     if (Object.keys(captured).length) notes.push(`captured ${Object.keys(captured).join(', ')}`);
+    // Rules see what the bot was waiting for during this turn; once it arrived, the wait is over.
+    const awaiting = ctx.awaiting ?? '';
     if (ctx.awaiting && captured[ctx.awaiting] !== undefined) delete ctx.awaiting;
     if (message.content.type !== 'event') ctx.turns += 1;
 
@@ -110,6 +113,7 @@ export class PolicyBot implements Bot {
       },
       notes,
       started,
+      awaiting,
     };
 
     const decision = await this.decideTurn(turn);
@@ -145,7 +149,7 @@ export class PolicyBot implements Bot {
       slots: ctx.slots,
       attributes: { ...message.metadata, ...ctx.attributes },
       tags: ctx.tags,
-      awaiting: ctx.awaiting ?? '',
+      awaiting: turn.awaiting,
       turns: ctx.turns,
       unanswered: ctx.unanswered,
       now: Date.now(),

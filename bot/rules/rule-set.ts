@@ -50,6 +50,11 @@ export class RuleSet {
     return [...this.configRules.map((r) => (adminIds.has(r.id) ? this.admin.get(r.id)! : r)), ...adminRules.filter((r) => !this.configRules.some((c) => c.id === r.id))];
   }
 
+  /** Validates and stores an admin rule; every process picks it up. Returns the new version. */
+  async adminUpsert(input: unknown): Promise<number> {
+    return this.admin.upsert([BotRule.parse(input)]);
+  }
+
   evaluate(facts: RuleFacts): Promise<BotRule[]> {
     return this.engine.evaluate(facts);
   }
