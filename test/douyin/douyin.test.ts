@@ -170,6 +170,11 @@ describe('douyin channel end to end (real gateway, Redis, loopback Douyin OpenAP
     assert.equal(fake.counters.refresh, refreshes + 1);
   });
 
+  it('never writes the client secret, refresh token or access token into a log line', () => {
+    const all = JSON.stringify(gw.logs);
+    for (const secret of [CLIENT_SECRET, REFRESH, 'act.']) assert.ok(!all.includes(secret), secret);
+  });
+
   it('retries a 5xx and system-busy answer, fails fast on a parameter error', async () => {
     fake.failNext('/im/send/msg/', { status: 503 }, { error_code: 2100004, description: 'system busy' });
     await post(receive('user-d', 'flaky', 'srv-d1'));

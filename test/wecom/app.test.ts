@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { decodeWecomAppMessage } from '../../adapters/wecom-app/decode.js';
+import { WecomAppOptions } from '../../adapters/wecom-app/index.js';
 import { parseWechatXml } from '../../adapters/shared/xml.js';
 import { eventually, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startTestRedis } from '../helpers/redis.js';
@@ -75,6 +76,21 @@ describe('wecom-app decode (pure, recorded fixtures)', () => {
     assert.equal(unknown.raw?.format, 'wecom-app/xml');
     const sys = decode('<xml><ToUserName>ww1</ToUserName><FromUserName>sys</FromUserName><CreateTime>1</CreateTime><MsgType>event</MsgType><Event>change_contact</Event><ChangeType>create_user</ChangeType></xml>');
     assert.equal(sys.sender.role, 'system');
+  });
+});
+
+describe('wecom-app options', () => {
+  it('rejects bad options at start-up with errors that say what to fix', () => {
+    const result = WecomAppOptions.safeParse({ corpId: 'acme', token: 'x', encodingAESKey: 'short', corpSecret: 's', agentId: 0 });
+    assert.equal(result.success, false);
+    const text = result.error!.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('\n');
+    assert.match(text, /corpId: .*企业ID/);
+    assert.match(text, /token: .*3–32/);
+    assert.match(text, /encodingAESKey: .*43 characters/);
+    assert.match(text, /corpSecret: .*Secret/);
+    assert.match(text, /agentId/);
+    const ok = WecomAppOptions.parse({ ...OFFICIAL, corpSecret: SECRET, agentId: 1000002 });
+    assert.equal(ok.apiBaseUrl, 'https://qyapi.weixin.qq.com');
   });
 });
 
@@ -220,6 +236,12 @@ describe('wecom-app channel end to end (real gateway, Redis, loopback WeCom API)
     await postEncrypted(gw, 'wecom', textXml('card-user', 'card', '7000000000000000041'));
     const card = await eventually(() => repliesTo('card-user')[0], 'news reply');
     assert.deepEqual(card.body.news, { articles: [{ title: 'Docs', url: 'https://example.com/docs', description: 'Read me' }] });
+  });
+
+  it('never writes the app secret or an access token into a log line', () => {
+    const all = JSON.stringify(gw.logs);
+    assert.ok(!all.includes(SECRET));
+    assert.doesNotMatch(all, /access_token=|corpsecret=/);
   });
 
   it('resolves inbound media ids to a gateway URL serving the bytes', async () => {
