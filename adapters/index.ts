@@ -11,10 +11,12 @@ import wecomApp from './wecom-app/index.js';
 import wecomKf from './wecom-kf/index.js';
 import douyin from './douyin/index.js';
 import custom from './custom/index.js';
+import dingtalk from './dingtalk/index.js';
+import feishu from './feishu/index.js';
 import email from './email/index.js';
 import wechaty from './wechaty/index.js';
 
-export const adapterDefinitions: readonly AdapterDefinition[] = [web, app, wechatMiniProgram, wechatOfficialAccount, wecomApp, wecomKf, douyin, custom, email, wechaty] as unknown as AdapterDefinition[];
+export const adapterDefinitions: readonly AdapterDefinition[] = [web, app, wechatMiniProgram, wechatOfficialAccount, wecomApp, wecomKf, douyin, custom, dingtalk, feishu, email, wechaty] as unknown as AdapterDefinition[];
 
 export function adapterDefinition(type: string): AdapterDefinition | undefined {
   return adapterDefinitions.find((d) => d.type === type);
