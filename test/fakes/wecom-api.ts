@@ -58,6 +58,9 @@ export async function startFakeWecom(options: FakeWecomOptions) {
   const syncRequests: Array<Record<string, unknown>> = [];
   const counters = { gettoken: 0 };
   let syncPageSize = 1000;
+  /** sync_msg answers wait this long, so overlapping pulls of one open_kfid would be visible in `syncConcurrency`. */
+  let syncDelayMs = 0;
+  const syncConcurrency = { inFlight: 0, max: 0 };
   /** Seconds added to the fake's clock (reply-window tests). */
   let clockSkewS = 0;
   const now = () => Math.floor(Date.now() / 1000) + clockSkewS;
@@ -183,6 +186,10 @@ export async function startFakeWecom(options: FakeWecomOptions) {
 
     if (path === 'kf/sync_msg') {
       syncRequests.push(body);
+      syncConcurrency.inFlight++;
+      syncConcurrency.max = Math.max(syncConcurrency.max, syncConcurrency.inFlight);
+      await new Promise((r) => setTimeout(r, syncDelayMs));
+      syncConcurrency.inFlight--;
       const openKfid = body.open_kfid;
       if (typeof openKfid !== 'string' || !kfLog.has(openKfid)) return err(res, 95000, 'invalid open_kfid');
       if (body.token !== undefined && (typeof body.token !== 'string' || !syncTokens.has(body.token))) return err(res, 95007, 'invalid msg token');
@@ -290,6 +297,10 @@ export async function startFakeWecom(options: FakeWecomOptions) {
       const t = `ENC${randomBytes(16).toString('hex')}`;
       syncTokens.add(t);
       return t;
+    },
+    syncConcurrency,
+    setSyncDelay(ms: number) {
+      syncDelayMs = ms;
     },
     setSyncPageSize(n: number) {
       syncPageSize = n;

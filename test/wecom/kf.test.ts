@@ -218,6 +218,33 @@ describe('wecom-kf channel end to end (pull with cursor, real gateway and Redis)
     fake.setSyncPageSize(1000);
   });
 
+  it('serialises pulls of one open_kfid across processes (Redis lock), answering each message once', async () => {
+    // A second ingress process on the same Redis receives callbacks too (as behind a load balancer).
+    const other = await startTestGateway(config(), redis.url, { role: 'ingress', bot: testBot() });
+    try {
+      fake.setSyncPageSize(1);
+      fake.setSyncDelay(30);
+      fake.syncConcurrency.max = 0;
+      for (const t of ['c1', 'c2', 'c3', 'c4']) say('wm-hana', t);
+      const notify = (g: TestGateway) =>
+        postEncrypted(g, 'kf', `<xml><ToUserName>${OFFICIAL.corpId}</ToUserName><CreateTime>1</CreateTime><MsgType>event</MsgType><Event>kf_msg_or_event</Event><Token>${fake.issueSyncToken()}</Token><OpenKfId>${OPEN_KFID}</OpenKfId></xml>`);
+      // Each further callback lands on the other process while a pull is in flight.
+      for (const g of [gw, other, gw, other]) {
+        const pulls = fake.syncRequests.length;
+        assert.equal((await notify(g)).status, 200);
+        await eventually(() => fake.syncRequests.length > pulls || fake.syncConcurrency.inFlight > 0, 'a pull in flight');
+      }
+      await eventually(() => kfReplies('wm-hana').length === 4, 'four replies');
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(kfReplies('wm-hana').map((s) => s.body.text.content), ['echo: c1', 'echo: c2', 'echo: c3', 'echo: c4']);
+      assert.equal(fake.syncConcurrency.max, 1, 'never two sync_msg calls for one open_kfid at once');
+    } finally {
+      fake.setSyncDelay(0);
+      fake.setSyncPageSize(1000);
+      await other.stop();
+    }
+  });
+
   it('queues nothing for a callback that fails verification', async () => {
     const before = await inboundJobCount(gw);
     assert.equal((await callback({ forge: true })).status, 401);
