@@ -115,7 +115,7 @@ export const BotConfig = z
     kb: z
       .object({
         seed: z.string().optional().describe('KB file (json/csv/md) imported on first start when the Redis KB was never written'),
-        threshold: z.number().min(0).default(0.6).describe('Normalised BM25 score needed to answer from the KB'),
+        threshold: z.number().min(0).default(0.35).describe('Normalised BM25 score needed to answer from the KB'),
         k1: z.number().positive().default(1.2),
         b: z.number().min(0).max(1).default(0.75),
       })

@@ -26,26 +26,72 @@ export interface KnowledgeBaseOptions {
   b?: number;
 }
 
-export class KnowledgeBase {
+/** The in-memory index of a set of entries (also used offline: calibration, benchmark). */
+export class KbIndex {
   private readonly index: Bm25Index;
-  private readonly store: SyncedCollection<FaqEntry>;
+  private readonly entries = new Map<string, FaqEntry>();
   /** Document keys per entry, to drop its old phrasings on update. */
   private readonly docsOf = new Map<string, string[]>();
 
-  constructor(options: KnowledgeBaseOptions) {
+  constructor(options: { k1?: number; b?: number } = {}) {
     this.index = new Bm25Index({ k1: options.k1 ?? 1.2, b: options.b ?? 0.75 });
+  }
+
+  static of(entries: FaqEntry[], options: { k1?: number; b?: number } = {}): KbIndex {
+    const index = new KbIndex(options);
+    for (const e of entries) index.put(e);
+    return index;
+  }
+
+  clear(): void {
+    this.index.clear();
+    this.entries.clear();
+    this.docsOf.clear();
+  }
+
+  put(entry: FaqEntry): void {
+    this.delete(entry.id);
+    this.entries.set(entry.id, entry);
+    if (!entry.enabled) return;
+    const docs = [entry.question, ...entry.paraphrases].map((text, i) => {
+      const doc = `${entry.id}\u0000${i}`;
+      this.index.add(doc, entry.id, tokenize(text));
+      return doc;
+    });
+    this.docsOf.set(entry.id, docs);
+  }
+
+  delete(id: string): void {
+    for (const doc of this.docsOf.get(id) ?? []) this.index.remove(doc);
+    this.docsOf.delete(id);
+    this.entries.delete(id);
+  }
+
+  /** The best enabled entry for `text` with its normalised score (no threshold applied here). */
+  search(text: string, channel: string, limit = 3): KbMatch | undefined {
+    const hits = this.index.search(tokenize(text), limit);
+    const best = hits[0];
+    const entry = best && this.entries.get(best.group);
+    if (!best || !entry) return undefined;
+    return { entry, answer: answerFor(entry, channel), score: best.score, top: hits.map((h) => ({ id: h.group, score: h.score })) };
+  }
+}
+
+export class KnowledgeBase {
+  private readonly index: KbIndex;
+  private readonly store: SyncedCollection<FaqEntry>;
+
+  constructor(options: KnowledgeBaseOptions) {
+    this.index = new KbIndex(options);
     this.store = new SyncedCollection<FaqEntry>({
       redis: options.redis,
       key: `${options.prefix}:bot:kb`,
       log: options.log,
       parse: (json) => FaqEntry.parse(json),
       onChange: (change) => {
-        if (change.reset) {
-          this.index.clear();
-          this.docsOf.clear();
-        }
-        for (const id of change.removed) this.unindex(id);
-        for (const entry of change.upserted) this.indexEntry(entry);
+        if (change.reset) this.index.clear();
+        for (const id of change.removed) this.index.delete(id);
+        for (const entry of change.upserted) this.index.put(entry);
       },
     });
   }
@@ -86,33 +132,6 @@ export class KnowledgeBase {
 
   /** The best enabled entry for `text` with its normalised score (no threshold applied here). */
   search(text: string, channel: string, limit = 3): KbMatch | undefined {
-    const hits = this.index.search(tokenize(text), limit);
-    const best = hits[0];
-    if (!best) return undefined;
-    const entry = this.store.get(best.group);
-    if (!entry) return undefined;
-    return {
-      entry,
-      answer: answerFor(entry, channel),
-      score: best.score,
-      top: hits.map((h) => ({ id: h.group, score: h.score })),
-    };
-  }
-
-  private indexEntry(entry: FaqEntry): void {
-    this.unindex(entry.id);
-    if (!entry.enabled) return;
-    const phrasings = [entry.question, ...entry.paraphrases];
-    const docs = phrasings.map((text, i) => {
-      const doc = `${entry.id}\u0000${i}`;
-      this.index.add(doc, entry.id, tokenize(text));
-      return doc;
-    });
-    this.docsOf.set(entry.id, docs);
-  }
-
-  private unindex(id: string): void {
-    for (const doc of this.docsOf.get(id) ?? []) this.index.remove(doc);
-    this.docsOf.delete(id);
+    return this.index.search(text, channel, limit);
   }
 }
