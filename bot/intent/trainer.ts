@@ -19,12 +19,14 @@ export interface TrainOptions {
   learningRate?: number;
   /** L2 penalty */
   l2?: number;
+  /** Return the average of the weights over all steps (Polyak averaging) instead of the last ones. */
+  average?: boolean;
   features?: FeatureSettings;
   /** Called after each epoch (progress bar). */
   onEpoch?: (epoch: number, epochs: number, loss: number) => void;
 }
 
-export const DEFAULT_TRAIN = { seed: 42, epochs: 30, learningRate: 0.1, l2: 3e-4 };
+export const DEFAULT_TRAIN = { seed: 42, epochs: 30, learningRate: 0.1, l2: 3e-4, average: false };
 
 /** mulberry32: tiny, fast, good enough to shuffle, and the same on every platform. */
 export function seededRandom(seed: number): () => number {
@@ -105,10 +107,15 @@ export function train(rows: Example[], options: TrainOptions = {}): LinearModel 
   const order = rows.map((_, i) => i);
   const s = new Float64Array(C);
   const eps = 1e-8;
+  // Averaging without touching every weight each step: U accumulates step·Δw, and mean(w) = W − U / steps.
+  const U = o.average ? new Float32Array(F * C) : undefined;
+  const Ub = new Float32Array(C);
+  let step = 0;
 
   for (let epoch = 1; epoch <= o.epochs; epoch++) {
     let loss = 0;
     for (const i of shuffle(order, random)) {
+      step++;
       const x = X[i]!;
       const yi = y[i]!;
       s.set(b);
@@ -127,14 +134,22 @@ export function train(rows: Example[], options: TrainOptions = {}): LinearModel 
           const at = x.indices[k]! * C + c;
           const g = -sign * x.values[k]! + o.l2 * W[at]!;
           G[at]! += g * g;
-          W[at]! -= (o.learningRate * g) / (Math.sqrt(G[at]!) + eps);
+          const delta = (o.learningRate * g) / (Math.sqrt(G[at]!) + eps);
+          W[at]! -= delta;
+          if (U) U[at]! -= step * delta;
         }
         const gb = -sign;
         Gb[c]! += gb * gb;
-        b[c]! -= (o.learningRate * gb) / (Math.sqrt(Gb[c]!) + eps);
+        const deltaB = (o.learningRate * gb) / (Math.sqrt(Gb[c]!) + eps);
+        b[c]! -= deltaB;
+        Ub[c]! -= step * deltaB;
       }
     }
     o.onEpoch?.(epoch, o.epochs, loss / rows.length);
+  }
+  if (U && step > 0) {
+    for (let k = 0; k < W.length; k++) W[k]! -= U[k]! / step;
+    for (let c = 0; c < C; c++) b[c]! -= Ub[c]! / step;
   }
   return new LinearModel({ labels, features: o.features, vocabulary, idf, weights: W, bias: b, temperature: 1 });
 }
