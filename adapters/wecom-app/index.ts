@@ -7,7 +7,7 @@ import type { Router } from 'express';
 import { z } from 'zod';
 import type { ConversationReference } from '../../gateway/conversation-reference.js';
 import { contentAsText, type ContentType, type UnifiedMessage } from '../../gateway/message.js';
-import { fileNameFor } from '../shared/media-store.js';
+import { fileNameFor, MediaTooLargeError } from '../shared/media-store.js';
 import { TokenManager } from '../shared/token-manager.js';
 import { createWechatCrypto } from '../shared/wechat-crypto.js';
 import { defineAdapter, DeliveryError, type AdapterContext, type ChannelAdapter, type SendResult } from '../types.js';
@@ -113,7 +113,12 @@ class WecomAppAdapter implements ChannelAdapter {
     try {
       loaded = await this.ctx.media.load(url);
     } catch (err) {
-      throw new DeliveryError(`image could not be loaded for upload: ${(err as Error).message}`, { retryable: false, code: 'media_unavailable', reason: 'invalid_request' });
+      throw new DeliveryError(`image could not be loaded for upload: ${(err as Error).message}`, {
+        // A file over the size cap stays too big; a network failure fetching it may pass next time.
+        retryable: !(err instanceof MediaTooLargeError),
+        code: err instanceof MediaTooLargeError ? 'media_too_large' : 'media_unavailable',
+        reason: 'invalid_request',
+      });
     }
     return this.api.uploadMedia('image', loaded.data, loaded.fileName || fileNameFor('image', loaded.contentType), loaded.contentType);
   }

@@ -11,7 +11,7 @@ import type { Router } from 'express';
 import { z } from 'zod';
 import type { ConversationReference } from '../../gateway/conversation-reference.js';
 import { contentAsText, type ContentType, type UnifiedMessage } from '../../gateway/message.js';
-import { fileNameFor } from '../shared/media-store.js';
+import { fileNameFor, MediaTooLargeError } from '../shared/media-store.js';
 import { TokenManager } from '../shared/token-manager.js';
 import { createWechatCrypto } from '../shared/wechat-crypto.js';
 import { defineAdapter, DeliveryError, type AdapterContext, type ChannelAdapter, type SendResult } from '../types.js';
@@ -204,7 +204,12 @@ class WecomKfAdapter implements ChannelAdapter {
       try {
         loaded = await this.ctx.media.load(c.url);
       } catch (err) {
-        throw new DeliveryError(`image could not be loaded for upload: ${(err as Error).message}`, { retryable: false, code: 'media_unavailable', reason: 'invalid_request' });
+        throw new DeliveryError(`image could not be loaded for upload: ${(err as Error).message}`, {
+        // A file over the size cap stays too big; a network failure fetching it may pass next time.
+        retryable: !(err instanceof MediaTooLargeError),
+        code: err instanceof MediaTooLargeError ? 'media_too_large' : 'media_unavailable',
+        reason: 'invalid_request',
+      });
       }
       const mediaId = await this.api.uploadMedia('image', loaded.data, loaded.fileName || fileNameFor('image', loaded.contentType), loaded.contentType);
       return { msgtype: 'image', image: { media_id: mediaId } };
