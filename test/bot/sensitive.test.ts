@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { SensitiveWords } from '../../bot/sensitive.js';
+import { eventually, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { startTestRedis } from '../helpers/redis.js';
+import { TestSocket } from '../helpers/ws-client.js';
+
+describe('sensitive words: Aho–Corasick matching', () => {
+  it('finds overlapping words in Chinese and English in one pass, whole words only for Latin script', () => {
+    const words = new SensitiveWords(['he', 'she', 'hers', '傻瓜', '大傻', 'Scam', 'ass']);
+    assert.deepEqual(
+      words.find('ushers 你这个大傻瓜 SCAM!').map((h) => h.word),
+      ['大傻', '傻瓜', 'scam'],
+    );
+    // "he"/"she"/"hers" sit inside the word "ushers": not whole words, so no hit; "ass" inside "class" neither.
+    assert.deepEqual(words.find('first class'), []);
+    assert.deepEqual(words.find('she said hers').map((h) => h.word), ['she', 'hers']);
+    // Full-width Latin is normalised (NFKC).
+    assert.deepEqual(words.find('ＳＣＡＭ').map((h) => h.word), ['scam']);
+    assert.deepEqual(new SensitiveWords([]).find('anything'), []);
+  });
+});
+
+describe('sensitive words through the gateway', () => {
+  let redis: Awaited<ReturnType<typeof startTestRedis>>;
+  let gw: TestGateway;
+  before(async () => {
+    redis = await startTestRedis();
+    gw = await startTestGateway(
+      {
+        channels: [{ id: 'web', type: 'web', options: { secret: 'web-test-secret-0123456789' } }],
+        bot: {
+          sensitive: { words: ['scam', '骗子'], inbound: 'flag' },
+          rules: [
+            { id: 'leaky', match: { keywords: ['deal'] }, reply: 'This deal is a scam, trust me.' },
+            { id: 'clean', match: { keywords: ['hours'] }, reply: 'We are open 9 to 6.' },
+          ],
+          fallback: 'fallback',
+        },
+      },
+      redis.url,
+    );
+  });
+  after(async () => {
+    await gw?.stop();
+    await redis?.stop();
+  });
+
+  it('blocks an outbound reply containing a listed word: it is never delivered, the next reply is', async () => {
+    const socket = await TestSocket.open(gw.url.replace('http', 'ws') + '/webhooks/web/ws');
+    try {
+      await socket.next((f) => f.type === 'session');
+      socket.send({ type: 'message', clientMessageId: 's1', text: 'tell me about the deal' });
+      await eventually(() => gw.logs.find((l) => l.msg === 'outbound message blocked'), 'the blocked reply in the log');
+      const blocked = gw.logs.find((l) => l.msg === 'outbound message blocked')!;
+      assert.match(String(blocked.reason), /sensitive-words: contains listed word\(s\): scam/);
+      socket.send({ type: 'message', clientMessageId: 's2', text: 'opening hours?' });
+      const first = await socket.next((f) => f.type === 'message');
+      // The first reply the customer ever receives is the clean one.
+      assert.equal(first.message.content.text, 'We are open 9 to 6.');
+      const transcript = await gw.gateway.transcripts.list(first.message.conversationId);
+      assert.ok(!transcript.some((m) => m.direction === 'out' && m.content.type === 'text' && m.content.text.includes('scam')));
+    } finally {
+      await socket.close();
+    }
+  });
+
+  it('flags an inbound message with listed words as a message.sensitive event', async () => {
+    const seen: Array<{ words: string[]; text: string }> = [];
+    const off = gw.gateway.events.on('message.sensitive', (e) =>
+      seen.push({ words: e.words, text: e.message.content.type === 'text' ? e.message.content.text : '' }),
+    );
+    const socket = await TestSocket.open(gw.url.replace('http', 'ws') + '/webhooks/web/ws');
+    try {
+      await socket.next((f) => f.type === 'session');
+      socket.send({ type: 'message', clientMessageId: 'f1', text: '你们是骗子吗' });
+      await eventually(() => seen.length === 1, 'the message.sensitive event');
+      assert.deepEqual(seen[0], { words: ['骗子'], text: '你们是骗子吗' });
+      const reply = await socket.next((f) => f.type === 'message');
+      assert.equal(reply.message.content.text, 'fallback');
+    } finally {
+      off();
+      await socket.close();
+    }
+  });
+});
