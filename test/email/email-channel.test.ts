@@ -225,4 +225,43 @@ describe('email channel: IMAP in (Dovecot), SMTP out, threading, guards, restart
     assert.equal(count(before.messageId), 1);
     assert.equal(count(during.messageId), 1);
   });
+
+  it('reconnects after the IMAP server went away and reads what arrived meanwhile', async () => {
+    await dovecot.restart();
+    const m = mail({ from: 'finn@customer.example', subject: 'After outage', body: 'are you there?' });
+    await dovecot.append(m.raw);
+    await replyTo(m.messageId);
+    assert.ok(gw.logs.some((l) => l.msg === 'imap disconnected; reconnecting'));
+    const ready = (await (await fetch(`${gw.url}/readyz`)).json()) as { checks: Record<string, { ok: boolean }> };
+    assert.equal(ready.checks['channel:mail']?.ok, true);
+  });
+
+  it('retries a temporary SMTP failure (4xx) and delivers once', async () => {
+    smtp.failNext(1, 451, 'Temporary local problem - please try later');
+    const m = mail({ from: 'gina@customer.example', subject: 'Retry', body: 'please answer' });
+    await dovecot.append(m.raw);
+    await replyTo(m.messageId);
+    assert.ok(gw.logs.some((l) => l.msg === 'delivery failed' && l.code === 451));
+    assert.equal(smtp.mails.filter((x) => x.header('in-reply-to') === m.messageId).length, 1);
+  });
+
+  it('after a UIDVALIDITY change re-reads recent mail without answering it twice', async () => {
+    await gw.stop();
+    // As if the mailbox had been rebuilt: the saved cursor belongs to another UIDVALIDITY.
+    const key = 'gw:ch:mail:imap:INBOX';
+    const saved = await gw.gateway.redis.hgetall(key).catch(() => ({}) as Record<string, string>);
+    const { Redis } = await import('ioredis');
+    const r = new Redis(redis.url);
+    const cursor = saved.uidValidity ? saved : await r.hgetall(key);
+    await r.hset(key, { uidValidity: '1', lastUid: '99999', lastDate: cursor.lastDate ?? String(Date.now()) });
+    await r.quit();
+    const repliesBefore = smtp.mails.length;
+    gw = await startTestGateway(config(), redis.url, { bot });
+    const m = mail({ from: 'hank@customer.example', subject: 'New box', body: 'hello after migration' });
+    await dovecot.append(m.raw);
+    await replyTo(m.messageId);
+    assert.ok(gw.logs.some((l) => String(l.msg).startsWith('imap UIDVALIDITY changed')));
+    assert.ok(gw.logs.some((l) => l.msg === 'duplicate dropped'), 're-read mail was recognised by Message-ID');
+    assert.equal(smtp.mails.length, repliesBefore + 1, 'only the new mail was answered');
+  });
 });

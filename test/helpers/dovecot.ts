@@ -21,6 +21,8 @@ export interface TestDovecot {
   dir: string;
   /** Appends a raw RFC 5322 message to a mailbox (INBOX by default); resolves with its UID. */
   append(raw: string | Buffer, mailbox?: string): Promise<number>;
+  /** Stops and starts the server again on the same port and maildir (the gateway's connection drops). */
+  restart(): Promise<void>;
   /** Stops the server and removes its directory. */
   stop(): Promise<void>;
 }
@@ -100,22 +102,46 @@ service stats {
   mkdirSync(join(dir, 'run', 'state'), { recursive: true });
   const confPath = join(dir, 'dovecot.conf');
   writeFileSync(confPath, config);
-  const child: ChildProcess = spawn(binary, ['-F', '-c', confPath], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
+  let child: ChildProcess;
   let exited = false;
-  child.once('exit', () => (exited = true));
-
-  const deadline = Date.now() + 15_000;
-  while (!(await greets(port))) {
-    if (exited || Date.now() > deadline) {
-      child.kill('SIGKILL');
-      const log = safeRead(join(dir, 'dovecot.log'));
-      rmSync(dir, { recursive: true, force: true });
-      throw new Error(`dovecot did not start on port ${port}: ${output}\n${log}`);
+  let output = '';
+  const launch = async () => {
+    exited = false;
+    // Its own process group, so stopping it also ends the imap processes serving open connections.
+    child = spawn(binary, ['-F', '-c', confPath], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
+    child.once('exit', () => (exited = true));
+    const deadline = Date.now() + 15_000;
+    while (!(await greets(port))) {
+      if (exited || Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new Error(`dovecot did not start on port ${port}: ${output}\n${safeRead(join(dir, 'dovecot.log'))}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
     }
-    await new Promise((r) => setTimeout(r, 50));
+  };
+  const halt = async () => {
+    const group = -child.pid!;
+    const signal = (sig: NodeJS.Signals) => {
+      try {
+        process.kill(group, sig);
+      } catch {
+        // the group is already gone
+      }
+    };
+    if (!exited) {
+      const gone = new Promise<void>((r) => child.once('exit', () => r()));
+      signal('SIGTERM');
+      await Promise.race([gone, new Promise((r) => setTimeout(r, 5000))]);
+    }
+    signal('SIGKILL');
+  };
+  try {
+    await launch();
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
   }
 
   return {
@@ -135,13 +161,12 @@ service stats {
         await client.logout().catch(() => client.close());
       }
     },
+    async restart() {
+      await halt();
+      await launch();
+    },
     async stop() {
-      if (!exited) {
-        const gone = new Promise<void>((r) => child.once('exit', () => r()));
-        child.kill('SIGTERM');
-        await Promise.race([gone, new Promise((r) => setTimeout(r, 5000))]);
-        if (!exited) child.kill('SIGKILL');
-      }
+      await halt();
       rmSync(dir, { recursive: true, force: true });
     },
   };
