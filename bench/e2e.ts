@@ -33,7 +33,7 @@ const { values: args } = parseArgs({
     loads: { type: 'string' },
     duration: { type: 'string' },
     sockets: { type: 'string' },
-    shards: { type: 'string', default: '8' },
+    shards: { type: 'string', default: '16' },
     'cpu-prof': { type: 'boolean', default: false },
   },
 });

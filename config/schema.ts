@@ -74,14 +74,10 @@ export const PipelineConfig = z
       .int()
       .min(1)
       .max(256)
-      .default(8)
-      .describe('Queues per stage; one conversation always maps to one shard, each shard has one consumer at a time'),
-    concurrency: z
-      .number()
-      .int()
-      .min(1)
-      .default(1)
-      .describe('Jobs per shard in flight at once; 1 keeps strict per-conversation order'),
+      .default(16)
+      .describe(
+        'Queues per stage. A conversation always maps to one shard and each shard has exactly one consumer running one job at a time, so more shards = more parallelism',
+      ),
     dedupeWindowSeconds: z
       .number()
       .int()
@@ -101,8 +97,7 @@ export const PipelineConfig = z
       .describe('Outbound messages kept per conversation for clients that reconnect'),
   })
   .default({
-    shards: 8,
-    concurrency: 1,
+    shards: 16,
     dedupeWindowSeconds: 3 * 24 * 3600,
     inboundAttempts: 3,
     deliveryAttempts: 8,

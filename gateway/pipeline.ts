@@ -311,7 +311,9 @@ export class Pipeline {
     const { prefix, config, log } = this.deps;
     // BullMQ duplicates this connection for its blocking reads; we own it and close it with the shard.
     const connection = this.deps.connect();
-    const common = { connection: connection as never, prefix, concurrency: config.concurrency, autorun: true };
+    // Concurrency 1 is what keeps a conversation's messages in order: BullMQ's worker may start concurrently fetched
+    // jobs in a different order than Redis popped them. Parallelism comes from the number of shards instead.
+    const common = { connection: connection as never, prefix, concurrency: 1, autorun: true };
     const inbound = new Worker<InboundJob>(queueName('in', shard), async (job) => this.processInbound(job), common);
     const outbound: Worker<OutboundJob> = new Worker<OutboundJob>(
       queueName('out', shard),
