@@ -23,14 +23,21 @@ export interface FeatureSettings {
   wordNgrams: [number, number];
   charNgrams: [number, number];
   cjkCharNgrams: [number, number];
+  /**
+   * Character n-grams of every word (Latin letters/digits run) between a start and an end mark, so prefixes and
+   * suffixes are features of their own ("char_wb"). Absent: no such stream (models trained before it existed).
+   */
+  wordBoundaryNgrams?: [number, number];
   /** n-grams seen in fewer training sentences than this are dropped */
   minDf: number;
 }
 
 export const DEFAULT_FEATURES: FeatureSettings = {
-  wordNgrams: [1, 2],
-  charNgrams: [2, 5],
+  wordNgrams: [1, 3],
+  // Latin character n-grams come from the word-boundary stream below; the running-text stream keeps CJK only.
+  charNgrams: [0, 0],
   cjkCharNgrams: [1, 2],
+  wordBoundaryNgrams: [2, 5],
   minDf: 2,
 };
 
@@ -48,17 +55,26 @@ export function wordTokens(normalized: string): string[] {
   return normalized.match(WORD_TOKEN) ?? [];
 }
 
+/**
+ * Token streams: `w` word n-grams, `b` character n-grams of each word padded with boundary marks (the "char_wb"
+ * analyser), `c` character n-grams of the running text.
+ */
+export type NgramKind = 'w' | 'b' | 'c';
+/** Start/end marks around every word in the `b` stream: what the ONNX Tokenizer writes with `mark: 1`. */
+export const WORD_START = '\u0002';
+export const WORD_END = '\u0003';
+
 /** A feature: which token stream it is counted in, and its tokens. */
 export interface NgramKey {
-  kind: 'w' | 'c';
+  kind: NgramKind;
   tokens: string[];
 }
 
 /** Joins tokens with a separator that neither stream can contain inside a token. */
-export const keyOf = (kind: 'w' | 'c', tokens: string[]): string => `${kind}\u0001${tokens.join('\u0001')}`;
+export const keyOf = (kind: NgramKind, tokens: string[]): string => `${kind}\u0001${tokens.join('\u0001')}`;
 export const parseKey = (key: string): NgramKey => {
   const [kind, ...tokens] = key.split('\u0001');
-  return { kind: kind as 'w' | 'c', tokens };
+  return { kind: kind as NgramKind, tokens };
 };
 
 /** Counts of every candidate n-gram of one text, keyed by `keyOf`. */
@@ -70,6 +86,16 @@ export function extractNgrams(text: string, s: FeatureSettings = DEFAULT_FEATURE
   const words = wordTokens(norm);
   for (let n = s.wordNgrams[0]; n <= s.wordNgrams[1]; n++) {
     for (let i = 0; i + n <= words.length; i++) add(keyOf('w', words.slice(i, i + n)));
+  }
+
+  if (s.wordBoundaryNgrams) {
+    const [lo, hi] = s.wordBoundaryNgrams;
+    for (const word of words) {
+      const marked = [WORD_START, ...word, WORD_END];
+      for (let n = lo; n <= hi; n++) {
+        for (let i = 0; i + n <= marked.length; i++) add(keyOf('b', marked.slice(i, i + n)));
+      }
+    }
   }
 
   const chars = [...norm];

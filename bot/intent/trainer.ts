@@ -69,12 +69,13 @@ export function stratifiedSplit(rows: Example[], fraction: number, seed: number)
 function buildVocabulary(texts: string[], features: FeatureSettings): { vocabulary: string[]; idf: Float32Array } {
   const df = new Map<string, number>();
   for (const t of texts) for (const key of extractNgrams(t, features).keys()) df.set(key, (df.get(key) ?? 0) + 1);
-  // Order: word features, then character features; by n-gram length, then code-point order. The ONNX export relies
-  // on word columns coming first (two TfIdfVectorizer outputs concatenated) but any stable order would do here.
+  // Order: word features, then word-boundary character features, then running-text character features; by n-gram
+  // length, then code-point order. The ONNX export relies on this stream order (the TfIdfVectorizer outputs are
+  // concatenated in it) but any stable order within a stream would do.
   const kept = [...df.entries()].filter(([, n]) => n >= features.minDf).map(([k]) => k);
   const rank = (k: string) => {
     const { kind, tokens } = parseKey(k);
-    return (kind === 'w' ? 0 : 100) + tokens.length;
+    return { w: 0, b: 100, c: 200 }[kind] + tokens.length;
   };
   kept.sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
   const N = texts.length;

@@ -21,12 +21,20 @@ describe('intent trainer', () => {
     ]);
   });
 
-  it('extracts word 1–2-grams, in-word char 2–5-grams, and CJK char 1–2-grams', () => {
+  it('extracts word 1–3-grams, marked in-word char 2–5-grams, and CJK char 1–2-grams', () => {
     const keys = [...extractNgrams('Hi, 订单 ok').keys()].map((k) => k.replaceAll('\u0001', '|'));
     assert.ok(keys.includes('w|hi') && keys.includes('w|hi|ok'));
-    assert.ok(keys.includes('c|h|i') && keys.includes('c|订') && keys.includes('c|订|单'));
+    assert.ok(keys.includes('b|\u0002|h') && keys.includes('b|h|i') && keys.includes('b|\u0002|h|i|\u0003'), 'word-boundary n-grams');
+    assert.ok(keys.includes('c|订') && keys.includes('c|订|单'));
     assert.ok(!keys.some((k) => k.includes(' ') || k.includes(',')), 'no n-gram crosses a word boundary');
-    assert.ok(!keys.includes('c|h'), 'no single Latin characters');
+    assert.ok(!keys.includes('b|h') && !keys.includes('c|h|i'), 'no single Latin characters, no unmarked Latin stream');
+  });
+
+  it('still extracts the running-text character stream for models trained without word-boundary n-grams', () => {
+    const legacy = { wordNgrams: [1, 2] as [number, number], charNgrams: [2, 5] as [number, number], cjkCharNgrams: [1, 2] as [number, number], minDf: 2 };
+    const keys = [...extractNgrams('Hi, 订单 ok', legacy).keys()].map((k) => k.replaceAll('\u0001', '|'));
+    assert.ok(keys.includes('c|h|i') && keys.includes('c|订|单'));
+    assert.ok(!keys.some((k) => k.startsWith('b|')));
   });
 
   it('is deterministic: the same seed gives identical weights and predictions', () => {

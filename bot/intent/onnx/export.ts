@@ -1,7 +1,8 @@
 /**
  * Turns a trained LinearModel into a self-contained ONNX graph: raw text in, class probabilities out.
  *
- *   text [1] ─ StringNormalizer(LOWER, C.UTF-8) ─┬─ Tokenizer(tokenexp = Latin/digit runs) ─ TfIdfVectorizer(word pool, TF)
+ *   text [1] ─ StringNormalizer(LOWER, C.UTF-8) ─┬─ Tokenizer(tokenexp = Latin/digit runs) ─┬─ TfIdfVectorizer(word pool, TF)
+ *                                                │   └─ Tokenizer(mark, code points) per word ─ TfIdfVectorizer(marked pool) ─ ReduceSum
  *                                                └─ Tokenizer(separators [""] = code points) ─ TfIdfVectorizer(char pool, TF)
  *   ─ Concat ─ NonZero ─ Gather counts / IDF / weight rows (only the n-grams present) ─ log(1+tf)·idf ─ L2 norm
  *   ─ x·W[rows] + b ─ ·T ─ Softmax → probabilities [1, C]
@@ -10,12 +11,14 @@
  * vocabulary-wide vector, which is what keeps one message well under a millisecond. The graph takes one text per
  * run (batch size 1): batching would pad token rows and buys nothing per message.
  */
-import { parseKey, WORD_TOKEN_RE2 } from '../features.js';
+import { parseKey, WORD_TOKEN_RE2, type NgramKind } from '../features.js';
 import type { LinearModel } from '../linear-model.js';
 import { encodeModel, type NodeSpec, type TensorInit } from './proto.js';
 
 export const INPUT_NAME = 'text';
 export const OUTPUT_NAME = 'probabilities';
+/** Order of the token streams in the concatenated count vector (and in the trainer's vocabulary). */
+const STREAM_ORDER: NgramKind[] = ['w', 'b', 'c'];
 
 /** TfIdfVectorizer attributes for one token stream: pool grouped by n-gram length, each mapped to its column. */
 function poolAttributes(grams: { tokens: string[]; column: number }[]) {
@@ -41,17 +44,19 @@ function poolAttributes(grams: { tokens: string[]; column: number }[]) {
 export function exportOnnx(model: LinearModel, meta: { name: string; version: string }): Uint8Array {
   const { vocabulary, idf, weights, bias, labels, temperature } = model.data;
   const C = labels.length;
-  const word: { tokens: string[]; column: number }[] = [];
-  const char: { tokens: string[]; column: number }[] = [];
-  // Columns inside each TfIdfVectorizer output are local; the concatenation puts word columns first. The trainer
-  // orders its vocabulary the same way, which this checks rather than assumes.
+  const streams: Record<NgramKind, { tokens: string[]; column: number }[]> = { w: [], b: [], c: [] };
+  // Columns inside each TfIdfVectorizer output are local; the concatenation puts the streams in STREAM_ORDER. The
+  // trainer orders its vocabulary the same way, which this checks rather than assumes.
+  let stream = 0;
   vocabulary.forEach((key, j) => {
     const { kind, tokens } = parseKey(key);
-    if (kind === 'w') {
-      if (char.length) throw new Error('vocabulary must list word n-grams before character n-grams');
-      word.push({ tokens, column: j });
-    } else char.push({ tokens, column: j - word.length });
+    const at = STREAM_ORDER.indexOf(kind);
+    if (at < stream) throw new Error(`vocabulary must list its n-grams stream by stream (${STREAM_ORDER.join(', ')})`);
+    stream = at;
+    const before = STREAM_ORDER.slice(0, at).reduce((n, k) => n + streams[k].length, 0);
+    streams[kind].push({ tokens, column: j - before });
   });
+  const { w: word, b: bounded, c: char } = streams;
 
   const nodes: NodeSpec[] = [
     {
@@ -62,18 +67,37 @@ export function exportOnnx(model: LinearModel, meta: { name: string; version: st
     },
   ];
   const parts: string[] = [];
+  if (word.length || bounded.length) {
+    nodes.push({
+      op: 'Tokenizer',
+      domain: 'com.microsoft',
+      inputs: ['normalized'],
+      outputs: ['word_tokens'],
+      attrs: { mark: { i: 0 }, pad_value: { s: '#' }, mincharnum: { i: 1 }, tokenexp: { s: WORD_TOKEN_RE2 } },
+    });
+  }
   if (word.length) {
+    nodes.push({ op: 'TfIdfVectorizer', inputs: ['word_tokens'], outputs: ['word_tf'], attrs: poolAttributes(word) });
+    parts.push('word_tf');
+  }
+  if (bounded.length) {
+    // Every word, marked \u0002…\u0003 by the Tokenizer (`mark: 1`) and split into code points: [1, T, L] padded
+    // with "#". A sentinel " " word keeps T ≥ 1 (no words at all would give a [1, 0] tensor of another rank); none
+    // of its n-grams nor any with padding is in the pool. Counted per word, then summed over the words.
     nodes.push(
+      { op: 'Concat', inputs: ['word_tokens', 'sentinel_word'], outputs: ['words_sentinel'], attrs: { axis: { i: 1 } } },
       {
         op: 'Tokenizer',
         domain: 'com.microsoft',
-        inputs: ['normalized'],
-        outputs: ['word_tokens'],
-        attrs: { mark: { i: 0 }, pad_value: { s: '#' }, mincharnum: { i: 1 }, tokenexp: { s: WORD_TOKEN_RE2 } },
+        inputs: ['words_sentinel'],
+        outputs: ['marked_chars'],
+        attrs: { mark: { i: 1 }, pad_value: { s: '#' }, mincharnum: { i: 1 }, separators: { strings: [''] } },
       },
-      { op: 'TfIdfVectorizer', inputs: ['word_tokens'], outputs: ['word_tf'], attrs: poolAttributes(word) },
+      { op: 'Squeeze', inputs: ['marked_chars', 'axis0'], outputs: ['word_chars'] },
+      { op: 'TfIdfVectorizer', inputs: ['word_chars'], outputs: ['bounded_tf_rows'], attrs: poolAttributes(bounded) },
+      { op: 'ReduceSum', inputs: ['bounded_tf_rows', 'axis0'], outputs: ['bounded_tf'], attrs: { keepdims: { i: 1 } } },
     );
-    parts.push('word_tf');
+    parts.push('bounded_tf');
   }
   if (char.length) {
     nodes.push(
@@ -114,6 +138,8 @@ export function exportOnnx(model: LinearModel, meta: { name: string; version: st
 
   const initializers: TensorInit[] = [
     { name: 'flat_shape', type: 'int64', dims: [1], data: [-1] },
+    { name: 'axis0', type: 'int64', dims: [1], data: [0] },
+    { name: 'sentinel_word', type: 'string', dims: [1, 1], data: [' '] },
     { name: 'row_shape', type: 'int64', dims: [2], data: [1, C] },
     { name: 'one', type: 'float', dims: [], data: [1] },
     { name: 'tiny', type: 'float', dims: [], data: [1e-12] },
