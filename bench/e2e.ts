@@ -1,7 +1,7 @@
 /**
  * End-to-end benchmark (`npm run bench`): its own Redis, the gateway as deployed (an ingress process and a worker
- * process), a loopback platform receiving the replies, and fixed offered loads of signed app-channel webhooks and
- * web-widget WebSocket messages. Every message goes ingress → queue → bot (the shipped config's bot) → delivery.
+ * process), a loopback platform receiving the replies, and fixed offered loads of signed, AES-encrypted WeCom
+ * callbacks, signed app-channel webhooks and web-widget WebSocket messages. Every message goes ingress → queue → bot (the shipped config's bot) → delivery.
  *
  *   npm run bench                      loads 500,1000,2000,4000 msg/s + open-loop max, 10 s each
  *   npm run bench -- --quick           short phases (smoke run)
@@ -20,6 +20,7 @@ import { Redis } from 'ioredis';
 import WebSocket from 'ws';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { sign } from '../adapters/app/signature.js';
+import { createWechatCrypto } from '../adapters/shared/wechat-crypto.js';
 import { freePort, startPrivateRedis } from '../gateway/redis-server.js';
 import { renderChart } from './lib/chart.js';
 import { loadCorpus, textSource } from './lib/corpus.js';
@@ -42,7 +43,8 @@ const loads = (args.loads ?? (quick ? '500,1000' : '500,1000,2000,4000')).split(
 const durationS = Number(args.duration ?? (quick ? 3 : 10));
 const shards = Number(args.shards);
 const APP_SECRET = 'bench-app-secret-0123456789';
-const USERS = 2000;
+const WECOM = { corpId: 'wwbench0123456789', token: 'benchToken', encodingAESKey: 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG', agentId: 1000002 };
+const wecomCrypto = createWechatCrypto({ token: WECOM.token, encodingAESKey: WECOM.encodingAESKey, receiveId: WECOM.corpId });
 
 const work = mkdtempSync(join(tmpdir(), 'gw-bench-'));
 const redisServer = await startPrivateRedis({ dataDir: join(work, 'redis') });
@@ -64,8 +66,11 @@ writeFileSync(
     channels: [
       { id: 'web', type: 'web', options: { secret: 'bench-web-secret-0123456789', heartbeatSeconds: 60 } },
       { id: 'app', type: 'app', options: { apps: [{ id: 'bench', secret: APP_SECRET, callbackUrl: `${receiver.url}/replies` }] } },
+      { id: 'wecom', type: 'wecom-app', options: { ...WECOM, corpSecret: 'bench-corp-secret-0123456789', apiBaseUrl: receiver.url } },
     ],
-    bot: shipped.bot,
+    // The shipped bot, except that web visitors sending dozens of messages are not handed to a human for
+    // "unanswered turns" (the widget phase reuses each socket for many messages).
+    bot: { ...shipped.bot, policy: { ...shipped.bot?.policy, handoffAfterUnanswered: 0 } },
   }),
 );
 const env = { REDIS_URL: redisServer.url, LOG_LEVEL: 'warn' };
@@ -128,7 +133,7 @@ async function phase(channel: string, offered: number | 'max', run: () => Promis
     rssMb: Object.fromEntries(gatewayProcesses.map((p) => [p.role, p.rssMb()])),
   };
   console.log(
-    `${channel.padEnd(4)} offered ${String(offered).padStart(5)}/s → delivered ${String(result.deliveredPerSec).padStart(5)}/s` +
+    `${channel.padEnd(5)} offered ${String(offered).padStart(5)}/s → delivered ${String(result.deliveredPerSec).padStart(5)}/s` +
       `  p50 ${result.latencyMs.p50} ms  p99 ${result.latencyMs.p99} ms  errors ${result.errors}  redis ${result.redisCommandsPerMessage} cmd/msg`,
   );
   return result;
@@ -151,7 +156,8 @@ function appLoad(rate: number | 'max', seconds: number) {
           path: '/webhooks/app/messages',
           setupRequest: (req: any, context: any) => {
             const n = seq++;
-            const body = JSON.stringify({ userId: `u${n % USERS}`, messageId: `m${n}`, text: nextText() });
+            // One message per customer: the bot's hand-off rules never silence a customer mid-run.
+            const body = JSON.stringify({ userId: `u${n}`, messageId: `m${n}`, text: nextText() });
             const ts = Math.floor(Date.now() / 1000);
             context.sentAt = performance.now();
             return {
@@ -170,6 +176,49 @@ function appLoad(rate: number | 'max', seconds: number) {
     } as any);
     await instance;
     return { sent, errors, ack };
+  };
+}
+
+/** WeCom self-built-app callbacks: XML, AES-256-CBC encrypted with the EncodingAESKey, msg_signature signed. */
+function wecomLoad(rate: number | 'max', seconds: number) {
+  return async () => {
+    const sent = new Map<string, number>();
+    let errors = 0;
+    const instance = autocannon({
+      url: base,
+      connections: rate === 'max' ? 64 : Math.min(64, Math.max(8, Math.ceil(Number(rate) / 100))),
+      duration: seconds,
+      ...(rate !== 'max' && { overallRate: rate }),
+      requests: [
+        {
+          method: 'POST',
+          setupRequest: (req: any, context: any) => {
+            const n = seq++;
+            const user = `wu${n}`;
+            const now = Math.floor(Date.now() / 1000);
+            const text = nextText().replace(/[<&]/g, ' ');
+            const plain = `<xml><ToUserName><![CDATA[${WECOM.corpId}]]></ToUserName><FromUserName><![CDATA[${user}]]></FromUserName><CreateTime>${now}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[${text}]]></Content><MsgId>${7_000_000_000_000 + n}</MsgId><AgentID>${WECOM.agentId}</AgentID></xml>`;
+            const encrypt = wecomCrypto.encrypt(plain);
+            const nonce = String(n);
+            const signature = wecomCrypto.signature(String(now), nonce, encrypt);
+            context.user = user;
+            context.sentAt = performance.now();
+            return {
+              ...req,
+              path: `/webhooks/wecom?msg_signature=${signature}&timestamp=${now}&nonce=${nonce}`,
+              headers: { 'content-type': 'text/xml' },
+              body: `<xml><ToUserName><![CDATA[${WECOM.corpId}]]></ToUserName><Encrypt><![CDATA[${encrypt}]]></Encrypt><AgentID><![CDATA[${WECOM.agentId}]]></AgentID></xml>`,
+            };
+          },
+          onResponse: (status: number, _body: string, context: any) => {
+            if (status !== 200) return void errors++;
+            sent.set(context.user, context.sentAt);
+          },
+        },
+      ],
+    } as any);
+    await instance;
+    return { sent, errors };
   };
 }
 
@@ -296,6 +345,8 @@ try {
   results.length = 0;
   if (args.sockets) sockets = await holdSockets(Number(args.sockets));
   else {
+    for (const load of loads) results.push(await phase('wecom', load, wecomLoad(load, durationS), receiver.wecomArrivals));
+    results.push(await phase('wecom', 'max', wecomLoad('max', durationS), receiver.wecomArrivals));
     for (const load of loads) results.push(await phase('app', load, appLoad(load, durationS), receiver.arrivals));
     results.push(await phase('app', 'max', appLoad('max', durationS), receiver.arrivals));
     for (const load of loads.filter((l) => l <= 2000)) results.push(await phase('ws', load, wsLoad(load, durationS), wsArrivals));
@@ -311,8 +362,8 @@ await receiver.close();
 await redisServer.stop();
 rmSync(work, { recursive: true, force: true });
 
-const sustained = Math.max(0, ...results.filter((r) => r.channel === 'app' && r.offered !== 'max' && r.errors === 0 && r.deliveredPerSec >= 0.95 * Number(r.offered)).map((r) => Number(r.offered)));
-const max = results.find((r) => r.offered === 'max');
+const sustained = Math.max(0, ...results.filter((r) => r.channel === 'wecom' && r.offered !== 'max' && r.errors === 0 && r.deliveredPerSec >= 0.95 * Number(r.offered)).map((r) => Number(r.offered)));
+const max = results.find((r) => r.channel === 'wecom' && r.offered === 'max');
 const report = {
   date: new Date().toISOString(),
   machine: { cores: cpus().length, cpu: cpus()[0]?.model, memoryGb: Math.round(totalmem() / 2 ** 30), node: process.version },
@@ -334,8 +385,8 @@ const stamp = report.date.slice(0, 19).replace(/[:T]/g, '-');
 const jsonPath = `bench/results/${stamp}${args.sockets ? '-sockets' : ''}.json`;
 writeFileSync(jsonPath, JSON.stringify(report, null, 2) + '\n');
 if (!args.sockets) {
-  const points = results.filter((r) => r.channel === 'app').map((r) => ({ offered: r.offered === 'max' ? r.sent / durationS : r.offered, delivered: r.deliveredPerSec, p99: r.latencyMs.p99 }));
-  writeFileSync(`bench/results/${stamp}.svg`, renderChart(`Gateway end to end (${cpus().length} cores): app-channel webhooks`, points));
+  const points = results.filter((r) => r.channel === 'wecom').map((r) => ({ offered: r.offered === 'max' ? r.sent / durationS : r.offered, delivered: r.deliveredPerSec, p99: r.latencyMs.p99 }));
+  writeFileSync(`bench/results/${stamp}.svg`, renderChart(`Gateway end to end (${cpus().length} cores): encrypted WeCom callbacks`, points));
 }
 
 console.log('\n| channel | offered msg/s | delivered msg/s | p50 ms | p95 ms | p99 ms | max ms | errors | Redis cmd/msg | Redis CPU % | RSS ingress/worker MB |');

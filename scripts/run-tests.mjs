@@ -14,9 +14,9 @@ function find(dir) {
 }
 
 const files = process.argv.slice(2).length ? process.argv.slice(2) : find(join(root, 'test')).sort();
-const tsc = spawnSync('tsc', ['-p', '.'], { cwd: root, stdio: 'inherit' });
+const tsc = spawnSync(join(root, 'node_modules', '.bin', 'tsc'), ['-p', '.'], { cwd: root, stdio: 'inherit' });
 if (tsc.status !== 0) {
-  console.error('type check failed');
+  console.error(`type check failed${tsc.error ? `: ${tsc.error.message}` : ''}`);
   process.exit(tsc.status ?? 1);
 }
 const r = spawnSync(
