@@ -11,6 +11,8 @@ export interface EndpointView extends WebhookEndpoint {
   disabledReason?: string;
 }
 
+const SUBSCRIPTIONS_CACHE_MS = 1000;
+
 export class WebhookEndpoints {
   constructor(
     private readonly redis: RedisClient,
@@ -51,7 +53,23 @@ export class WebhookEndpoints {
    * (nothing is sent to them) and flow in order once the endpoint is enabled again, so disabling loses nothing.
    */
   async subscribedTo(type: WebhookEventType): Promise<EndpointView[]> {
-    return (await this.list()).filter((e) => e.events.includes('*') || e.events.includes(type));
+    return (await this.cachedList()).filter((e) => e.events.includes('*') || e.events.includes(type));
+  }
+
+  /**
+   * Every delivered message asks "who subscribes to this?"; reading both hashes each time cost two Redis commands
+   * per event. The list is kept for SUBSCRIPTIONS_CACHE_MS: a subscription added or removed in another process
+   * takes effect there within that time (at once in this one). Enabled state is not cached (list/get read it).
+   */
+  private cache: { at: number; views: Promise<EndpointView[]> } | undefined;
+  private cachedList(): Promise<EndpointView[]> {
+    const now = Date.now();
+    if (!this.cache || now - this.cache.at > SUBSCRIPTIONS_CACHE_MS) {
+      const views = this.list();
+      this.cache = { at: now, views };
+      views.catch(() => (this.cache = undefined));
+    }
+    return this.cache.views;
   }
 
   isFromConfig(id: string): boolean {
@@ -59,11 +77,13 @@ export class WebhookEndpoints {
   }
 
   async put(endpoint: WebhookEndpoint): Promise<void> {
+    this.cache = undefined;
     await this.redis.hset(this.storedKey, endpoint.id, JSON.stringify(endpoint));
     await this.redis.hdel(this.stateKey, endpoint.id);
   }
 
   async remove(id: string): Promise<boolean> {
+    this.cache = undefined;
     const removed = await this.redis.hdel(this.storedKey, id);
     await this.redis.hdel(this.stateKey, id);
     return removed > 0;
