@@ -37,7 +37,9 @@ function ensureNodeModules() {
   const fresh = existsSync(marker) && (!existsSync(lock) || statSync(marker).mtimeMs >= statSync(lock).mtimeMs - 1000);
   if (fresh) return;
   console.log('[bootstrap] installing npm dependencies…');
-  const args = existsSync(lock) ? ['ci', '--no-audit', '--no-fund'] : ['install', '--no-audit', '--no-fund'];
+  // `npm install` (not `npm ci`): it installs the locked versions too, and tolerates npm's known gap of
+  // platform-specific optional packages (other OSes' native binaries) missing from a lockfile made on Linux.
+  const args = ['install', '--no-audit', '--no-fund'];
   const r = spawnSync('npm', args, { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) {
     console.error('[bootstrap] npm install failed');
