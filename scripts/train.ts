@@ -4,12 +4,16 @@
  *   npm run train -- --data data/intents/support/utterances.csv --out models/support
  *
  * Options: --name (default: the --out folder name), --version, --seed 42, --epochs, --lr, --l2, --holdout 0.2,
+ * --min-df 2 (n-grams seen in fewer training sentences are dropped),
+ * --classifier ensemble|linear|mlp (default ensemble: the SVM and a hidden-layer network, probabilities averaged),
+ * --hidden 256, --dropout 0.5, --mlp-epochs 8, --mlp-lr 0.001, --mlp-weight 0.5 (the network's settings),
  * --confidence, --out-of-scope, --margin (thresholds written into the manifest).
  */
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
-import { buildModel, writeModel } from '../bot/intent/build.js';
+import { buildModel, CLASSIFIERS, writeModel, type Classifier } from '../bot/intent/build.js';
 import { readExamples } from '../bot/intent/data.js';
+import { DEFAULT_FEATURES } from '../bot/intent/features.js';
 
 const { values } = parseArgs({
   options: {
@@ -22,11 +26,22 @@ const { values } = parseArgs({
     lr: { type: 'string' },
     l2: { type: 'string' },
     holdout: { type: 'string' },
+    classifier: { type: 'string' },
+    'min-df': { type: 'string' },
+    hidden: { type: 'string' },
+    dropout: { type: 'string' },
+    'mlp-epochs': { type: 'string' },
+    'mlp-lr': { type: 'string' },
+    'mlp-weight': { type: 'string' },
     confidence: { type: 'string' },
     'out-of-scope': { type: 'string' },
     margin: { type: 'string' },
   },
 });
+if (values.classifier && !CLASSIFIERS.includes(values.classifier as Classifier)) {
+  console.error(`--classifier must be one of ${CLASSIFIERS.join(', ')}`);
+  process.exit(2);
+}
 if (!values.data || !values.out) {
   console.error('usage: npm run train -- --data <file.csv|file.jsonl> --out models/<name> [--seed 42] [--epochs 30] [--holdout 0.2]');
   process.exit(2);
@@ -37,7 +52,7 @@ const num = (v: string | undefined) => (v === undefined ? undefined : Number(v))
 function progress(epoch: number, epochs: number, loss: number): void {
   const width = 30;
   const filled = Math.round((epoch / epochs) * width);
-  const line = `training [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] epoch ${epoch}/${epochs} hinge loss ${loss.toFixed(4)}`;
+  const line = `training [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] epoch ${epoch}/${epochs} loss ${loss.toFixed(4)}`;
   if (process.stderr.isTTY) process.stderr.write(`\r${line}${epoch === epochs ? '\n' : ''}`);
   else console.error(line);
 }
@@ -56,6 +71,15 @@ const built = buildModel({
   learningRate: num(values.lr),
   l2: num(values.l2),
   holdout: num(values.holdout),
+  ...(values['min-df'] && { features: { ...DEFAULT_FEATURES, minDf: Number(values['min-df']) } }),
+  classifier: values.classifier as Classifier | undefined,
+  mlp: {
+    hidden: num(values.hidden),
+    dropout: num(values.dropout),
+    epochs: num(values['mlp-epochs']),
+    learningRate: num(values['mlp-lr']),
+    weight: num(values['mlp-weight']),
+  },
   thresholds: {
     ...(values.confidence && { confidence: Number(values.confidence) }),
     ...(values['out-of-scope'] && { outOfScope: Number(values['out-of-scope']) }),
@@ -68,7 +92,7 @@ writeModel(values.out, built);
 const e = built.evaluation;
 console.log(`model ${built.manifest.name}@${built.manifest.version} → ${values.out} (${(built.onnx.length / 1024).toFixed(0)} KiB, ${built.model.data.vocabulary.length} n-grams, ${((Date.now() - started) / 1000).toFixed(1)} s)`);
 if (e) {
-  console.log(`held-out: ${e.count} rows, accuracy ${(e.accuracy * 100).toFixed(2)} %, macro-F1 ${(e.macroF1 * 100).toFixed(2)} %, temperature ${built.model.data.temperature}`);
+  console.log(`held-out: ${e.count} rows, accuracy ${(e.accuracy * 100).toFixed(2)} %, macro-F1 ${(e.macroF1 * 100).toFixed(2)} % (${built.model.kind})`);
   console.log('worst classes (F1):');
   for (const w of e.worst) console.log(`  ${w.label.padEnd(28)} ${(w.f1 * 100).toFixed(1)} %  (${w.support} rows)`);
 }

@@ -4,17 +4,38 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { LinearModel } from './linear-model.js';
 import { argmax } from './linear-model.js';
+import { EnsembleModel } from './ensemble-model.js';
+import { DEFAULT_MLP, trainMlp, type MlpTrainOptions } from './mlp-trainer.js';
+
+export type Classifier = 'linear' | 'mlp' | 'ensemble';
+export const CLASSIFIERS: Classifier[] = ['linear', 'mlp', 'ensemble'];
+export const DEFAULT_CLASSIFIER: Classifier = 'ensemble';
 import type { Manifest } from './manifest.js';
 import { exportOnnx } from './onnx/export.js';
-import { calibrate, DEFAULT_TRAIN, evaluate, stratifiedSplit, train, type Evaluation, type Example, type TrainOptions } from './trainer.js';
+import {
+  calibrate,
+  DEFAULT_TRAIN,
+  evaluate,
+  stratifiedSplit,
+  train,
+  type Evaluation,
+  type Example,
+  type IntentModel,
+  type TrainOptions,
+} from './trainer.js';
 import type { IntentThresholds } from './types.js';
 
 export const DEFAULT_THRESHOLDS: IntentThresholds = { confidence: 0.5, outOfScope: 0.25, ambiguityMargin: 0.1 };
 
 export interface BuildOptions extends TrainOptions {
   name: string;
+  /**
+   * `linear` (the SVM alone), `mlp` (the hidden-layer network alone) or `ensemble` (both, probabilities averaged).
+   * The top-level epochs / learningRate / l2 are the SVM's; the network's settings are under `mlp`.
+   */
+  classifier?: Classifier;
+  mlp?: Omit<MlpTrainOptions, 'seed' | 'features' | 'onEpoch'> & { weight?: number };
   version?: string;
   examples: Example[];
   dataSha256: string;
@@ -25,7 +46,7 @@ export interface BuildOptions extends TrainOptions {
 }
 
 export interface BuiltModel {
-  model: LinearModel;
+  model: IntentModel;
   manifest: Manifest;
   onnx: Uint8Array;
   heldOut: Example[];
@@ -43,7 +64,7 @@ export function buildModel(o: BuildOptions): BuiltModel {
   const seed = o.seed ?? DEFAULT_TRAIN.seed;
   const holdout = o.holdout ?? 0.2;
   const { train: trainRows, heldOut } = holdout > 0 ? stratifiedSplit(o.examples, holdout, seed) : { train: o.examples, heldOut: [] };
-  const model = train(trainRows, { ...o, seed });
+  const model = trainModel(trainRows, { ...o, seed });
   if (heldOut.length) calibrate(model, heldOut);
   const evaluation = heldOut.length ? evaluate(model, heldOut) : undefined;
 
@@ -72,19 +93,52 @@ export function buildModel(o: BuildOptions): BuiltModel {
       rows: trainRows.length,
       heldOutRows: heldOut.length,
       seed,
-      classifier: 'one-vs-rest linear SVM (hinge, L2) by AdaGrad; softmax with fitted temperature',
-      epochs: o.epochs ?? DEFAULT_TRAIN.epochs,
-      learningRate: o.learningRate ?? DEFAULT_TRAIN.learningRate,
-      l2: o.l2 ?? DEFAULT_TRAIN.l2,
+      ...classifierSettings(model, o),
       features: model.data.features,
       vocabulary: model.data.vocabulary.length,
-      temperature: model.data.temperature,
     },
     evaluation: evaluation ? { heldOut: evaluation } : {},
     samples,
     createdAt: new Date().toISOString(),
   };
   return { model, manifest, onnx: exportOnnx(model, { name: o.name, version }), heldOut, evaluation };
+}
+
+/** Trains the chosen classifier; the SVM and the network each keep their own defaults for what is not given. */
+export function trainModel(rows: Example[], o: TrainOptions & Pick<BuildOptions, 'classifier' | 'mlp'>): IntentModel {
+  const classifier = o.classifier ?? DEFAULT_CLASSIFIER;
+  if (!CLASSIFIERS.includes(classifier)) throw new Error(`unknown classifier "${classifier}" (${CLASSIFIERS.join(', ')})`);
+  const network = () => trainMlp(rows, { ...o.mlp, seed: o.seed, features: o.features, onEpoch: o.onEpoch });
+  if (classifier === 'mlp') return network();
+  const linear = train(rows, o);
+  if (classifier === 'linear') return linear;
+  return new EnsembleModel(linear, network(), o.mlp?.weight ?? 0.5);
+}
+
+/** What the manifest records about the classifier: enough to retrain it. */
+function classifierSettings(model: IntentModel, o: BuildOptions): Record<string, unknown> {
+  const linear = {
+    classifier: 'one-vs-rest linear SVM (hinge, L2) by AdaGrad; softmax with fitted temperature',
+    epochs: o.epochs ?? DEFAULT_TRAIN.epochs,
+    learningRate: o.learningRate ?? DEFAULT_TRAIN.learningRate,
+    l2: o.l2 ?? DEFAULT_TRAIN.l2,
+  };
+  const mlp = {
+    classifier: 'one hidden layer (relu) on the sparse features, softmax cross-entropy, dropout, Adam; fitted temperature',
+    hidden: o.mlp?.hidden ?? DEFAULT_MLP.hidden,
+    dropout: o.mlp?.dropout ?? DEFAULT_MLP.dropout,
+    epochs: o.mlp?.epochs ?? DEFAULT_MLP.epochs,
+    learningRate: o.mlp?.learningRate ?? DEFAULT_MLP.learningRate,
+    ...(o.mlp?.labelWeights && { labelWeights: o.mlp.labelWeights }),
+  };
+  if (model.kind === 'linear') return { ...linear, temperature: model.data.temperature };
+  if (model.kind === 'mlp') return { ...mlp, temperature: model.data.temperature };
+  return {
+    classifier: 'ensemble: mean of the linear SVM and the hidden-layer network probabilities',
+    mlpWeight: model.mlpWeight,
+    linear: { ...linear, temperature: model.linear.data.temperature },
+    mlp: { ...mlp, temperature: model.mlp.data.temperature },
+  };
 }
 
 export function writeModel(dir: string, built: Pick<BuiltModel, 'manifest' | 'onnx'>): void {

@@ -23,6 +23,7 @@ export interface LinearModelData {
 }
 
 export class LinearModel {
+  readonly kind = 'linear';
   readonly index: Map<string, number>;
   constructor(readonly data: LinearModelData) {
     this.index = new Map(data.vocabulary.map((k, i) => [k, i]));

@@ -6,6 +6,11 @@
  */
 import { DEFAULT_FEATURES, extractNgrams, parseKey, type FeatureSettings } from './features.js';
 import { argmax, LinearModel, softmax, vectorizeWith, type SparseVector } from './linear-model.js';
+import type { EnsembleModel } from './ensemble-model.js';
+import type { MlpModel } from './mlp-model.js';
+
+/** The classifiers the trainer makes: all score the same sparse features and export to the same graph input. */
+export type IntentModel = LinearModel | MlpModel | EnsembleModel;
 
 export interface Example {
   text: string;
@@ -66,7 +71,7 @@ export function stratifiedSplit(rows: Example[], fraction: number, seed: number)
 }
 
 /** Vocabulary: candidate n-grams present in at least `minDf` training sentences, in a stable order. */
-function buildVocabulary(texts: string[], features: FeatureSettings): { vocabulary: string[]; idf: Float32Array } {
+export function buildVocabulary(texts: string[], features: FeatureSettings): { vocabulary: string[]; idf: Float32Array } {
   const df = new Map<string, number>();
   for (const t of texts) for (const key of extractNgrams(t, features).keys()) df.set(key, (df.get(key) ?? 0) + 1);
   // Order: word features, then word-boundary character features, then running-text character features; by n-gram
@@ -159,7 +164,11 @@ export function train(rows: Example[], options: TrainOptions = {}): LinearModel 
  * Fits the softmax temperature on held-out examples (minimum negative log-likelihood over a log-spaced grid, then
  * a finer pass around the best), so that "probability 0.8" means right about 80 % of the time.
  */
-export function calibrate(model: LinearModel, heldOut: Example[]): number {
+export function calibrate(model: IntentModel, heldOut: Example[]): number {
+  if (model.kind === 'ensemble') {
+    calibrate(model.linear, heldOut);
+    return calibrate(model.mlp, heldOut);
+  }
   const scored = heldOut
     .filter((r) => model.labels.includes(r.label))
     .map((r) => ({ s: model.scores(model.vectorize(r.text)), y: model.labels.indexOf(r.label) }));
@@ -188,7 +197,7 @@ export interface Evaluation {
   worst: { label: string; f1: number; support: number }[];
 }
 
-export function evaluate(model: LinearModel, rows: Example[], predict?: (text: string) => string): Evaluation {
+export function evaluate(model: IntentModel, rows: Example[], predict?: (text: string) => string): Evaluation {
   const labels = model.labels;
   const tp = new Map<string, number>();
   const fp = new Map<string, number>();

@@ -47,22 +47,23 @@ describe('intent trainer', () => {
     assert.notDeepEqual(Buffer.from(a.data.weights.buffer), Buffer.from(c.data.weights.buffer), 'the seed matters');
   });
 
-  it('the exported ONNX graph (raw text in) gives the same predictions as the in-memory model', async () => {
-    const built = buildModel({ name: 'agree', version: 't', examples, dataSha256: sha256, epochs: 6, seed: 3 });
-    assert.ok(built.evaluation!.accuracy > 0.6, `held-out accuracy ${built.evaluation!.accuracy}`);
+  const agreementTexts = [
+    '',
+    '   ',
+    '?!',
+    'WHERE IS MY ORDER???',
+    '我的订单ORDER-123到哪了？',
+    'İstanbul école Ünïcode',
+    'emoji 😀 退款 please',
+    'a b c',
+    'order#12345, pls!!',
+  ];
+
+  /** Every held-out text and the edge cases: same probabilities (to float32 precision), same predicted label. */
+  async function assertAgreement(built: ReturnType<typeof buildModel>) {
     const session = await ort.InferenceSession.create(exportOnnx(built.model, { name: 'agree', version: 't' }));
-    const texts = [
-      ...built.heldOut.map((r) => r.text),
-      '',
-      '   ',
-      '?!',
-      'WHERE IS MY ORDER???',
-      '我的订单ORDER-123到哪了？',
-      'İstanbul école Ünïcode',
-      'emoji 😀 退款 please',
-    ];
     let disagreements = 0;
-    for (const text of texts) {
+    for (const text of [...built.heldOut.map((r) => r.text), ...agreementTexts]) {
       const out = await session.run({ text: new ort.Tensor('string', [text], [1]) });
       const onnx = out.probabilities!.data as Float32Array;
       const mem = built.model.probabilities(text);
@@ -72,6 +73,45 @@ describe('intent trainer', () => {
     }
     assert.equal(disagreements, 0);
     await session.release();
+  }
+
+  it('the exported ONNX graph (raw text in) gives the same predictions as the in-memory linear model', async () => {
+    const built = buildModel({ name: 'agree', version: 't', examples, dataSha256: sha256, classifier: 'linear', epochs: 6, seed: 3 });
+    assert.equal(built.model.kind, 'linear');
+    assert.ok(built.evaluation!.accuracy > 0.6, `held-out accuracy ${built.evaluation!.accuracy}`);
+    await assertAgreement(built);
+  });
+
+  it('the exported ONNX graph of the hidden-layer network (Gather → MatMul → Relu → MatMul) agrees with it too', async () => {
+    const built = buildModel({ name: 'agree', version: 't', examples, dataSha256: sha256, classifier: 'mlp', mlp: { hidden: 24, epochs: 4 }, seed: 3 });
+    assert.equal(built.model.kind, 'mlp');
+    assert.ok(built.evaluation!.accuracy > 0.6, `held-out accuracy ${built.evaluation!.accuracy}`);
+    await assertAgreement(built);
+  });
+
+  it('the exported ensemble (both heads on one feature vector, probabilities averaged) agrees with it too', async () => {
+    const built = buildModel({ name: 'agree', version: 't', examples, dataSha256: sha256, classifier: 'ensemble', epochs: 4, mlp: { hidden: 16, epochs: 3, weight: 0.4 }, seed: 3 });
+    assert.equal(built.model.kind, 'ensemble');
+    assert.ok(built.evaluation!.accuracy > 0.6, `held-out accuracy ${built.evaluation!.accuracy}`);
+    await assertAgreement(built);
+  });
+
+  it('a model trained without word-boundary n-grams (older feature settings) still exports an agreeing graph', async () => {
+    const features = { wordNgrams: [1, 2] as [number, number], charNgrams: [2, 5] as [number, number], cjkCharNgrams: [1, 2] as [number, number], minDf: 2 };
+    const built = buildModel({ name: 'agree', version: 't', examples, dataSha256: sha256, classifier: 'linear', epochs: 3, seed: 3, features });
+    assert.ok(!built.model.data.vocabulary.some((k) => k.startsWith('b')));
+    await assertAgreement(built);
+  });
+
+  it('the hidden-layer network is deterministic too', () => {
+    const a = buildModel({ name: 'd', version: 't', examples: trainRows, dataSha256: sha256, classifier: 'mlp', mlp: { hidden: 8, epochs: 2 }, seed: 5, holdout: 0 });
+    const b = buildModel({ name: 'd', version: 't', examples: trainRows, dataSha256: sha256, classifier: 'mlp', mlp: { hidden: 8, epochs: 2 }, seed: 5, holdout: 0 });
+    assert.equal(a.model.kind, 'mlp');
+    assert.equal(b.model.kind, 'mlp');
+    if (a.model.kind !== 'mlp' || b.model.kind !== 'mlp') return;
+    assert.deepEqual(Buffer.from(a.model.data.w1.buffer), Buffer.from(b.model.data.w1.buffer));
+    assert.deepEqual(Buffer.from(a.model.data.w2.buffer), Buffer.from(b.model.data.w2.buffer));
+    assert.ok(Buffer.from(a.onnx).equals(Buffer.from(b.onnx)), 'identical model.onnx bytes');
   });
 
   it('the shipped support model loads, validates its samples and answers both languages', async () => {

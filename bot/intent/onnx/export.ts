@@ -1,18 +1,20 @@
 /**
- * Turns a trained LinearModel into a self-contained ONNX graph: raw text in, class probabilities out.
+ * Turns a trained model (linear, or one hidden layer) into a self-contained ONNX graph: raw text in, class
+ * probabilities out.
  *
  *   text [1] ─ StringNormalizer(LOWER, C.UTF-8) ─┬─ Tokenizer(tokenexp = Latin/digit runs) ─┬─ TfIdfVectorizer(word pool, TF)
  *                                                │   └─ Tokenizer(mark, code points) per word ─ TfIdfVectorizer(marked pool) ─ ReduceSum
  *                                                └─ Tokenizer(separators [""] = code points) ─ TfIdfVectorizer(char pool, TF)
  *   ─ Concat ─ NonZero ─ Gather counts / IDF / weight rows (only the n-grams present) ─ log(1+tf)·idf ─ L2 norm
- *   ─ x·W[rows] + b ─ ·T ─ Softmax → probabilities [1, C]
+ *   ─ x·W[rows] + b  (or relu(x·W1[rows] + b1)·W2 + b2) ─ ·T ─ Softmax → probabilities [1, C]
+ *   (an ensemble runs both heads on the same x and averages their probabilities)
  *
  * Scoring gathers only the weight rows of the n-grams present (a few dozen) instead of multiplying the dense
  * vocabulary-wide vector, which is what keeps one message well under a millisecond. The graph takes one text per
  * run (batch size 1): batching would pad token rows and buys nothing per message.
  */
 import { parseKey, WORD_TOKEN_RE2, type NgramKind } from '../features.js';
-import type { LinearModel } from '../linear-model.js';
+import type { IntentModel } from '../trainer.js';
 import { encodeModel, type NodeSpec, type TensorInit } from './proto.js';
 
 export const INPUT_NAME = 'text';
@@ -41,9 +43,10 @@ function poolAttributes(grams: { tokens: string[]; column: number }[]) {
   };
 }
 
-export function exportOnnx(model: LinearModel, meta: { name: string; version: string }): Uint8Array {
-  const { vocabulary, idf, weights, bias, labels, temperature } = model.data;
+export function exportOnnx(model: IntentModel, meta: { name: string; version: string }): Uint8Array {
+  const { vocabulary, idf, labels } = model.data;
   const C = labels.length;
+  const head = headOf(model, OUTPUT_NAME);
   const streams: Record<NgramKind, { tokens: string[]; column: number }[]> = { w: [], b: [], c: [] };
   // Columns inside each TfIdfVectorizer output are local; the concatenation puts the streams in STREAM_ORDER. The
   // trainer orders its vocabulary the same way, which this checks rather than assumes.
@@ -128,12 +131,7 @@ export function exportOnnx(model: LinearModel, meta: { name: string; version: st
     { op: 'Sqrt', inputs: ['sq'], outputs: ['norm'] },
     { op: 'Max', inputs: ['norm', 'tiny'], outputs: ['norm_safe'] },
     { op: 'Div', inputs: ['tfidf', 'norm_safe'], outputs: ['x'] },
-    { op: 'Gather', inputs: ['weights', 'cols'], outputs: ['w_rows'], attrs: { axis: { i: 0 } } },
-    { op: 'MatMul', inputs: ['x', 'w_rows'], outputs: ['xw'] },
-    { op: 'Add', inputs: ['xw', 'bias'], outputs: ['scores'] },
-    { op: 'Mul', inputs: ['scores', 'temperature'], outputs: ['logits_flat'] },
-    { op: 'Reshape', inputs: ['logits_flat', 'row_shape'], outputs: ['logits'] },
-    { op: 'Softmax', inputs: ['logits'], outputs: [OUTPUT_NAME], attrs: { axis: { i: -1 } } },
+    ...head.nodes,
   );
 
   const initializers: TensorInit[] = [
@@ -143,10 +141,8 @@ export function exportOnnx(model: LinearModel, meta: { name: string; version: st
     { name: 'row_shape', type: 'int64', dims: [2], data: [1, C] },
     { name: 'one', type: 'float', dims: [], data: [1] },
     { name: 'tiny', type: 'float', dims: [], data: [1e-12] },
-    { name: 'temperature', type: 'float', dims: [], data: [temperature] },
     { name: 'idf', type: 'float', dims: [idf.length], data: idf },
-    { name: 'weights', type: 'float', dims: [vocabulary.length, C], data: weights },
-    { name: 'bias', type: 'float', dims: [C], data: bias },
+    ...head.initializers,
   ];
 
   return encodeModel({
@@ -160,4 +156,85 @@ export function exportOnnx(model: LinearModel, meta: { name: string; version: st
     nodes,
     metadata: { labels: JSON.stringify(labels), version: meta.version },
   });
+}
+
+interface Head {
+  nodes: NodeSpec[];
+  initializers: TensorInit[];
+}
+
+/**
+ * From the normalised sparse vector `x` (values of the n-grams present, columns `cols`) to probabilities [1, C]
+ * named `out`: linear — softmax(T·(x·W[cols] + b)); one hidden layer — softmax(T·(relu(x·W1[cols] + b1)·W2 + b2));
+ * ensemble — (1 − w)·linear + w·network. Only the rows of the n-grams present are gathered from the
+ * vocabulary-wide first matrices. Names carry a prefix per branch so an ensemble's two members do not collide.
+ */
+function headOf(model: IntentModel, out: string, prefix = ''): Head {
+  const n = (name: string) => prefix + name;
+  const C = model.data.labels.length;
+  const F = model.data.vocabulary.length;
+  const softmaxTail = (temperature: number): Head => ({
+    nodes: [
+      { op: 'Mul', inputs: [n('scores'), n('temperature')], outputs: [n('logits_flat')] },
+      { op: 'Reshape', inputs: [n('logits_flat'), 'row_shape'], outputs: [n('logits')] },
+      { op: 'Softmax', inputs: [n('logits')], outputs: [out], attrs: { axis: { i: -1 } } },
+    ],
+    initializers: [{ name: n('temperature'), type: 'float', dims: [], data: [temperature] }],
+  });
+
+  if (model.kind === 'ensemble') {
+    const linear = headOf(model.linear, 'p_linear', 'linear_');
+    const mlp = headOf(model.mlp, 'p_mlp', 'mlp_');
+    return {
+      nodes: [
+        ...linear.nodes,
+        ...mlp.nodes,
+        { op: 'Mul', inputs: ['p_linear', 'linear_share'], outputs: ['p_linear_part'] },
+        { op: 'Mul', inputs: ['p_mlp', 'mlp_share'], outputs: ['p_mlp_part'] },
+        { op: 'Add', inputs: ['p_linear_part', 'p_mlp_part'], outputs: [out] },
+      ],
+      initializers: [
+        ...linear.initializers,
+        ...mlp.initializers,
+        { name: 'linear_share', type: 'float', dims: [], data: [1 - model.mlpWeight] },
+        { name: 'mlp_share', type: 'float', dims: [], data: [model.mlpWeight] },
+      ],
+    };
+  }
+
+  const tail = softmaxTail(model.data.temperature);
+  if (model.kind === 'linear') {
+    return {
+      nodes: [
+        { op: 'Gather', inputs: [n('weights'), 'cols'], outputs: [n('w_rows')], attrs: { axis: { i: 0 } } },
+        { op: 'MatMul', inputs: ['x', n('w_rows')], outputs: [n('xw')] },
+        { op: 'Add', inputs: [n('xw'), n('bias')], outputs: [n('scores')] },
+        ...tail.nodes,
+      ],
+      initializers: [
+        { name: n('weights'), type: 'float', dims: [F, C], data: model.data.weights },
+        { name: n('bias'), type: 'float', dims: [C], data: model.data.bias },
+        ...tail.initializers,
+      ],
+    };
+  }
+  const { hidden: H, w1, b1, w2, b2 } = model.data;
+  return {
+    nodes: [
+      { op: 'Gather', inputs: [n('w1'), 'cols'], outputs: [n('w1_rows')], attrs: { axis: { i: 0 } } },
+      { op: 'MatMul', inputs: ['x', n('w1_rows')], outputs: [n('xw1')] },
+      { op: 'Add', inputs: [n('xw1'), n('b1')], outputs: [n('pre_hidden')] },
+      { op: 'Relu', inputs: [n('pre_hidden')], outputs: [n('hidden')] },
+      { op: 'MatMul', inputs: [n('hidden'), n('w2')], outputs: [n('hw2')] },
+      { op: 'Add', inputs: [n('hw2'), n('b2')], outputs: [n('scores')] },
+      ...tail.nodes,
+    ],
+    initializers: [
+      { name: n('w1'), type: 'float', dims: [F, H], data: w1 },
+      { name: n('b1'), type: 'float', dims: [H], data: b1 },
+      { name: n('w2'), type: 'float', dims: [H, C], data: w2 },
+      { name: n('b2'), type: 'float', dims: [C], data: b2 },
+      ...tail.initializers,
+    ],
+  };
 }
