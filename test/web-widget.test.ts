@@ -105,6 +105,23 @@ describe('web widget channel, end to end over real Redis', () => {
     await socket.close();
   });
 
+  it('closes sockets whose client stops answering heartbeat pings, keeps live ones', async () => {
+    const { default: WebSocket } = await import('ws');
+    const hb = await startTestGateway({ channels: [{ id: 'web', type: 'web', options: { secret: 'web-test-secret-0123456789', heartbeatSeconds: 1 } }] }, redis.url, { prefix: 'hb' });
+    try {
+      const url = hb.url.replace('http', 'ws') + '/webhooks/web/ws';
+      const silent = new WebSocket(url, { autoPong: false });
+      const live = new WebSocket(url);
+      await Promise.all([silent, live].map((ws) => new Promise((r) => ws.once('open', r))));
+      const closed = await new Promise<number>((resolve) => silent.once('close', (code) => resolve(code)));
+      assert.equal(closed, 1006, 'the silent client was terminated');
+      assert.equal(live.readyState, WebSocket.OPEN, 'the answering client is still connected');
+      live.close();
+    } finally {
+      await hb.stop();
+    }
+  });
+
   it('serves the widget script', async () => {
     const res = await fetch(`${gw.url}/webhooks/web/widget.js`);
     assert.equal(res.status, 200);
