@@ -5,7 +5,7 @@
  * `References` header, a DingTalk `sessionWebhook`) goes either into the conversation reference (when it is needed
  * to reply later) or into `raw` (for audit and debugging) — never into new top-level fields.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 import { monotonicFactory } from 'ulid';
 import { z } from 'zod';
 
@@ -157,7 +157,20 @@ export const UnifiedMessage = z.object({
 export type UnifiedMessage = z.infer<typeof UnifiedMessage>;
 export type UnifiedMessageInput = z.input<typeof UnifiedMessage>;
 
-const nextUlid = monotonicFactory();
+/**
+ * ulid's default PRNG calls crypto.getRandomValues once per character (16 calls per id); drawing the same
+ * cryptographic bytes from a pool refilled 4 KiB at a time keeps ids just as unguessable at a fraction of the cost.
+ */
+const pool = Buffer.alloc(4096);
+let poolAt = pool.length;
+function pooledRandom(): number {
+  if (poolAt >= pool.length) {
+    randomFillSync(pool);
+    poolAt = 0;
+  }
+  return pool[poolAt++]! / 256;
+}
+const nextUlid = monotonicFactory(pooledRandom);
 export function newMessageId(): string {
   return nextUlid();
 }
