@@ -139,13 +139,30 @@ async function phase(channel: string, offered: number | 'max', run: () => Promis
   return result;
 }
 
-/** Signed app-channel webhooks through autocannon at a fixed rate (or as fast as possible). */
-function appLoad(rate: number | 'max', seconds: number) {
+interface WebhookRequest {
+  path: string;
+  headers: Record<string, string>;
+  body: string;
+  /** What the reply will be matched by, when it is known before the answer (WeCom: the user id). */
+  key?: string;
+}
+
+/**
+ * Webhooks through autocannon at a fixed overall rate (or as fast as possible, 64 connections). `build` makes the
+ * n-th request; the key a reply is matched by comes from `key` or, once acknowledged, from `keyFromAck`.
+ */
+function webhookLoad(
+  rate: number | 'max',
+  seconds: number,
+  okStatus: number,
+  build: (n: number) => WebhookRequest,
+  keyFromAck?: (body: string) => string,
+) {
   return async () => {
     const sent = new Map<string, number>();
     const ack: number[] = [];
     let errors = 0;
-    const instance = autocannon({
+    await autocannon({
       url: base,
       connections: rate === 'max' ? 64 : Math.min(64, Math.max(8, Math.ceil(Number(rate) / 100))),
       duration: seconds,
@@ -153,74 +170,49 @@ function appLoad(rate: number | 'max', seconds: number) {
       requests: [
         {
           method: 'POST',
-          path: '/webhooks/app/messages',
           setupRequest: (req: any, context: any) => {
-            const n = seq++;
-            // One message per customer: the bot's hand-off rules never silence a customer mid-run.
-            const body = JSON.stringify({ userId: `u${n}`, messageId: `m${n}`, text: nextText() });
-            const ts = Math.floor(Date.now() / 1000);
+            const request = build(seq++);
+            context.key = request.key;
             context.sentAt = performance.now();
-            return {
-              ...req,
-              body,
-              headers: { 'content-type': 'application/json', 'x-gateway-app': 'bench', 'x-gateway-timestamp': String(ts), 'x-gateway-signature': sign(APP_SECRET, ts, body) },
-            };
+            return { ...req, path: request.path, headers: request.headers, body: request.body };
           },
           onResponse: (status: number, body: string, context: any) => {
-            if (status !== 202) return void errors++;
+            if (status !== okStatus) return void errors++;
             ack.push(performance.now() - context.sentAt);
-            sent.set(JSON.parse(body).id, context.sentAt);
+            sent.set(keyFromAck ? keyFromAck(body) : context.key, context.sentAt);
           },
         },
       ],
     } as any);
-    await instance;
     return { sent, errors, ack };
   };
 }
 
+/** Signed app-channel webhooks; one message per customer, so hand-off rules never silence one mid-run. */
+const appLoad = (rate: number | 'max', seconds: number) =>
+  webhookLoad(rate, seconds, 202, (n) => {
+    const body = JSON.stringify({ userId: `u${n}`, messageId: `m${n}`, text: nextText() });
+    const ts = Math.floor(Date.now() / 1000);
+    const headers = { 'content-type': 'application/json', 'x-gateway-app': 'bench', 'x-gateway-timestamp': String(ts), 'x-gateway-signature': sign(APP_SECRET, ts, body) };
+    return { path: '/webhooks/app/messages', headers, body };
+  }, (body) => JSON.parse(body).id);
+
 /** WeCom self-built-app callbacks: XML, AES-256-CBC encrypted with the EncodingAESKey, msg_signature signed. */
-function wecomLoad(rate: number | 'max', seconds: number) {
-  return async () => {
-    const sent = new Map<string, number>();
-    let errors = 0;
-    const instance = autocannon({
-      url: base,
-      connections: rate === 'max' ? 64 : Math.min(64, Math.max(8, Math.ceil(Number(rate) / 100))),
-      duration: seconds,
-      ...(rate !== 'max' && { overallRate: rate }),
-      requests: [
-        {
-          method: 'POST',
-          setupRequest: (req: any, context: any) => {
-            const n = seq++;
-            const user = `wu${n}`;
-            const now = Math.floor(Date.now() / 1000);
-            const text = nextText().replace(/[<&]/g, ' ');
-            const plain = `<xml><ToUserName><![CDATA[${WECOM.corpId}]]></ToUserName><FromUserName><![CDATA[${user}]]></FromUserName><CreateTime>${now}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[${text}]]></Content><MsgId>${7_000_000_000_000 + n}</MsgId><AgentID>${WECOM.agentId}</AgentID></xml>`;
-            const encrypt = wecomCrypto.encrypt(plain);
-            const nonce = String(n);
-            const signature = wecomCrypto.signature(String(now), nonce, encrypt);
-            context.user = user;
-            context.sentAt = performance.now();
-            return {
-              ...req,
-              path: `/webhooks/wecom?msg_signature=${signature}&timestamp=${now}&nonce=${nonce}`,
-              headers: { 'content-type': 'text/xml' },
-              body: `<xml><ToUserName><![CDATA[${WECOM.corpId}]]></ToUserName><Encrypt><![CDATA[${encrypt}]]></Encrypt><AgentID><![CDATA[${WECOM.agentId}]]></AgentID></xml>`,
-            };
-          },
-          onResponse: (status: number, _body: string, context: any) => {
-            if (status !== 200) return void errors++;
-            sent.set(context.user, context.sentAt);
-          },
-        },
-      ],
-    } as any);
-    await instance;
-    return { sent, errors };
-  };
-}
+const wecomLoad = (rate: number | 'max', seconds: number) =>
+  webhookLoad(rate, seconds, 200, (n) => {
+    const user = `wu${n}`;
+    const now = Math.floor(Date.now() / 1000);
+    const text = nextText().replace(/[<&]/g, ' ');
+    const plain = `<xml><ToUserName><![CDATA[${WECOM.corpId}]]></ToUserName><FromUserName><![CDATA[${user}]]></FromUserName><CreateTime>${now}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[${text}]]></Content><MsgId>${7_000_000_000_000 + n}</MsgId><AgentID>${WECOM.agentId}</AgentID></xml>`;
+    const encrypt = wecomCrypto.encrypt(plain);
+    const nonce = String(n);
+    return {
+      key: user,
+      path: `/webhooks/wecom?msg_signature=${wecomCrypto.signature(String(now), nonce, encrypt)}&timestamp=${now}&nonce=${nonce}`,
+      headers: { 'content-type': 'text/xml' },
+      body: `<xml><ToUserName><![CDATA[${WECOM.corpId}]]></ToUserName><Encrypt><![CDATA[${encrypt}]]></Encrypt><AgentID><![CDATA[${WECOM.agentId}]]></AgentID></xml>`,
+    };
+  });
 
 /** Web-widget visitors over WebSocket, sending at a fixed overall rate. */
 function wsLoad(rate: number, seconds: number, sockets = 200) {

@@ -13,12 +13,21 @@ export const ChannelId = z
   .string()
   .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'use lower-case letters, digits and "-" (it becomes part of /webhooks/<id>)');
 
+export const SendRateLimit = z.object({
+  messages: z.number().int().positive().describe('Messages allowed per window'),
+  perSeconds: z.number().int().positive().describe('Window length in seconds'),
+});
+export type SendRateLimit = z.infer<typeof SendRateLimit>;
+
 const channelVariants = adapterDefinitions.map((definition) =>
   z
     .object({
       id: ChannelId,
       type: z.literal(definition.type),
       enabled: z.boolean().default(true),
+      rateLimit: SendRateLimit.optional().describe(
+        "Outbound quota of this channel instance (the platform's per-app send limit); replies over it wait, none is dropped",
+      ),
       options: definition.options,
     })
     .describe(definition.description),

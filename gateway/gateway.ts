@@ -21,6 +21,7 @@ import { createLogger, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { OutboundHooks } from './outbound-hooks.js';
 import { Pipeline } from './pipeline.js';
+import { sendRateLimitHook } from './send-rate-limit.js';
 import { clusterNodes, connectRedis, describeTarget, type RedisTarget } from './redis.js';
 import { Transcripts } from './transcript.js';
 import { createHandoffLayer, transcriptRetentionSeconds, type HandoffLayer } from './handoff/index.js';
@@ -100,6 +101,13 @@ export function createGateway(options: GatewayOptions): Gateway {
       });
   const bot: Bot = options.bot ?? botParts!.bot;
   for (const hook of botParts?.hooks ?? []) hooks.use(hook);
+  // Last before sending: a blocked reply must not use up the quota.
+  const quota = sendRateLimitHook(
+    config.channels.flatMap((c) => (c.enabled && c.rateLimit ? [{ channel: c.id, rateLimit: c.rateLimit }] : [])),
+    redis,
+    prefix,
+  );
+  if (quota) hooks.use(quota);
   const adapters = new Map<string, ChannelAdapter>();
   const media = new MediaStore({
     dir: config.server.mediaDir,

@@ -1,13 +1,14 @@
 /**
  * The one place outbound messages pass through before and after any adapter sends them — redaction, blocking,
  * rate limits, transcripts — so no adapter implements its own. Hooks run in order; `before` may rewrite the
- * message or block it (the delivery then fails without retry, visibly).
+ * message, block it (the delivery then fails without retry, visibly) or ask to wait (rate limits).
  */
 import type { SendResult } from '../adapters/types.js';
 import type { ConversationReference } from './conversation-reference.js';
 import type { UnifiedMessage } from './message.js';
 
-export type BeforeSendResult = { message: UnifiedMessage } | { blocked: string };
+/** Go on (possibly rewritten), refuse for good, or wait: the delivery is retried after `retryAfterMs`. */
+export type BeforeSendResult = { message: UnifiedMessage } | { blocked: string } | { retryAfterMs: number; reason: string };
 
 export interface OutboundHook {
   name: string;
@@ -29,6 +30,7 @@ export class OutboundHooks {
       if (!hook.beforeSend) continue;
       const result = await hook.beforeSend(current, reference);
       if ('blocked' in result) return { blocked: `${hook.name}: ${result.blocked}` };
+      if ('retryAfterMs' in result) return { retryAfterMs: result.retryAfterMs, reason: `${hook.name}: ${result.reason}` };
       current = result.message;
     }
     return { message: current };

@@ -210,6 +210,13 @@ export class Pipeline {
       log.warn({ reason: checked.blocked }, 'outbound message blocked');
       throw new UnrecoverableError(`blocked by ${checked.blocked}`);
     }
+    if ('retryAfterMs' in checked) {
+      // Over the channel's send quota: pause this shard's consumer; the job runs again without using an attempt.
+      metrics.messagesOut.inc({ channel: message.channel, result: 'rate_limited' });
+      log.debug({ reason: checked.reason, retryAfterMs: checked.retryAfterMs }, 'outbound message waits for the rate limit');
+      await worker.rateLimit(checked.retryAfterMs);
+      throw Worker.RateLimitError();
+    }
     // Rasa's OutputChannel idea: what the channel cannot send natively goes out as text.
     const toSend = renderForChannel(checked.message, adapter.capabilities);
 

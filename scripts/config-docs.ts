@@ -6,7 +6,7 @@
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { z } from 'zod';
 import { adapterDefinitions } from '../adapters/index.js';
-import { GatewayConfig } from '../config/schema.js';
+import { GatewayConfig, SendRateLimit } from '../config/schema.js';
 
 type Json = { [k: string]: any };
 
@@ -66,7 +66,13 @@ export function renderConfigDocs(): string {
     '## `channels`',
     '',
     'A list of channel instances. Every instance has `id` (lower-case letters, digits and `-`; it becomes',
-    '`/webhooks/<id>`), `type` (one of the types below), `enabled` (default `true`) and `options` for its type.',
+    '`/webhooks/<id>`), `type` (one of the types below), `enabled` (default `true`), an optional `rateLimit` and',
+    '`options` for its type.',
+    '',
+    table(toJson(SendRateLimit), 'rateLimit'),
+    '',
+    "`rateLimit` caps what the gateway sends on this channel instance (set it to the platform's per-app quota).",
+    'Replies over the quota wait — the shard pauses until the window frees — and none is dropped.',
     '',
   );
   for (const def of adapterDefinitions) {

@@ -116,6 +116,34 @@ describe('pipeline: order, retries, dead letters, state checks, shard ownership'
     await eventually(() => callback.requests.filter((r) => r.json().userId === 'l-1').length === 2, 'delivered after the pause', 15_000);
   });
 
+  it('keeps a channel under its configured send quota without dropping a reply', async () => {
+    const limited = await startTestGateway(
+      {
+        pipeline: { shards: 1 },
+        channels: [{ id: 'app', type: 'app', rateLimit: { messages: 2, perSeconds: 1 }, options: { apps: [{ id: 'shop', secret: SECRET, callbackUrl: `${callback.url}/quota` }] } }],
+      },
+      redis.url,
+      { bot: echoBot, prefix: 'quota' },
+    );
+    try {
+      callback.setHandler((_req, res) => void res.end('ok'));
+      for (let i = 0; i < 5; i++) {
+        const body = JSON.stringify({ userId: `q-${i}`, messageId: `q-${i}`, text: `quota ${i}` });
+        const res = await fetch(`${limited.url}/webhooks/app/messages`, { method: 'POST', body, headers: signedHeaders('shop', SECRET, body) });
+        assert.equal(res.status, 202);
+      }
+      const arrivals = () => callback.requests.filter((r) => r.url === '/quota');
+      await eventually(() => arrivals().length === 5, 'all five replies', 15_000);
+      const at = arrivals().map((r) => r.receivedAt);
+      // Never more than two deliveries within any one-second window.
+      for (let i = 2; i < at.length; i++) assert.ok(at[i]! - at[i - 2]! >= 900, `deliveries ${i - 2} and ${i} are ${at[i]! - at[i - 2]!} ms apart`);
+      const metrics = await (await fetch(`${limited.url}/metrics`)).text();
+      assert.match(metrics, /gw_messages_out_total\{channel="app",result="rate_limited"\} [1-9]/);
+    } finally {
+      await limited.stop();
+    }
+  });
+
   it('never runs the bot for a conversation handed to a human', async () => {
     callback.setHandler((_req, res) => void res.end('ok'));
     const created: string[] = [];

@@ -8,6 +8,8 @@ export interface RecordedRequest {
   headers: IncomingMessage['headers'];
   body: Buffer;
   text: string;
+  /** Date.now() when the request body had arrived. */
+  receivedAt: number;
   json(): any;
 }
 
@@ -27,6 +29,7 @@ export async function startRecorder(handler: Handler = (_req, res) => void res.e
         headers: req.headers,
         body,
         text: body.toString('utf8'),
+        receivedAt: Date.now(),
         json: () => JSON.parse(body.toString('utf8')),
       };
       requests.push(recorded);
