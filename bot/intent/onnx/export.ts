@@ -3,7 +3,7 @@
  * probabilities out.
  *
  *   text [1] ─ StringNormalizer(LOWER, C.UTF-8) ─┬─ Tokenizer(tokenexp = Latin/digit runs) ─┬─ TfIdfVectorizer(word pool, TF)
- *                                                │   └─ Tokenizer(mark, code points) per word ─ TfIdfVectorizer(marked pool) ─ ReduceSum
+ *                                                │   └─ Tokenizer(mark, code points) per word ─ flatten ─ TfIdfVectorizer(marked pool)
  *                                                └─ Tokenizer(separators [""] = code points) ─ TfIdfVectorizer(char pool, TF)
  *   ─ Concat ─ NonZero ─ Gather counts / IDF / weight rows (only the n-grams present) ─ log(1+tf)·idf ─ L2 norm
  *   ─ x·W[rows] + b  (or relu(x·W1[rows] + b1)·W2 + b2) ─ ·T ─ Softmax → probabilities [1, C]
@@ -85,8 +85,10 @@ export function exportOnnx(model: IntentModel, meta: { name: string; version: st
   }
   if (bounded.length) {
     // Every word, marked \u0002…\u0003 by the Tokenizer (`mark: 1`) and split into code points: [1, T, L] padded
-    // with "#". A sentinel " " word keeps T ≥ 1 (no words at all would give a [1, 0] tensor of another rank); none
-    // of its n-grams nor any with padding is in the pool. Counted per word, then summed over the words.
+    // with "#", then laid end to end in one sequence so one TfIdfVectorizer counts it into a [V] vector (counting
+    // row by row would write a dense [T, V] matrix first). No n-gram spanning two words can match: in the pool a
+    // start mark only ever comes first and an end mark last, and padding is in no n-gram. A sentinel " " word keeps
+    // T ≥ 1 (no words at all would give a [1, 0] tensor of another rank); none of its n-grams is in the pool either.
     nodes.push(
       { op: 'Concat', inputs: ['word_tokens', 'sentinel_word'], outputs: ['words_sentinel'], attrs: { axis: { i: 1 } } },
       {
@@ -96,9 +98,9 @@ export function exportOnnx(model: IntentModel, meta: { name: string; version: st
         outputs: ['marked_chars'],
         attrs: { mark: { i: 1 }, pad_value: { s: '#' }, mincharnum: { i: 1 }, separators: { strings: [''] } },
       },
-      { op: 'Squeeze', inputs: ['marked_chars', 'axis0'], outputs: ['word_chars'] },
-      { op: 'TfIdfVectorizer', inputs: ['word_chars'], outputs: ['bounded_tf_rows'], attrs: poolAttributes(bounded) },
-      { op: 'ReduceSum', inputs: ['bounded_tf_rows', 'axis0'], outputs: ['bounded_tf'], attrs: { keepdims: { i: 1 } } },
+      { op: 'Reshape', inputs: ['marked_chars', 'flat_shape'], outputs: ['marked_sequence'] },
+      { op: 'TfIdfVectorizer', inputs: ['marked_sequence'], outputs: ['bounded_counts'], attrs: poolAttributes(bounded) },
+      { op: 'Reshape', inputs: ['bounded_counts', 'one_row'], outputs: ['bounded_tf'] },
     );
     parts.push('bounded_tf');
   }
@@ -136,7 +138,7 @@ export function exportOnnx(model: IntentModel, meta: { name: string; version: st
 
   const initializers: TensorInit[] = [
     { name: 'flat_shape', type: 'int64', dims: [1], data: [-1] },
-    { name: 'axis0', type: 'int64', dims: [1], data: [0] },
+    { name: 'one_row', type: 'int64', dims: [2], data: [1, -1] },
     { name: 'sentinel_word', type: 'string', dims: [1, 1], data: [' '] },
     { name: 'row_shape', type: 'int64', dims: [2], data: [1, C] },
     { name: 'one', type: 'float', dims: [], data: [1] },
