@@ -93,6 +93,8 @@ interface PhaseResult {
   ackLatencyMs?: ReturnType<typeof summarize>;
   redisCommandsPerMessage: number;
   redisCpuPercent: number;
+  /** CPU time each gateway process spent per delivered message: a figure that holds on a busy machine. */
+  cpuMsPerMessage: Record<string, number>;
   rssMb: Record<string, number>;
 }
 
@@ -105,6 +107,7 @@ async function drain(ids: Iterable<string>, arrivals: Map<string, number>, timeo
 
 async function phase(channel: string, offered: number | 'max', run: () => Promise<{ sent: Map<string, number>; errors: number; ack?: number[] }>, arrivals: Map<string, number>): Promise<PhaseResult> {
   const before = await redisCounters(redis);
+  const cpuBefore = gatewayProcesses.map((p) => p.cpuSeconds());
   const t0 = performance.now();
   const { sent, errors, ack } = await run();
   await drain(sent.keys(), arrivals);
@@ -130,11 +133,15 @@ async function phase(channel: string, offered: number | 'max', run: () => Promis
     ...(ack && { ackLatencyMs: summarize(ack) }),
     redisCommandsPerMessage: Math.round(((after.commands - before.commands) / Math.max(1, latencies.length)) * 10) / 10,
     redisCpuPercent: Math.round(((after.cpuSeconds - before.cpuSeconds) / Math.max(wall, 0.001)) * 1000) / 10,
+    cpuMsPerMessage: Object.fromEntries(
+      gatewayProcesses.map((p, i) => [p.role, Math.round(((p.cpuSeconds() - cpuBefore[i]!) * 1000 / Math.max(1, latencies.length)) * 100) / 100]),
+    ),
     rssMb: Object.fromEntries(gatewayProcesses.map((p) => [p.role, p.rssMb()])),
   };
   console.log(
     `${channel.padEnd(5)} offered ${String(offered).padStart(5)}/s → delivered ${String(result.deliveredPerSec).padStart(5)}/s` +
-      `  p50 ${result.latencyMs.p50} ms  p99 ${result.latencyMs.p99} ms  errors ${result.errors}  redis ${result.redisCommandsPerMessage} cmd/msg`,
+      `  p50 ${result.latencyMs.p50} ms  p99 ${result.latencyMs.p99} ms  errors ${result.errors}  redis ${result.redisCommandsPerMessage} cmd/msg` +
+      `  cpu ${result.cpuMsPerMessage.ingress}+${result.cpuMsPerMessage.worker} ms/msg`,
   );
   return result;
 }
@@ -381,10 +388,10 @@ if (!args.sockets) {
   writeFileSync(`bench/results/${stamp}.svg`, renderChart(`Gateway end to end (${cpus().length} cores): encrypted WeCom callbacks`, points));
 }
 
-console.log('\n| channel | offered msg/s | delivered msg/s | p50 ms | p95 ms | p99 ms | max ms | errors | Redis cmd/msg | Redis CPU % | RSS ingress/worker MB |');
-console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+console.log('\n| channel | offered msg/s | delivered msg/s | p50 ms | p95 ms | p99 ms | max ms | errors | Redis cmd/msg | Redis CPU % | CPU ms/msg ingress+worker | RSS ingress/worker MB |');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of results) {
-  console.log(`| ${r.channel} | ${r.offered} | ${r.deliveredPerSec} | ${r.latencyMs.p50} | ${r.latencyMs.p95} | ${r.latencyMs.p99} | ${r.latencyMs.max} | ${r.errors} | ${r.redisCommandsPerMessage} | ${r.redisCpuPercent} | ${r.rssMb.ingress}/${r.rssMb.worker} |`);
+  console.log(`| ${r.channel} | ${r.offered} | ${r.deliveredPerSec} | ${r.latencyMs.p50} | ${r.latencyMs.p95} | ${r.latencyMs.p99} | ${r.latencyMs.max} | ${r.errors} | ${r.redisCommandsPerMessage} | ${r.redisCpuPercent} | ${r.cpuMsPerMessage.ingress}+${r.cpuMsPerMessage.worker} | ${r.rssMb.ingress}/${r.rssMb.worker} |`);
 }
 if (report.reference) console.log('\nreference:', JSON.stringify(report.reference));
 if (sockets) console.log('\nsockets:', JSON.stringify(sockets));
