@@ -4,14 +4,14 @@
  *   npm run train -- --data data/intents/support/utterances.csv --out models/support
  *
  * Options: --name (default: the --out folder name), --version, --seed 42, --epochs, --lr, --l2, --holdout 0.2,
- * --min-df 2 (n-grams seen in fewer training sentences are dropped),
+ * --min-df 2 (n-grams seen in fewer training sentences are dropped), --cv 5 (also print a k-fold cross-validation),
  * --classifier ensemble|linear|mlp (default ensemble: the SVM and a hidden-layer network, probabilities averaged),
  * --hidden 256, --dropout 0.5, --mlp-epochs 8, --mlp-lr 0.001, --mlp-weight 0.5 (the network's settings),
  * --confidence, --out-of-scope, --margin (thresholds written into the manifest).
  */
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
-import { buildModel, CLASSIFIERS, writeModel, type Classifier } from '../bot/intent/build.js';
+import { buildModel, CLASSIFIERS, crossValidate, writeModel, type Classifier } from '../bot/intent/build.js';
 import { readExamples } from '../bot/intent/data.js';
 import { DEFAULT_FEATURES } from '../bot/intent/features.js';
 
@@ -28,6 +28,7 @@ const { values } = parseArgs({
     holdout: { type: 'string' },
     classifier: { type: 'string' },
     'min-df': { type: 'string' },
+    cv: { type: 'string' },
     hidden: { type: 'string' },
     dropout: { type: 'string' },
     'mlp-epochs': { type: 'string' },
@@ -60,17 +61,11 @@ function progress(epoch: number, epochs: number, loss: number): void {
 const { examples, sha256 } = readExamples(values.data);
 const labels = new Set(examples.map((e) => e.label));
 console.error(`${examples.length} rows, ${labels.size} labels from ${values.data}`);
-const started = Date.now();
-const built = buildModel({
-  name: values.name ?? basename(values.out),
-  version: values.version,
-  examples,
-  dataSha256: sha256,
+const settings = {
   seed: num(values.seed),
   epochs: num(values.epochs),
   learningRate: num(values.lr),
   l2: num(values.l2),
-  holdout: num(values.holdout),
   ...(values['min-df'] && { features: { ...DEFAULT_FEATURES, minDf: Number(values['min-df']) } }),
   classifier: values.classifier as Classifier | undefined,
   mlp: {
@@ -80,6 +75,20 @@ const built = buildModel({
     learningRate: num(values['mlp-lr']),
     weight: num(values['mlp-weight']),
   },
+};
+if (values.cv) {
+  const cv = crossValidate(examples, Number(values.cv), settings);
+  const folds = cv.perFold.map((a) => (a * 100).toFixed(1)).join(' / ');
+  console.log(`${cv.folds}-fold cross-validation: accuracy ${(cv.accuracy * 100).toFixed(2)} %, macro-F1 ${(cv.macroF1 * 100).toFixed(2)} % (folds ${folds})`);
+}
+const started = Date.now();
+const built = buildModel({
+  name: values.name ?? basename(values.out),
+  version: values.version,
+  examples,
+  dataSha256: sha256,
+  ...settings,
+  holdout: num(values.holdout),
   thresholds: {
     ...(values.confidence && { confidence: Number(values.confidence) }),
     ...(values['out-of-scope'] && { outOfScope: Number(values['out-of-scope']) }),

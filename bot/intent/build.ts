@@ -17,6 +17,8 @@ import {
   calibrate,
   DEFAULT_TRAIN,
   evaluate,
+  seededRandom,
+  shuffle,
   stratifiedSplit,
   train,
   type Evaluation,
@@ -139,6 +141,32 @@ function classifierSettings(model: IntentModel, o: BuildOptions): Record<string,
     linear: { ...linear, temperature: model.linear.data.temperature },
     mlp: { ...mlp, temperature: model.mlp.data.temperature },
   };
+}
+
+/**
+ * k-fold cross-validation with the same settings: every row is held out exactly once (folds stratified by label,
+ * shuffled with the seed), each fold's model calibrated on its held-out fold. A steadier figure than one 20 %
+ * split on a few thousand rows, at k times the training cost.
+ */
+export function crossValidate(
+  examples: Example[],
+  k: number,
+  o: TrainOptions & Pick<BuildOptions, 'classifier' | 'mlp'>,
+): { folds: number; accuracy: number; macroF1: number; perFold: number[]; foldSizes: number[] } {
+  if (!Number.isInteger(k) || k < 2) throw new Error('cross-validation needs at least 2 folds');
+  const random = seededRandom(o.seed ?? DEFAULT_TRAIN.seed);
+  const folds: Example[][] = Array.from({ length: k }, () => []);
+  const byLabel = new Map<string, Example[]>();
+  for (const e of examples) byLabel.set(e.label, [...(byLabel.get(e.label) ?? []), e]);
+  let next = 0;
+  for (const label of [...byLabel.keys()].sort()) for (const e of shuffle(byLabel.get(label)!, random)) folds[next++ % k]!.push(e);
+  const results = folds.map((heldOut, i) => {
+    const model = trainModel(folds.filter((_, j) => j !== i).flat(), { ...o, onEpoch: undefined });
+    calibrate(model, heldOut);
+    return evaluate(model, heldOut);
+  });
+  const weighted = (f: (e: Evaluation) => number) => results.reduce((a, e) => a + f(e) * e.count, 0) / examples.length;
+  return { folds: k, accuracy: weighted((e) => e.accuracy), macroF1: weighted((e) => e.macroF1), perFold: results.map((e) => e.accuracy), foldSizes: folds.map((f) => f.length) };
 }
 
 export function writeModel(dir: string, built: Pick<BuiltModel, 'manifest' | 'onnx'>): void {

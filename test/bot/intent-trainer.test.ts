@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { buildModel } from '../../bot/intent/build.js';
+import { buildModel, crossValidate } from '../../bot/intent/build.js';
 import { ModelBundle, readModelFolder } from '../../bot/intent/bundle.js';
 import { parseCsv, readExamples } from '../../bot/intent/data.js';
 import { extractNgrams } from '../../bot/intent/features.js';
@@ -112,6 +112,18 @@ describe('intent trainer', () => {
     assert.deepEqual(Buffer.from(a.model.data.w1.buffer), Buffer.from(b.model.data.w1.buffer));
     assert.deepEqual(Buffer.from(a.model.data.w2.buffer), Buffer.from(b.model.data.w2.buffer));
     assert.ok(Buffer.from(a.onnx).equals(Buffer.from(b.onnx)), 'identical model.onnx bytes');
+  });
+
+  it('cross-validates: every row held out once, one accuracy per fold, the same figures for the same seed', () => {
+    const subset = examples.filter((e) => ['greeting', 'invoice', 'human_agent', 'thanks'].includes(e.label));
+    const a = crossValidate(subset, 3, { classifier: 'linear', epochs: 3, seed: 9 });
+    const b = crossValidate(subset, 3, { classifier: 'linear', epochs: 3, seed: 9 });
+    assert.equal(a.perFold.length, 3);
+    assert.equal(a.foldSizes.reduce((x, y) => x + y, 0), subset.length);
+    assert.ok(Math.max(...a.foldSizes) - Math.min(...a.foldSizes) <= 4, `stratified folds of near-equal size: ${a.foldSizes}`);
+    assert.ok(a.accuracy > 0.6 && a.accuracy <= 1, `accuracy ${a.accuracy}`);
+    assert.deepEqual(a, b);
+    assert.throws(() => crossValidate(subset, 1, {}), /at least 2 folds/);
   });
 
   it('the shipped support model loads, validates its samples and answers both languages', async () => {
