@@ -4,7 +4,8 @@
  * - POST /v1.0/oauth2/accessToken {appKey, appSecret} → {accessToken, expireIn}
  * - POST /v1.0/robot/oToMessages/batchSend {robotCode, userIds[], msgKey, msgParam} → {processQueryKey,
  *   invalidStaffIdList[], flowControlledStaffIdList[]}
- * - POST /v1.0/robot/groupMessages/send {robotCode, openConversationId, msgKey, msgParam} → {processQueryKey}
+ * - POST /v1.0/robot/groupMessages/send {robotCode, openConversationId, msgKey, msgParam} → {processQueryKey};
+ *   msgParam is a JSON string of at most 15,000 bytes (open.dingtalk.com "the-robot-sends-a-group-message")
  * OpenAPI errors are HTTP 4xx/5xx with {code, message, requestid}; a refused token is HTTP 400/401
  * `InvalidAuthentication` (refresh + one retry); `Forbidden.AccessDenied.QpsLimit*` / HTTP 429 pause the shard.
  * The session webhook answers {errcode, errmsg} (errcode 0 = sent).
@@ -15,6 +16,26 @@ import type { FetchedToken, TokenManager } from '../shared/token-manager.js';
 import { DeliveryError } from '../types.js';
 
 export const TOKEN_INVALID_CODE = 'InvalidAuthentication';
+/** groupMessages/send: "msgParam … The length must not exceed 15,000 bytes" (official API reference). */
+export const GROUP_MSG_PARAM_MAX_BYTES = 15_000;
+
+/**
+ * The `sampleText` msgParam (a JSON string `{"content": …}`) for `text`, cut so the whole string stays within
+ * `maxBytes`: a longer one is refused by DingTalk, so the reply is shortened (ending in "...") rather than lost.
+ */
+export function sampleTextParam(text: string, maxBytes = Number.POSITIVE_INFINITY): string {
+  let content = text;
+  let param = JSON.stringify({ content });
+  while (Buffer.byteLength(param) > maxBytes) {
+    // JSON escaping can make the string longer than the text, so cut by the overshoot and measure again.
+    const keep = Buffer.byteLength(content) - (Buffer.byteLength(param) - maxBytes) - 3;
+    let cut = Buffer.from(content).subarray(0, Math.max(0, keep)).toString('utf8');
+    cut = cut.replace(/\uFFFD+$/, ''); // a cut inside a multi-byte character leaves U+FFFD at the end
+    content = `${cut}...`;
+    param = JSON.stringify({ content });
+  }
+  return param;
+}
 
 type OpenApiAnswer = { code?: string; message?: string; [key: string]: unknown };
 

@@ -11,7 +11,7 @@ import type { ConversationReference } from '../../gateway/conversation-reference
 import { createHttpClient } from '../shared/http-client.js';
 import { TokenManager } from '../shared/token-manager.js';
 import { defineAdapter, DeliveryError, type AdapterContext, type ChannelAdapter, type SendResult } from '../types.js';
-import { DingTalkApi } from './api.js';
+import { DingTalkApi, GROUP_MSG_PARAM_MAX_BYTES, sampleTextParam } from './api.js';
 import { decodeRobotCallback, RobotCallback } from './decode.js';
 import { verifyRobotSign } from './sign.js';
 
@@ -96,9 +96,9 @@ class DingTalkAdapter implements ChannelAdapter {
       return {};
     }
     const robotCode = reference.context.robotCode ?? this.options.robotCode ?? this.options.appKey;
-    const msgParam = JSON.stringify({ content: text });
     if (group) {
       if (!reference.threadId) throw new DeliveryError('DingTalk: no openConversationId for the group', { retryable: false, code: 'no_conversation' });
+      const msgParam = sampleTextParam(text, GROUP_MSG_PARAM_MAX_BYTES);
       const answer = await this.api.openApi('/v1.0/robot/groupMessages/send', { robotCode, openConversationId: reference.threadId, msgKey: 'sampleText', msgParam });
       return typeof answer.processQueryKey === 'string' ? { channelMessageId: answer.processQueryKey } : {};
     }
@@ -106,6 +106,7 @@ class DingTalkAdapter implements ChannelAdapter {
       // External users have no staffId: only the (expired) session webhook could reach them.
       throw new DeliveryError('DingTalk: the session webhook expired and the sender has no staffId for the OpenAPI', { retryable: false, code: 'no_staff_id' });
     }
+    const msgParam = sampleTextParam(text);
     const answer = await this.api.openApi('/v1.0/robot/oToMessages/batchSend', { robotCode, userIds: [staffId], msgKey: 'sampleText', msgParam });
     if (Array.isArray(answer.flowControlledStaffIdList) && answer.flowControlledStaffIdList.includes(staffId)) {
       throw new DeliveryError('DingTalk batchSend: recipient flow-controlled', { retryable: true, code: 'flow_controlled', rateLimitMs: 1000 });

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { GROUP_MSG_PARAM_MAX_BYTES, sampleTextParam } from '../../adapters/dingtalk/api.js';
 import { decodeRobotContent, RobotCallback } from '../../adapters/dingtalk/decode.js';
 import { robotSign, verifyRobotSign } from '../../adapters/dingtalk/sign.js';
 import { startDingTalkApi } from '../fakes/dingtalk-api.js';
@@ -44,6 +45,18 @@ describe('DingTalk payload decoding', () => {
   });
 });
 
+describe('DingTalk sampleText msgParam', () => {
+  it('is the JSON string {"content": text}, untouched when it fits', () => {
+    assert.equal(sampleTextParam('hi "there"\n'), '{"content":"hi \\"there\\"\\n"}');
+    assert.equal(sampleTextParam('short', GROUP_MSG_PARAM_MAX_BYTES), '{"content":"short"}');
+  });
+  it('stays within the byte limit even when JSON escaping grows the text', () => {
+    const param = sampleTextParam('"\n'.repeat(10_000), GROUP_MSG_PARAM_MAX_BYTES);
+    assert.ok(Buffer.byteLength(param) <= GROUP_MSG_PARAM_MAX_BYTES);
+    assert.ok((JSON.parse(param) as { content: string }).content.endsWith('...'));
+  });
+});
+
 describe('dingtalk channel end to end', () => {
   let redis: Awaited<ReturnType<typeof startTestRedis>>;
   let ding: Awaited<ReturnType<typeof startDingTalkApi>>;
@@ -60,6 +73,8 @@ describe('dingtalk channel end to end', () => {
           rules: [
             { id: 'hi', match: { regex: '^(hi|hello)' }, reply: 'Hello from the bot' },
             { id: 'refund', match: { keywords: ['refund'] }, reply: 'Refunds take 3 days' },
+            // 18,000 UTF-8 bytes: over the 15,000-byte msgParam limit of groupMessages/send.
+            { id: 'manual', match: { keywords: ['manual'] }, reply: '钉'.repeat(6000) },
           ],
           fallback: 'fallback',
         },
@@ -123,6 +138,18 @@ describe('dingtalk channel end to end', () => {
     const group = await eventually(() => ding.delivered.find((d) => d.to === 'cid-group-2'), 'group send');
     assert.equal(group.via, 'groupSend');
     assert.equal(ding.stats.tokenRequests, 1, 'one token, cached in Redis, served both sends');
+  });
+
+  it('shortens a group reply to the documented 15,000-byte msgParam limit instead of losing it', async () => {
+    await ding.push(ding.textCallback({ conversationId: 'cid-group-long', group: true, staffId: 'staff-di', text: 'manual', sessionTtlMs: 1000 }));
+    const sent = await eventually(() => ding.delivered.find((d) => d.to === 'cid-group-long'), 'long group send');
+    assert.equal(sent.via, 'groupSend');
+    assert.ok(sent.text.endsWith('...'));
+    assert.ok(sent.text.startsWith('钉钉钉'));
+    const param = JSON.stringify({ content: sent.text });
+    assert.ok(Buffer.byteLength(param) <= 15_000, `msgParam is ${Buffer.byteLength(param)} bytes`);
+    assert.ok(Buffer.byteLength(param) > 14_900, 'cut at the limit, not far below it');
+    assert.ok(!sent.text.includes('\uFFFD'), 'no broken character at the cut');
   });
 
   it('refreshes a refused access token once and retries', async () => {

@@ -4,6 +4,9 @@
  * - POST /v1.0/robot/oToMessages/batchSend and /v1.0/robot/groupMessages/send with `x-acs-dingtalk-access-token`
  *   (msgKey sampleText, msgParam a JSON string) → {processQueryKey[, invalidStaffIdList, flowControlledStaffIdList]};
  *   a refused token → HTTP 400 {code:"InvalidAuthentication", message:"不合法的access_token", requestid};
+ *   batchSend takes at most 20 userIds and groupMessages/send a msgParam of at most 15,000 bytes (both limits from
+ *   the official API reference; the error code DingTalk answers for breaking them is not documented, so the fake uses
+ *   its generic invalidParameter.* form);
  * - session webhooks POST /robot/sendBySession?session=… {msgtype:"text", text:{content}, at?} → {errcode:0,
  *   errmsg:"ok"} while the session lives;
  * - `push()` delivers a robot callback the way DingTalk's HTTP mode does: JSON with headers `timestamp` (ms) and
@@ -61,12 +64,14 @@ export async function startDingTalkApi(opts: { appKey: string; appSecret: string
       const processQueryKey = randomBytes(12).toString('base64');
       if (url.pathname === '/v1.0/robot/oToMessages/batchSend') {
         const userIds: string[] = Array.isArray(body.userIds) ? body.userIds : [];
+        if (userIds.length === 0 || userIds.length > 20) return json(res, 400, { code: 'invalidParameter.userIds', requestid: randomUUID(), message: 'userIds 最多20个' });
         const invalid = userIds.filter((u) => !opts.staff.includes(u));
         for (const u of userIds.filter((u) => opts.staff.includes(u))) delivered.push({ via: 'batchSend', to: u, text, token });
         return json(res, 200, { processQueryKey, invalidStaffIdList: invalid, flowControlledStaffIdList: [] });
       }
       if (url.pathname === '/v1.0/robot/groupMessages/send') {
         if (typeof body.openConversationId !== 'string') return json(res, 400, { code: 'invalidParameter.openConversationId', requestid: randomUUID(), message: 'openConversationId 不合法' });
+        if (Buffer.byteLength(String(body.msgParam)) > 15_000) return json(res, 400, { code: 'invalidParameter.msgParam', requestid: randomUUID(), message: 'msgParam 长度不能超过15000字节' });
         delivered.push({ via: 'groupSend', to: body.openConversationId, text, token });
         return json(res, 200, { processQueryKey });
       }
