@@ -4,6 +4,7 @@
  * The pipeline handles one conversation's messages in order, so a read-modify-write per message is safe.
  */
 import type { RedisClient } from '../adapters/types.js';
+import { cappedPush, defineCappedPush } from '../gateway/capped-list.js';
 
 export type Scalar = string | number | boolean;
 
@@ -38,7 +39,9 @@ export class ContextStore {
     private readonly prefix: string,
     readonly ttlSeconds: number,
     readonly maxMessages: number,
-  ) {}
+  ) {
+    defineCappedPush(redis);
+  }
 
   private key(conversationId: string): string {
     return `${this.prefix}:bot:ctx:{${conversationId}}`;
@@ -64,11 +67,13 @@ export class ContextStore {
 
   /** Saves the context and appends messages to the history, renewing the TTL of both. */
   async save(conversationId: string, context: ConversationContext, messages: ContextMessage[]): Promise<void> {
-    const multi = this.redis.multi().set(this.key(conversationId), JSON.stringify(context), 'EX', this.ttlSeconds);
+    // Two commands in one round trip (auto-pipelined); both keys share the conversation's hash tag.
     const history = this.historyKey(conversationId);
-    if (messages.length) {
-      multi.rpush(history, ...messages.map((m) => JSON.stringify(m))).ltrim(history, -this.maxMessages, -1);
-    }
-    await multi.expire(history, this.ttlSeconds).exec();
+    await Promise.all([
+      this.redis.set(this.key(conversationId), JSON.stringify(context), 'EX', this.ttlSeconds),
+      messages.length
+        ? cappedPush(this.redis, history, this.maxMessages, this.ttlSeconds, ...messages.map((m) => JSON.stringify(m)))
+        : this.redis.expire(history, this.ttlSeconds),
+    ]);
   }
 }

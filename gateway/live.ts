@@ -7,6 +7,7 @@
  */
 import type { RedisClient } from '../adapters/types.js';
 import type { Logger } from './logger.js';
+import { cappedPush, defineCappedPush } from './capped-list.js';
 import { UnifiedMessage } from './message.js';
 
 export class LiveHub {
@@ -20,7 +21,9 @@ export class LiveHub {
     private readonly retention: number,
     private readonly retentionSeconds: number,
     private readonly log: Logger,
-  ) {}
+  ) {
+    defineCappedPush(redis);
+  }
 
   private outboxKey(conversationId: string): string {
     return `${this.prefix}:outbox:{${conversationId}}`;
@@ -33,9 +36,7 @@ export class LiveHub {
     const key = this.outboxKey(message.conversationId);
     const json = JSON.stringify(message);
     await Promise.all([
-      this.redis.rpush(key, json),
-      this.redis.ltrim(key, -this.retention, -1),
-      this.redis.expire(key, this.retentionSeconds),
+      cappedPush(this.redis, key, this.retention, this.retentionSeconds, json),
       this.redis.publish(this.topic(message.channel), json),
     ]);
   }

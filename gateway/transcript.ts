@@ -1,5 +1,6 @@
 /** Both directions of every conversation, with bot decision traces, kept in Redis for a configured retention. */
 import type { RedisClient } from '../adapters/types.js';
+import { cappedPush, defineCappedPush } from './capped-list.js';
 import { UnifiedMessage } from './message.js';
 
 export class Transcripts {
@@ -8,7 +9,9 @@ export class Transcripts {
     private readonly prefix: string,
     private readonly maxMessages: number,
     private readonly retentionSeconds: number,
-  ) {}
+  ) {
+    defineCappedPush(redis);
+  }
 
   private key(conversationId: string): string {
     return `${this.prefix}:conv:{${conversationId}}:transcript`;
@@ -18,11 +21,7 @@ export class Transcripts {
     const key = this.key(message.conversationId);
     // The raw platform payload stays out: transcripts are for people, and raw can be large.
     const { raw: _raw, ...rest } = message;
-    await Promise.all([
-      this.redis.rpush(key, JSON.stringify(rest)),
-      this.redis.ltrim(key, -this.maxMessages, -1),
-      this.redis.expire(key, this.retentionSeconds),
-    ]);
+    await cappedPush(this.redis, key, this.maxMessages, this.retentionSeconds, JSON.stringify(rest));
   }
 
   async list(conversationId: string, limit = this.maxMessages): Promise<UnifiedMessage[]> {
