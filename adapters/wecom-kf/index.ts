@@ -169,15 +169,16 @@ class WecomKfAdapter implements ChannelAdapter {
 
   async send(message: UnifiedMessage, reference: ConversationReference): Promise<SendResult> {
     const openKfid = reference.context.openKfid ?? reference.threadId ?? '';
-    const payload = await this.payload(message);
     const window = this.windowKey(message.conversationId);
     const state = await this.ctx.redis.hgetall(window);
 
     // A welcome message answers enter_session with its one-time code (valid 20 s); claim it atomically.
+    // send_msg_on_event takes only text or msgmenu (path 96428), so any other content goes as its text form.
     if (state.welcomeCode && message.replyTo === state.welcomeFor && (await this.ctx.redis.hdel(window, 'welcomeCode')) === 1) {
-      const sent = await this.api.post<WecomResult & { msgid?: string }>('kf/send_msg_on_event', { code: state.welcomeCode, msgid: message.id, ...payload });
+      const sent = await this.api.post<WecomResult & { msgid?: string }>('kf/send_msg_on_event', { code: state.welcomeCode, msgid: message.id, ...textPayload(message.content) });
       return { channelMessageId: sent.msgid ?? message.id };
     }
+    const payload = await this.payload(message);
 
     const lastCustomerAt = Number(state.lastCustomerAt ?? 0);
     if (lastCustomerAt > 0 && Date.now() - lastCustomerAt > WINDOW_MS) {
@@ -214,7 +215,7 @@ class WecomKfAdapter implements ChannelAdapter {
       const mediaId = await this.api.uploadMedia('image', loaded.data, loaded.fileName || fileNameFor('image', loaded.contentType), loaded.contentType);
       return { msgtype: 'image', image: { media_id: mediaId } };
     }
-    return { msgtype: 'text', text: { content: truncateBytes(contentAsText(c), 2048) } };
+    return textPayload(c);
   }
 
   /** `kf/service_state/get`: 0 new, 1 bot, 2 queued, 3 human (with servicer_userid), 4 ended. */
@@ -248,6 +249,11 @@ class WecomKfAdapter implements ChannelAdapter {
     await this.transferSession(openKfid, externalUserId, servicer ? KF_STATE.human : KF_STATE.queued, servicer);
     this.ctx.log.info({ openKfid, to: servicer ? 'servicer' : 'queue' }, 'kf session handed to WeCom servicers');
   }
+}
+
+/** A kf text message: `text.content` is at most 2048 bytes (send_msg, path 94677). */
+function textPayload(content: UnifiedMessage['content']): Record<string, unknown> {
+  return { msgtype: 'text', text: { content: truncateBytes(contentAsText(content), 2048) } };
 }
 
 export default defineAdapter({

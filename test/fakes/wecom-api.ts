@@ -8,7 +8,8 @@
  *   GET  /cgi-bin/media/get?access_token&media_id              (path 90254)
  *   POST /cgi-bin/kf/sync_msg?access_token                     (path 94670: cursor, token, limit, has_more, next_cursor)
  *   POST /cgi-bin/kf/send_msg?access_token                     (path 94677: session state 0/1, 48 h, 5 messages)
- *   POST /cgi-bin/kf/send_msg_on_event?access_token            (path 95122: welcome_code once, within 20 s)
+ *   POST /cgi-bin/kf/send_msg_on_event?access_token            (path 95122/96428: welcome_code once, within 20 s,
+ *                                                               text or msgmenu only)
  *   POST /cgi-bin/kf/service_state/get | service_state/trans  (path 94669)
  *
  * It checks what a real server checks (token validity and expiry, corp secret, agentid, JSON field types, msgtype
@@ -226,6 +227,8 @@ export async function startFakeWecom(options: FakeWecomOptions) {
     if (path === 'kf/send_msg_on_event') {
       const code = welcomeCodes.get(String(body.code));
       if (!code || code.used || now() - code.issuedAt > 20) return err(res, 95016, 'invalid or used welcome code');
+      // path 96428: the enter_session welcome accepts only text and msgmenu; 40008 is the global "invalid msgtype".
+      if (body.msgtype !== 'text' && body.msgtype !== 'msgmenu') return err(res, 40008, `invalid msgtype ${String(body.msgtype)} for an event message`);
       if (!checkMessagePayload(body, res)) return;
       code.used = true;
       sent.push({ path, body, token });

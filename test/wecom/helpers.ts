@@ -45,7 +45,10 @@ export async function inboundJobCount(gw: TestGateway): Promise<number> {
   return total;
 }
 
-/** Replies "echo: <text>"; "pic <url>" → an image; "card" → a link; "human" → hand-off; events → "event: <name>". */
+/**
+ * Replies "echo: <text>"; "pic <url>" → an image; "card" → a link; "human" → hand-off; events → "event: <name>",
+ * except enter_session from the "poster" scene → a welcome image.
+ */
 export function testBot(): Bot {
   return {
     async decide({ message }) {
@@ -59,6 +62,10 @@ export function testBot(): Bot {
           return { replies: Array.from({ length: Number(c.text.slice(5)) }, (_, i) => ({ type: 'text' as const, text: `part ${i + 1}` })), trace };
         }
         return { replies: [{ type: 'text', text: `echo: ${c.text}` }], trace };
+      }
+      // A welcome picture for customers arriving from the "poster" scene (kf can only answer a welcome with text).
+      if (c.type === 'event' && c.event === 'enter_session' && c.key === 'poster') {
+        return { replies: [{ type: 'image', url: 'https://example.com/welcome.png', caption: 'Welcome!' }], trace };
       }
       if (c.type === 'event') return { replies: [{ type: 'text', text: `event: ${c.event}` }], trace };
       return { replies: [{ type: 'text', text: `got ${c.type}${'url' in c && c.url ? ` ${c.url}` : ''}` }], trace };

@@ -171,6 +171,14 @@ describe('wecom-kf channel end to end (pull with cursor, real gateway and Redis)
     assert.deepEqual(welcome.body.text, { content: 'event: enter_session' });
   });
 
+  it('sends a non-text welcome as text: send_msg_on_event takes only text or msgmenu', async () => {
+    fake.pushKf({ msgid: 'enter-2', open_kfid: OPEN_KFID, origin: 4, msgtype: 'event', event: { event_type: 'enter_session', open_kfid: OPEN_KFID, external_userid: 'wm-poster', scene: 'poster', welcome_code: 'WELCOME-CODE-2' } });
+    await callback();
+    const welcome = await eventually(() => fake.sent.find((s) => s.path === 'kf/send_msg_on_event' && s.body.code === 'WELCOME-CODE-2'), 'welcome');
+    assert.equal(welcome.body.msgtype, 'text');
+    assert.deepEqual(welcome.body.text, { content: 'Welcome!\nhttps://example.com/welcome.png' });
+  });
+
   it('keeps to 5 replies per customer message and fails the rest fast', async () => {
     say('wm-dave', 'many 7');
     await callback();
