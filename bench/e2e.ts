@@ -39,7 +39,7 @@ const { values: args } = parseArgs({
   },
 });
 const quick = args.quick!;
-const loads = (args.loads ?? (quick ? '500,1000' : '500,1000,2000,4000')).split(',').map(Number);
+const loads = (args.loads ?? (quick ? '250,1000' : '250,500,1000,2000,4000')).split(',').map(Number);
 const durationS = Number(args.duration ?? (quick ? 3 : 10));
 const shards = Number(args.shards);
 const APP_SECRET = 'bench-app-secret-0123456789';
@@ -99,13 +99,40 @@ interface PhaseResult {
 }
 
 /** Waits until every accepted message has its reply, or the drain timeout passes. */
-async function drain(ids: Iterable<string>, arrivals: Map<string, number>, timeoutMs = 20_000): Promise<void> {
+async function drain(ids: Iterable<string>, arrivals: Map<string, number>, timeoutMs = 120_000): Promise<void> {
   const list = [...ids];
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline && list.some((id) => !arrivals.has(id))) await new Promise((r) => setTimeout(r, 50));
 }
 
+/** Queued and running jobs of the gateway's pipeline, all shards and stages. */
+async function backlog(): Promise<number> {
+  const keys = (stage: string, i: number) => [`gw:{${stage}-${i}}:wait`, `gw:{${stage}-${i}}:active`, `gw:{${stage}-${i}}:delayed`];
+  const pipe = redis.pipeline();
+  for (const stage of ['in', 'out']) {
+    for (let i = 0; i < shards; i++) {
+      const [wait, active, delayed] = keys(stage, i);
+      pipe.llen(wait!).llen(active!).zcard(delayed!);
+    }
+  }
+  return ((await pipe.exec()) ?? []).reduce((n, [, v]) => n + Number(v ?? 0), 0);
+}
+
+/** Lets the previous phase's backlog drain, so each phase starts from an idle gateway. */
+async function settle(timeoutMs = 180_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let left = await backlog();
+  while (left > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 250));
+    left = await backlog();
+  }
+  await new Promise((r) => setTimeout(r, 500));
+  return left;
+}
+
 async function phase(channel: string, offered: number | 'max', run: () => Promise<{ sent: Map<string, number>; errors: number; ack?: number[] }>, arrivals: Map<string, number>): Promise<PhaseResult> {
+  const leftOver = await settle();
+  if (leftOver > 0) console.log(`(${leftOver} jobs still queued from the previous phase)`);
   const before = await redisCounters(redis);
   const cpuBefore = gatewayProcesses.map((p) => p.cpuSeconds());
   const t0 = performance.now();
@@ -348,7 +375,7 @@ try {
     results.push(await phase('wecom', 'max', wecomLoad('max', durationS), receiver.wecomArrivals));
     for (const load of loads) results.push(await phase('app', load, appLoad(load, durationS), receiver.arrivals));
     results.push(await phase('app', 'max', appLoad('max', durationS), receiver.arrivals));
-    for (const load of loads.filter((l) => l <= 2000)) results.push(await phase('ws', load, wsLoad(load, durationS), wsArrivals));
+    for (const load of loads.filter((l) => l <= 1000)) results.push(await phase('ws', load, wsLoad(load, durationS), wsArrivals));
   }
 } finally {
   await ingress.stop();
