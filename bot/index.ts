@@ -39,6 +39,11 @@ export interface BotDeps {
   classifier?: IntentClassifier;
   /** Relative paths in the config (KB seed, word list, model) resolve against this; default: the working directory. */
   baseDir?: string;
+  /**
+   * Load the intent model only when its admin routes are first used. For processes that never run the bot
+   * (ingress): they serve the model-swap API, but holding an ONNX session for it costs ≈ 40 MB of RSS.
+   */
+  lazyIntent?: boolean;
 }
 
 export interface BotParts {
@@ -136,17 +141,32 @@ export function createBot(deps: BotDeps): BotParts {
       }
       if (config.intent.enabled && !deps.classifier) {
         const modelDir = resolve(baseDir, config.intent.model);
-        try {
-          intent = await IntentService.create({ modelDir, redis, prefix, log: botLog.child({ component: 'intent' }) });
-        } catch (err) {
-          throw new BotStartError(
-            `bot.intent: the intent model at ${modelDir} could not be loaded (${(err as Error).message}). ` +
-              'Train one with "npm run train", point bot.intent.model at a model folder, or set bot.intent.enabled: false.',
-            { cause: err },
-          );
+        const load = async () => {
+          try {
+            intent = await IntentService.create({ modelDir, redis, prefix, log: botLog.child({ component: 'intent' }) });
+          } catch (err) {
+            throw new BotStartError(
+              `bot.intent: the intent model at ${modelDir} could not be loaded (${(err as Error).message}). ` +
+                'Train one with "npm run train", point bot.intent.model at a model folder, or set bot.intent.enabled: false.',
+              { cause: err },
+            );
+          }
+          intent.adminRoutes(modelRoutes);
+          botLog.info({ model: intent.status() }, 'intent model loaded');
+        };
+        if (!deps.lazyIntent) await load();
+        else {
+          // The routes are added by load(); until then the first request to them loads the model and goes on.
+          let loading: Promise<void> | undefined;
+          modelRoutes.use('/models', (_req, _res, next) => {
+            if (intent) return next();
+            loading ??= load().catch((err) => {
+              loading = undefined;
+              throw err;
+            });
+            loading.then(() => next(), next);
+          });
         }
-        intent.adminRoutes(modelRoutes);
-        botLog.info({ model: intent.status() }, 'intent model loaded');
       }
       botLog.info({ kbEntries: kb.size, kbVersion: kb.version, rules: rules.rules().length, sensitiveWords: sensitive.size }, 'bot started');
     },

@@ -93,6 +93,8 @@ export function createGateway(options: GatewayOptions): Gateway {
         prefix,
         log,
         events,
+        // An ingress-only process never runs the bot; it loads the model only if its swap API is used.
+        lazyIntent: role === 'ingress',
         // Burst windows: the customer's later messages still waiting in this conversation's inbound shard.
         pendingInbound: async (conversationId) =>
           (await pipeline.queue('in', conversationId).getWaiting(0, 200))
