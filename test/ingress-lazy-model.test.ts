@@ -12,7 +12,7 @@ describe('intent model in an ingress-only process', () => {
   before(async () => {
     redis = await startTestRedis();
     ingress = await startTestGateway(
-      { server: { adminKey: ADMIN }, channels: [{ id: 'web', type: 'web' }], bot: { intent: { enabled: true, model: 'models/support' } } },
+      { server: { adminKey: ADMIN }, channels: [{ id: 'web', type: 'web', options: {} }], bot: { intent: { enabled: true, model: 'models/support' } } },
       redis.url,
       { role: 'ingress' },
     );
