@@ -83,18 +83,18 @@ export class WechatApi {
     return this.tokens.get(this.tokenKey, this.fetchToken);
   }
 
-  /** POSTs JSON to `path?access_token=`; returns the (successful) answer or throws a DeliveryError. */
-  async postJson(path: string, body: unknown, what: string): Promise<WechatApiResult> {
+  /**
+   * One API call with the access token: transport failures and HTTP errors become DeliveryErrors, a token-invalid
+   * answer refreshes the token and retries once, and a non-zero errcode is mapped by wechatDeliveryError.
+   */
+  private async call(what: string, send: (token: string) => Promise<AxiosResponse<WechatApiResult>>): Promise<WechatApiResult> {
     const result = await this.tokens.callWithToken(
       this.tokenKey,
       this.fetchToken,
       async (token) => {
         let res: AxiosResponse<WechatApiResult>;
         try {
-          res = await this.http.post(path, JSON.stringify(body), {
-            params: { access_token: token },
-            headers: { 'content-type': 'application/json; charset=utf-8' },
-          });
+          res = await send(token);
         } catch (err) {
           throw deliveryErrorForException(err, what);
         }
@@ -109,6 +109,16 @@ export class WechatApi {
     return result;
   }
 
+  /** POSTs JSON to `path?access_token=`; returns the (successful) answer or throws a DeliveryError. */
+  postJson(path: string, body: unknown, what: string): Promise<WechatApiResult> {
+    return this.call(what, (token) =>
+      this.http.post(path, JSON.stringify(body), {
+        params: { access_token: token },
+        headers: { 'content-type': 'application/json; charset=utf-8' },
+      }),
+    );
+  }
+
   /** `POST /cgi-bin/message/custom/send`: one customer-service message. */
   sendCustom(body: { touser: string; msgtype: string; [field: string]: unknown }): Promise<WechatApiResult> {
     return this.postJson('/cgi-bin/message/custom/send', body, `customer-service send (${body.msgtype})`);
@@ -117,26 +127,11 @@ export class WechatApi {
   /** `POST /cgi-bin/media/upload?type=`: a temporary media file (multipart field `media`), returns its media_id. */
   async uploadMedia(type: 'image' | 'voice' | 'video' | 'thumb', data: Buffer, fileName: string, contentType: string): Promise<string> {
     const what = `media upload (${type})`;
-    const result = await this.tokens.callWithToken(
-      this.tokenKey,
-      this.fetchToken,
-      async (token) => {
-        const form = new FormData();
-        form.append('media', new Blob([new Uint8Array(data)], { type: contentType }), fileName);
-        let res: AxiosResponse<WechatApiResult>;
-        try {
-          res = await this.http.post('/cgi-bin/media/upload', form, { params: { access_token: token, type } });
-        } catch (err) {
-          throw deliveryErrorForException(err, what);
-        }
-        const httpError = deliveryErrorForStatus(res.status, what);
-        if (httpError) throw httpError;
-        return (res.data ?? {}) as WechatApiResult;
-      },
-      this.isTokenInvalid,
-    );
-    const error = wechatDeliveryError(result, what, { rateLimitMs: this.options.rateLimitMs });
-    if (error) throw error;
+    const result = await this.call(what, (token) => {
+      const form = new FormData();
+      form.append('media', new Blob([new Uint8Array(data)], { type: contentType }), fileName);
+      return this.http.post('/cgi-bin/media/upload', form, { params: { access_token: token, type } });
+    });
     if (typeof result.media_id !== 'string') throw new DeliveryError(`${what}: answer without media_id`, { retryable: true, code: 'bad_upload_answer' });
     return result.media_id;
   }
