@@ -5,9 +5,8 @@
  * one seeded generator, so the same data and seed give bit-identical weights.
  */
 import { DEFAULT_FEATURES, type FeatureSettings } from './features.js';
-import { vectorizeWith } from './linear-model.js';
 import { MlpModel } from './mlp-model.js';
-import { buildVocabulary, seededRandom, shuffle, type Example } from './trainer.js';
+import { prepareTraining, seededRandom, shuffle, withDefaults, type Example } from './trainer.js';
 
 export interface MlpTrainOptions {
   seed?: number;
@@ -47,18 +46,8 @@ class Adam {
 }
 
 export function trainMlp(rows: Example[], options: MlpTrainOptions = {}): MlpModel {
-  const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as MlpTrainOptions;
-  const o = { ...DEFAULT_MLP, features: DEFAULT_FEATURES, ...given };
-  if (rows.length === 0) throw new Error('no training rows');
-  const labels = [...new Set(rows.map((r) => r.label))].sort();
-  const labelIndex = new Map(labels.map((l, i) => [l, i]));
-  const { vocabulary, idf } = buildVocabulary(
-    rows.map((r) => r.text),
-    o.features,
-  );
-  const index = new Map(vocabulary.map((k, i) => [k, i]));
-  const X = rows.map((r) => vectorizeWith(r.text, index, idf, o.features));
-  const y = rows.map((r) => labelIndex.get(r.label)!);
+  const o = withDefaults({ ...DEFAULT_MLP, features: DEFAULT_FEATURES as FeatureSettings }, options);
+  const { labels, vocabulary, idf, X, y } = prepareTraining(rows, o.features);
   const weightOf = Float64Array.from(labels, (l) => o.labelWeights?.[l] ?? 1);
 
   const C = labels.length;

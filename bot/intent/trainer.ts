@@ -88,20 +88,30 @@ export function buildVocabulary(texts: string[], features: FeatureSettings): { v
   return { vocabulary: kept, idf };
 }
 
-export function train(rows: Example[], options: TrainOptions = {}): LinearModel {
-  // Options left undefined (e.g. CLI flags not given) keep their defaults rather than erasing them.
-  const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as TrainOptions;
-  const o = { ...DEFAULT_TRAIN, features: DEFAULT_FEATURES, ...given };
+/** Options left undefined (e.g. CLI flags not given) keep their defaults rather than erasing them. */
+export function withDefaults<D extends object, O extends object>(defaults: D, options: O): Omit<O, keyof D> & D {
+  const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+  return { ...defaults, ...given } as Omit<O, keyof D> & D;
+}
+
+/** What every classifier trains on: sorted labels, the TF-IDF vocabulary, and each row as a sparse vector + label. */
+export function prepareTraining(rows: Example[], features: FeatureSettings) {
   if (rows.length === 0) throw new Error('no training rows');
   const labels = [...new Set(rows.map((r) => r.label))].sort();
   const labelIndex = new Map(labels.map((l, i) => [l, i]));
   const { vocabulary, idf } = buildVocabulary(
     rows.map((r) => r.text),
-    o.features,
+    features,
   );
   const index = new Map(vocabulary.map((k, i) => [k, i]));
-  const X = rows.map((r) => vectorizeWith(r.text, index, idf, o.features));
+  const X = rows.map((r) => vectorizeWith(r.text, index, idf, features));
   const y = rows.map((r) => labelIndex.get(r.label)!);
+  return { labels, vocabulary, idf, X, y };
+}
+
+export function train(rows: Example[], options: TrainOptions = {}): LinearModel {
+  const o = withDefaults({ ...DEFAULT_TRAIN, features: DEFAULT_FEATURES as FeatureSettings }, options);
+  const { labels, vocabulary, idf, X, y } = prepareTraining(rows, o.features);
 
   const C = labels.length;
   const F = vocabulary.length;
