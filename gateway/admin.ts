@@ -72,6 +72,8 @@ export function mountAdmin(app: Express, deps: AdminDeps): void {
     const job = await queue.getJob(req.params.jobId);
     if (!job) throw notFound('unknown_job', `no job ${req.params.jobId} in ${queue.name}`);
     if (!(await job.isFailed())) throw new HttpError(409, 'not_failed', `job ${job.id} is not in the failed state`);
+    // A replay is a fresh try: an outbound job that only recorded a failed first attempt now really delivers.
+    if (job.data?.failure !== undefined) await job.updateData({ ...job.data, failure: undefined });
     await job.retry('failed', { resetAttemptsMade: true });
     deps.log.info({ queue: queue.name, jobId: job.id }, 'dead letter replayed');
     res.status(202).json({ replayed: job.id });

@@ -65,8 +65,9 @@ redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[5]) - 1)
 return {1, cur}
 `;
 
-// KEYS[1] conversation hash. ARGV: reference JSON, now. Creates the conversation in state "bot" when new, reopens
-// a closed one, refreshes the reference and counts the turn. Returns {state, turns, created}.
+// KEYS[1] conversation hash, KEYS[2] its queued outbound jobs (sorted set). ARGV: reference JSON, now. Creates the
+// conversation in state "bot" when new, reopens a closed one, refreshes the reference and counts the turn.
+// Returns {state, turns, created, reopened, queued outbound jobs}.
 const TOUCH_LUA = `
 local created = redis.call('HSETNX', KEYS[1], 'state', 'bot')
 if created == 1 then redis.call('HSET', KEYS[1], 'createdAt', ARGV[2]) end
@@ -77,8 +78,11 @@ if state == 'closed' then
 end
 redis.call('HSET', KEYS[1], 'ref', ARGV[1], 'updatedAt', ARGV[2])
 local turns = redis.call('HINCRBY', KEYS[1], 'turns', 1)
-return {state, turns, created, reopened}
+return {state, turns, created, reopened, redis.call('ZCARD', KEYS[2])}
 `;
+
+/** How long a queued-outbound marker outlives a job that never reported back (crash, admin removal). */
+const OUTBOUND_MARK_TTL_SECONDS = 3600;
 
 export class ConversationStore {
   constructor(
@@ -86,7 +90,7 @@ export class ConversationStore {
     private readonly prefix: string,
   ) {
     redis.defineCommand('gwConvTransition', { numberOfKeys: 2, lua: TRANSITION_LUA });
-    redis.defineCommand('gwConvTouch', { numberOfKeys: 1, lua: TOUCH_LUA });
+    redis.defineCommand('gwConvTouch', { numberOfKeys: 2, lua: TOUCH_LUA });
   }
 
   key(id: string): string {
@@ -95,22 +99,54 @@ export class ConversationStore {
   private historyKey(id: string): string {
     return `${this.prefix}:conv:{${id}}:history`;
   }
+  /** Outbound jobs of this conversation waiting in the queue (a first delivery attempt may not overtake them). */
+  private outboundKey(id: string): string {
+    return `${this.prefix}:conv:{${id}}:outq`;
+  }
   /** All conversations by last activity, for listing (the REST API filters on it). */
   get indexKey(): string {
     return `${this.prefix}:conversations`;
   }
 
-  /** Called for every inbound message: create or reopen, refresh the reference, count the turn. */
-  async touch(reference: ConversationReference): Promise<{ state: ConversationState; turns: number; created: boolean; reopened: boolean }> {
+  /**
+   * Called for every inbound message: create or reopen, refresh the reference, count the turn. `queuedOutbound` is
+   * how many of its outbound messages wait in the queue (retries, agent replies): while there are any, new replies
+   * queue behind them instead of going out at once.
+   */
+  async touch(
+    reference: ConversationReference,
+  ): Promise<{ state: ConversationState; turns: number; created: boolean; reopened: boolean; queuedOutbound: number }> {
     const now = reference.updatedAt;
+    const id = reference.conversationId;
     const [result] = await Promise.all([
-      (this.redis as any).gwConvTouch(this.key(reference.conversationId), JSON.stringify(reference), now) as Promise<
-        [string, number, number, number]
+      (this.redis as any).gwConvTouch(this.key(id), this.outboundKey(id), JSON.stringify(reference), now) as Promise<
+        [string, number, number, number, number]
       >,
-      this.redis.zadd(this.indexKey, now, reference.conversationId),
+      this.redis.zadd(this.indexKey, now, id),
     ]);
-    const [state, turns, created, reopened] = result;
-    return { state: ConversationState.parse(state), turns, created: created === 1, reopened: reopened === 1 };
+    const [state, turns, created, reopened, queuedOutbound] = result;
+    return { state: ConversationState.parse(state), turns, created: created === 1, reopened: reopened === 1, queuedOutbound };
+  }
+
+  /** Records outbound jobs queued for the conversation, in queue order (see touch and outboundHead). */
+  async markOutboundQueued(id: string, jobIds: readonly string[]): Promise<void> {
+    if (jobIds.length === 0) return;
+    const key = this.outboundKey(id);
+    // Scores keep the order of the call and of later calls (milliseconds × 1000 + position).
+    const base = Date.now() * 1000;
+    const members = jobIds.flatMap((jobId, i) => [String(base + i), jobId]);
+    await this.redis.multi().zadd(key, 'NX', ...members).expire(key, OUTBOUND_MARK_TTL_SECONDS).exec();
+  }
+
+  /** The oldest outbound job of the conversation still queued: the only one that may be delivered now. */
+  async outboundHead(id: string): Promise<string | undefined> {
+    const [head] = await this.redis.zrange(this.outboundKey(id), '0', '0');
+    return head;
+  }
+
+  /** An outbound job finished (delivered or dead-lettered). */
+  async markOutboundDone(id: string, jobId: string): Promise<void> {
+    await this.redis.zrem(this.outboundKey(id), jobId);
   }
 
   async get(id: string): Promise<Conversation | null> {

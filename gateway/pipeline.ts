@@ -3,7 +3,7 @@
  *
  *   adapter verifies + decodes ─▶ 1. ingest: dedupe + durable enqueue on in-<shard> ─▶ adapter acks 2xx
  *                                 2. inbound stage: conversation state ─▶ bot (only in state `bot`)
- *                                    ├─ replies ─▶ out-<shard>
+ *                                    ├─ replies ─▶ first delivery attempt right away; what fails ─▶ out-<shard>
  *                                    ├─ hand-off ─▶ state handoff_pending + event
  *                                    └─ state agent/handoff_pending ─▶ event for the helpdesk, no bot
  *   agent replies (REST API) ────▶ 3. sendToConversation ─▶ out-<shard>
@@ -12,9 +12,9 @@
  * Both stages are sharded by conversation with one consumer per shard (queues.ts, shards.ts), so the messages of a
  * conversation are handled in order while different conversations run in parallel.
  */
-import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { ChannelAdapter, IngestResult, RedisClient, ReferenceInput } from '../adapters/types.js';
-import { DeliveryError } from '../adapters/types.js';
+import { DeliveryError, type DeliveryFailureReason } from '../adapters/types.js';
 import type { Bot } from '../bot/types.js';
 import type { PipelineConfig } from '../config/schema.js';
 import type { ConversationReference } from './conversation-reference.js';
@@ -39,7 +39,21 @@ export interface InboundJob {
 /** Outbound job data: the message to deliver (its conversation's reference is read at delivery time). */
 export interface OutboundJob {
   message: UnifiedMessage;
+  /** Attempts made before the job was queued (the first one happens inside the inbound job). */
+  priorAttempts?: number;
+  /** The first attempt failed for good with this: the job only records it in the dead-letter view. */
+  failure?: string;
 }
+
+/** What one delivery attempt came to. */
+type Attempt =
+  | { outcome: 'delivered' }
+  | { outcome: 'blocked'; reason: string }
+  | { outcome: 'wait'; ms: number }
+  | { outcome: 'failed'; error: Error; retryable: boolean; code?: number | string; reason?: DeliveryFailureReason };
+
+const failureText = (attempt: Extract<Attempt, { outcome: 'failed' }>): string =>
+  `${attempt.error.message}${attempt.code === undefined ? '' : ` (code ${attempt.code})`}`;
 
 export interface PipelineDeps {
   config: PipelineConfig;
@@ -63,6 +77,8 @@ export class Pipeline {
   private readonly workers = new Map<number, { workers: Worker[]; connection: RedisClient }>();
   private leases: ShardLeases | undefined;
   private draining = false;
+  /** Channels whose platform or send quota asked to wait: first delivery attempts queue until then. */
+  private readonly channelPausedUntil = new Map<string, number>();
 
   constructor(private readonly deps: PipelineDeps) {}
 
@@ -127,9 +143,8 @@ export class Pipeline {
     log.info({ trace: decision.trace, replies: decision.replies.length, handoff: decision.handoff?.reason }, 'bot decided');
 
     const botSender: Sender = { id: 'bot', role: 'bot' };
-    await this.enqueueOutbound(
-      decision.replies.map((content) => this.outboundMessage(message, content, botSender, decision.trace)),
-    );
+    const replies = decision.replies.map((content) => this.outboundMessage(message, content, botSender, decision.trace));
+    await this.deliverReplies(replies, reference, conversation.queuedOutbound > 0, log);
 
     if (decision.handoff) {
       const change = await conversations.transition(message.conversationId, 'handoff_pending', 'bot', decision.handoff.reason, [
@@ -162,7 +177,7 @@ export class Pipeline {
       ...(opts.replyTo !== undefined && { replyTo: opts.replyTo }),
       metadata: opts.metadata ?? {},
     });
-    await this.enqueueOutbound([message]);
+    await this.enqueueOutbound([{ message }]);
     return message;
   }
 
@@ -179,95 +194,180 @@ export class Pipeline {
     });
   }
 
-  private async enqueueOutbound(messages: UnifiedMessage[]): Promise<void> {
-    if (messages.length === 0) return;
+  /**
+   * Queues outbound messages of one conversation, in order. The conversation is marked first, so no first delivery
+   * attempt of a later reply overtakes them (see deliverReplies).
+   */
+  private async enqueueOutbound(entries: Array<OutboundJob & { delayMs?: number }>): Promise<void> {
+    if (entries.length === 0) return;
     const { deliveryAttempts, deliveryBackoffMs } = this.deps.config;
-    // All replies to one message share a conversation, hence a shard: one addBulk keeps their order.
-    await this.queue('out', messages[0]!.conversationId).addBulk(
-      messages.map((message) => ({
+    const conversationId = entries[0]!.message.conversationId;
+    await this.deps.conversations.markOutboundQueued(conversationId, entries.map((e) => e.message.id));
+    // All share a conversation, hence a shard: one addBulk keeps their order.
+    await this.queue('out', conversationId).addBulk(
+      entries.map(({ delayMs, ...data }) => ({
         name: 'deliver',
-        data: { message } satisfies OutboundJob,
-        opts: { jobId: message.id, attempts: deliveryAttempts, backoff: { type: 'exponential', delay: deliveryBackoffMs } },
+        data: data satisfies OutboundJob,
+        opts: {
+          jobId: data.message.id,
+          attempts: data.failure !== undefined ? 1 : Math.max(1, deliveryAttempts - (data.priorAttempts ?? 0)),
+          backoff: { type: 'exponential', delay: deliveryBackoffMs },
+          ...(delayMs !== undefined && { delay: delayMs }),
+        },
       })),
     );
   }
 
-  // ── 4. Outbound stage ────────────────────────────────────────────────────────────────────────────────────────
-  private async processOutbound(job: Job<OutboundJob>, worker: Worker): Promise<void> {
-    const started = performance.now();
-    const message = UnifiedMessage.parse(job.data.message);
-    const log = this.deps.log.child({ msgId: message.id, conv: message.conversationId, channel: message.channel });
-    const { metrics, hooks, events } = this.deps;
+  /**
+   * The bot's replies get their first delivery attempt right here, inside the inbound job: one queue job per message
+   * instead of two. Whatever does not go out at once — a failure, a rate limit, a block — and everything after it
+   * goes to the outbound queue, whose stage retries, waits and dead-letters. Replies queue directly while the
+   * conversation already has messages waiting there, so they keep their order.
+   */
+  private async deliverReplies(replies: UnifiedMessage[], reference: ConversationReference, queuedBefore: boolean, log: Logger): Promise<void> {
+    for (let i = 0; i < replies.length; i++) {
+      const message = replies[i]!;
+      const rest = replies.slice(i + 1).map((m) => ({ message: m }));
+      if (queuedBefore || (this.channelPausedUntil.get(message.channel) ?? 0) > Date.now()) {
+        return this.enqueueOutbound([{ message }, ...rest]);
+      }
+      const attempt = await this.attemptDelivery(message, reference, 1, log);
+      switch (attempt.outcome) {
+        case 'delivered':
+          continue;
+        case 'wait':
+          // The whole channel waits, not only this conversation: later first attempts queue until the pause ends.
+          this.channelPausedUntil.set(message.channel, Date.now() + attempt.ms);
+          return this.enqueueOutbound([{ message, delayMs: attempt.ms }, ...rest]);
+        case 'blocked':
+          return this.enqueueOutbound([{ message, failure: `blocked by ${attempt.reason}` }, ...rest]);
+        case 'failed': {
+          const final = !attempt.retryable || this.deps.config.deliveryAttempts <= 1;
+          this.deps.metrics.messagesOut.inc({ channel: message.channel, result: final ? 'failed' : 'retry' });
+          if (final) {
+            this.emitDeliveryFailed(message, attempt);
+            // Queued as an already-failed job, so it shows (and can be replayed) in the dead-letter view.
+            return this.enqueueOutbound([{ message, failure: failureText(attempt) }, ...rest]);
+          }
+          return this.enqueueOutbound([{ message, priorAttempts: 1, delayMs: this.deps.config.deliveryBackoffMs }, ...rest]);
+        }
+      }
+    }
+  }
 
-    const adapter = this.deps.adapters.get(message.channel);
-    if (!adapter) throw new UnrecoverableError(`channel ${message.channel} is not configured any more`);
+  // ── 4. Outbound stage ────────────────────────────────────────────────────────────────────────────────────────
+  private async processOutbound(job: Job<OutboundJob>, worker: Worker, token: string | undefined): Promise<void> {
+    const message = UnifiedMessage.parse(job.data.message);
+    // A failure already recorded by the first attempt: fail the job with it (a replay clears it first).
+    if (job.data.failure !== undefined) throw new UnrecoverableError(job.data.failure);
+    const log = this.deps.log.child({ msgId: message.id, conv: message.conversationId, channel: message.channel });
+    if (!(await this.isFirstInLine(message.conversationId, job.id!, log))) {
+      // An earlier message of this conversation is still waiting for a retry: go after it, without using an attempt.
+      await job.moveToDelayed(Date.now() + this.deps.config.deliveryBackoffMs, token);
+      throw new DelayedError();
+    }
     const reference = await this.deps.conversations.reference(message.conversationId);
     if (!reference) throw new UnrecoverableError(`conversation ${message.conversationId} has no reference`);
+
+    const attempt = await this.attemptDelivery(message, reference, (job.data.priorAttempts ?? 0) + job.attemptsMade + 1, log);
+    switch (attempt.outcome) {
+      case 'delivered':
+        await this.deps.conversations.markOutboundDone(message.conversationId, job.id!);
+        return;
+      case 'blocked':
+        throw new UnrecoverableError(`blocked by ${attempt.reason}`);
+      case 'wait':
+        // Pause this shard's consumer; the job runs again without using an attempt.
+        await worker.rateLimit(attempt.ms);
+        throw Worker.RateLimitError();
+      case 'failed': {
+        const final = !attempt.retryable || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+        this.deps.metrics.messagesOut.inc({ channel: message.channel, result: final ? 'failed' : 'retry' });
+        if (final) this.emitDeliveryFailed(message, attempt);
+        if (!attempt.retryable) throw new UnrecoverableError(failureText(attempt));
+        throw attempt.error;
+      }
+    }
+  }
+
+  /**
+   * Whether `jobId` is the conversation's oldest queued outbound job. BullMQ moves a failed job aside for its backoff
+   * and runs the next one; this keeps a conversation's messages in order across retries. A head that no longer
+   * waits in the queue (removed by hand) is dropped from the line.
+   */
+  private async isFirstInLine(conversationId: string, jobId: string, log: Logger): Promise<boolean> {
+    const { conversations } = this.deps;
+    for (;;) {
+      const head = await conversations.outboundHead(conversationId);
+      if (head === undefined || head === jobId) return true;
+      const state = await this.queue('out', conversationId).getJobState(head);
+      if (state !== 'unknown' && state !== 'completed' && state !== 'failed') return false;
+      log.debug({ head, state }, 'stale outbound marker dropped');
+      await conversations.markOutboundDone(conversationId, head);
+    }
+  }
+
+  /** One delivery attempt through the outbound hooks and the adapter; logs and counts it, never throws. */
+  private async attemptDelivery(message: UnifiedMessage, reference: ConversationReference, attempt: number, log: Logger): Promise<Attempt> {
+    const started = performance.now();
+    const { metrics, hooks, events } = this.deps;
+    const adapter = this.deps.adapters.get(message.channel);
+    if (!adapter) return { outcome: 'failed', error: new Error(`channel ${message.channel} is not configured any more`), retryable: false };
 
     const checked = await hooks.before(message, reference);
     if ('blocked' in checked) {
       metrics.messagesOut.inc({ channel: message.channel, result: 'blocked' });
-      log.warn({ reason: checked.blocked }, 'outbound message blocked');
-      throw new UnrecoverableError(`blocked by ${checked.blocked}`);
+      log.warn({ msgId: message.id, reason: checked.blocked }, 'outbound message blocked');
+      return { outcome: 'blocked', reason: checked.blocked };
     }
     if ('retryAfterMs' in checked) {
-      // Over the channel's send quota: pause this shard's consumer; the job runs again without using an attempt.
       metrics.messagesOut.inc({ channel: message.channel, result: 'rate_limited' });
-      log.debug({ reason: checked.reason, retryAfterMs: checked.retryAfterMs }, 'outbound message waits for the rate limit');
-      await worker.rateLimit(checked.retryAfterMs);
-      throw Worker.RateLimitError();
+      log.debug({ msgId: message.id, reason: checked.reason, retryAfterMs: checked.retryAfterMs }, 'outbound message waits for the rate limit');
+      return { outcome: 'wait', ms: checked.retryAfterMs };
     }
     // Rasa's OutputChannel idea: what the channel cannot send natively goes out as text.
     const toSend = renderForChannel(checked.message, adapter.capabilities);
-
     try {
       const result = await adapter.send(toSend, reference);
       await hooks.after(toSend, reference, result);
       metrics.messagesOut.inc({ channel: message.channel, result: 'delivered' });
       metrics.stageSeconds.observe({ stage: 'deliver' }, (performance.now() - started) / 1000);
       metrics.stageSeconds.observe({ stage: 'end_to_end' }, (Date.now() - message.receivedAt) / 1000);
-      log.info({ attempt: job.attemptsMade + 1, channelMessageId: result.channelMessageId }, 'delivered');
+      log.info({ msgId: message.id, attempt, channelMessageId: result.channelMessageId }, 'delivered');
       events.emit('message.delivered', {
         conversationId: message.conversationId,
         message: toSend,
         ...(result.channelMessageId !== undefined && { channelMessageId: result.channelMessageId }),
       });
+      return { outcome: 'delivered' };
     } catch (err) {
-      const final = !(err instanceof DeliveryError && !err.retryable) && job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       const code = err instanceof DeliveryError ? err.code : undefined;
-      log.warn({ err, attempt: job.attemptsMade + 1, code }, 'delivery failed');
+      log.warn({ msgId: message.id, err, attempt, code }, 'delivery failed');
       metrics.failures.inc({ stage: 'deliver', reason: code === undefined ? 'error' : String(code) });
       if (err instanceof DeliveryError && err.rateLimitMs !== undefined) {
-        // The platform said "slow down": pause this shard's consumer, the job is retried without using an attempt.
+        // The platform said "slow down": the delivery waits, without using an attempt.
         metrics.messagesOut.inc({ channel: message.channel, result: 'rate_limited' });
-        await worker.rateLimit(err.rateLimitMs);
-        throw Worker.RateLimitError();
+        return { outcome: 'wait', ms: err.rateLimitMs };
       }
-      if (err instanceof DeliveryError && !err.retryable) {
-        metrics.messagesOut.inc({ channel: message.channel, result: 'failed' });
-        events.emit('message.delivery_failed', {
-          conversationId: message.conversationId,
-          message,
-          error: err.message,
-          code,
-          ...(err.reason !== undefined && { reason: err.reason }),
-          final: true,
-        });
-        throw new UnrecoverableError(`${err.message}${code === undefined ? '' : ` (code ${code})`}`);
-      }
-      metrics.messagesOut.inc({ channel: message.channel, result: final ? 'failed' : 'retry' });
-      if (final) {
-        events.emit('message.delivery_failed', {
-          conversationId: message.conversationId,
-          message,
-          error: (err as Error).message,
-          ...(code !== undefined && { code }),
-          ...(err instanceof DeliveryError && err.reason !== undefined && { reason: err.reason }),
-          final: true,
-        });
-      }
-      throw err;
+      return {
+        outcome: 'failed',
+        error: err as Error,
+        retryable: !(err instanceof DeliveryError && !err.retryable),
+        ...(code !== undefined && { code }),
+        ...(err instanceof DeliveryError && err.reason !== undefined && { reason: err.reason }),
+      };
     }
+  }
+
+  private emitDeliveryFailed(message: UnifiedMessage, attempt: Extract<Attempt, { outcome: 'failed' }>): void {
+    this.deps.events.emit('message.delivery_failed', {
+      conversationId: message.conversationId,
+      message,
+      error: attempt.error.message,
+      ...(attempt.code !== undefined && { code: attempt.code }),
+      ...(attempt.reason !== undefined && { reason: attempt.reason }),
+      final: true,
+    });
   }
 
   // ── Queues and consumers ─────────────────────────────────────────────────────────────────────────────────────
@@ -324,7 +424,7 @@ export class Pipeline {
     const inbound = new Worker<InboundJob>(queueName('in', shard), async (job) => this.processInbound(job), common);
     const outbound: Worker<OutboundJob> = new Worker<OutboundJob>(
       queueName('out', shard),
-      async (job) => this.processOutbound(job, outbound),
+      async (job, token) => this.processOutbound(job, outbound, token),
       common,
     );
     for (const [stage, worker] of [['inbound', inbound], ['outbound', outbound]] as const) {
@@ -332,6 +432,10 @@ export class Pipeline {
         if (!job) return;
         const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
         if (final) log.error({ msgId: job.id, queue: worker.name, err }, `${stage} job dead-lettered`);
+        if (final && stage === 'outbound' && job.data?.message) {
+          const conversationId = (job as Job<OutboundJob>).data.message.conversationId;
+          this.deps.conversations.markOutboundDone(conversationId, job.id!).catch((e) => log.warn({ err: e }, 'outbound marker not cleared'));
+        }
         // Nobody may be left waiting silently: the hand-off layer turns this into a visible hand-off to a human.
         if (final && stage === 'inbound' && job.data?.message) {
           const message = (job as Job<InboundJob>).data.message;

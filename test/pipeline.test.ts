@@ -76,6 +76,39 @@ describe('pipeline: order, retries, dead letters, state checks, shard ownership'
     assert.equal(callback.requests.filter((r) => r.json().userId === 'r-1').length, 3, 'two failures, one success, no more');
   });
 
+  it('delivers a reply on its first attempt inside the inbound job: one queue job per message', async () => {
+    callback.setHandler((_req, res) => void res.end('ok'));
+    const { conversationId } = await send('f-1', 'f-1-a', 'first try');
+    await eventually(() => repliesTo('f-1').length === 1, 'reply');
+    const outbound = gw.gateway.pipeline.allQueues().filter((q) => q.name.startsWith('{out-'));
+    const all = (await Promise.all(outbound.map((q) => q.getJobs(['waiting', 'active', 'delayed', 'completed', 'failed'])))).flat();
+    const jobs = all.filter((j) => j?.data.message.conversationId === conversationId).length;
+    assert.equal(jobs, 0, 'a reply that went out at once never becomes an outbound job');
+  });
+
+  it('keeps a conversation in order while its earlier reply waits for a retry', async () => {
+    let failures = 0;
+    const accepted: string[] = [];
+    callback.setHandler((req, res) => {
+      const body = req.json();
+      if (body.userId !== 'q-1') return void res.end('ok');
+      // The reply to the first message fails twice (first attempt inside the inbound job, then one queued retry).
+      if (body.message.content.text === 'echo:first' && ++failures <= 2) {
+        res.statusCode = 503;
+        return void res.end('busy');
+      }
+      accepted.push(body.message.content.text);
+      res.end('ok');
+    });
+    await send('q-1', 'q-1-a', 'first');
+    await eventually(() => failures >= 1, 'first attempt failed');
+    // Sent while "echo:first" waits for its backoff: without the queue check they would go out before it.
+    await send('q-1', 'q-1-b', 'second');
+    await send('q-1', 'q-1-c', 'third');
+    await eventually(() => accepted.length === 3, 'all delivered', 15_000);
+    assert.deepEqual(accepted, ['echo:first', 'echo:second', 'echo:third']);
+  });
+
   it('dead-letters what retrying cannot fix, lists it for the admin, and replays it', async () => {
     let refuse = true;
     callback.setHandler((req, res) => {
