@@ -1,15 +1,18 @@
 /**
  * Reference points measured in the same run as the gateway, on the same Redis:
- *   noop-workers   BullMQ workers with the gateway's layout (one per shard queue and stage) doing nothing;
+ *   noop-workers   BullMQ workers with the gateway's layout (one per shard queue and stage, shards split between
+ *                  worker processes like the gateway's leases do) doing nothing;
  *   bare-enqueue   a bare express 5 JSON route that does one BullMQ `add` and answers 202.
- * Started as child processes by bench/e2e.ts:  node --import tsx bench/ceiling.ts <mode> <redisUrl> <shards> [port]
+ * Started as child processes by bench/e2e.ts:
+ *   node --import tsx bench/ceiling.ts noop-workers <redisUrl> <shards> <process index> <processes>
+ *   node --import tsx bench/ceiling.ts bare-enqueue <redisUrl> <shards> <port>
  */
 import express from 'express';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { queueName } from '../gateway/queues.js';
 
-const [mode, redisUrl, shardsArg, portArg] = process.argv.slice(2);
+const [mode, redisUrl, shardsArg, portOrIndex, processesArg] = process.argv.slice(2);
 const shards = Number(shardsArg ?? 8);
 const prefix = 'ceiling';
 
@@ -17,6 +20,7 @@ if (mode === 'noop-workers') {
   const workers: Worker[] = [];
   for (const stage of ['in', 'out'] as const) {
     for (let i = 0; i < shards; i++) {
+      if (i % Number(processesArg ?? 1) !== Number(portOrIndex ?? 0)) continue;
       workers.push(new Worker(queueName(stage, i), async () => {}, {
         connection: new Redis(redisUrl!, { maxRetriesPerRequest: null }) as never,
         prefix,
@@ -40,7 +44,7 @@ if (mode === 'noop-workers') {
     const job = await queue.add('m', req.body);
     res.status(202).json({ id: job.id });
   });
-  app.listen(Number(portArg), '127.0.0.1', () => console.log('ready'));
+  app.listen(Number(portOrIndex), '127.0.0.1', () => console.log('ready'));
   process.on('SIGTERM', () => process.exit(0));
 } else {
   console.error('usage: ceiling.ts noop-workers|bare-enqueue <redisUrl> <shards> [port]');

@@ -21,6 +21,7 @@ import WebSocket from 'ws';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { sign } from '../adapters/app/signature.js';
 import { createWechatCrypto } from '../adapters/shared/wechat-crypto.js';
+import { conversationIdFor } from '../gateway/message.js';
 import { freePort, startPrivateRedis } from '../gateway/redis-server.js';
 import { renderChart } from './lib/chart.js';
 import { loadCorpus, textSource } from './lib/corpus.js';
@@ -35,6 +36,7 @@ const { values: args } = parseArgs({
     duration: { type: 'string' },
     sockets: { type: 'string' },
     shards: { type: 'string', default: '16' },
+    workers: { type: 'string', default: '1' },
     'cpu-prof': { type: 'boolean', default: false },
   },
 });
@@ -42,6 +44,7 @@ const quick = args.quick!;
 const loads = (args.loads ?? (quick ? '250,1000' : '250,500,1000,2000,4000')).split(',').map(Number);
 const durationS = Number(args.duration ?? (quick ? 3 : 10));
 const shards = Number(args.shards);
+const workerCount = Number(args.workers);
 const APP_SECRET = 'bench-app-secret-0123456789';
 const WECOM = { corpId: 'wwbench0123456789', token: 'benchToken', encodingAESKey: 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG', agentId: 1000002 };
 const wecomCrypto = createWechatCrypto({ token: WECOM.token, encodingAESKey: WECOM.encodingAESKey, receiveId: WECOM.corpId });
@@ -74,10 +77,14 @@ writeFileSync(
   }),
 );
 const env = { REDIS_URL: redisServer.url, LOG_LEVEL: 'warn' };
-const profArgs = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${join('bench', 'results', 'profiles')}`] : [];
+const profArgs = [...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), ...(args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${join('bench', 'results', 'profiles')}`] : [])];
 const ingress = await startRole('ingress', configPath, env, profArgs);
-const worker = await startRole('worker', configPath, env, profArgs);
-const gatewayProcesses: RoleProcess[] = [ingress, worker];
+// Worker processes split the shards between them through Redis leases, as `npm run start:worker` ×N would.
+const workers: RoleProcess[] = [];
+for (let i = 0; i < workerCount; i++) workers.push({ ...(await startRole('worker', configPath, env, profArgs)), role: i === 0 ? 'worker' : `worker-${i + 1}` });
+const gatewayProcesses: RoleProcess[] = [ingress, ...workers];
+const workerCpu = (r: PhaseResult) => Math.round(workers.reduce((sum, w) => sum + (r.cpuMsPerMessage[w.role] ?? 0), 0) * 100) / 100;
+const workerRss = (r: PhaseResult) => workers.map((w) => r.rssMb[w.role]).join('+');
 const nextText = textSource(loadCorpus());
 let seq = 0;
 
@@ -89,12 +96,16 @@ interface PhaseResult {
   delivered: number;
   deliveredPerSec: number;
   errors: number;
+  /** Accepted messages of conversations a rule or hand-off phrase gave to a human: no bot reply is due. */
+  handedOff: number;
   latencyMs: ReturnType<typeof summarize>;
   ackLatencyMs?: ReturnType<typeof summarize>;
   redisCommandsPerMessage: number;
   redisCpuPercent: number;
   /** CPU time each gateway process spent per delivered message: a figure that holds on a busy machine. */
   cpuMsPerMessage: Record<string, number>;
+  /** The benchmark process itself (load generator + loopback platform): CPU the gateway could not use. */
+  loadGeneratorCpuMsPerMessage: number;
   rssMb: Record<string, number>;
 }
 
@@ -130,13 +141,19 @@ async function settle(timeoutMs = 180_000): Promise<number> {
   return left;
 }
 
-async function phase(channel: string, offered: number | 'max', run: () => Promise<{ sent: Map<string, number>; errors: number; ack?: number[] }>, arrivals: Map<string, number>): Promise<PhaseResult> {
+async function phase(
+  channel: string,
+  offered: number | 'max',
+  run: () => Promise<{ sent: Map<string, number>; errors: number; ack?: number[]; handedOff?: number }>,
+  arrivals: Map<string, number>,
+): Promise<PhaseResult> {
   const leftOver = await settle();
   if (leftOver > 0) console.log(`(${leftOver} jobs still queued from the previous phase)`);
   const before = await redisCounters(redis);
   const cpuBefore = gatewayProcesses.map((p) => p.cpuSeconds());
+  const ownCpuBefore = process.cpuUsage();
   const t0 = performance.now();
-  const { sent, errors, ack } = await run();
+  const { sent, errors, ack, handedOff = 0 } = await run();
   await drain(sent.keys(), arrivals);
   const latencies: number[] = [];
   let lastArrival = t0;
@@ -146,6 +163,7 @@ async function phase(channel: string, offered: number | 'max', run: () => Promis
     latencies.push(arrived - at);
     lastArrival = Math.max(lastArrival, arrived);
   }
+  const ownCpu = process.cpuUsage(ownCpuBefore);
   const after = await redisCounters(redis);
   const wall = (lastArrival - t0) / 1000;
   const result: PhaseResult = {
@@ -155,7 +173,8 @@ async function phase(channel: string, offered: number | 'max', run: () => Promis
     accepted: sent.size,
     delivered: latencies.length,
     deliveredPerSec: Math.round(latencies.length / Math.max(wall, 0.001)),
-    errors: errors + (sent.size - latencies.length),
+    errors: errors + (sent.size - latencies.length - handedOff),
+    handedOff,
     latencyMs: summarize(latencies),
     ...(ack && { ackLatencyMs: summarize(ack) }),
     redisCommandsPerMessage: Math.round(((after.commands - before.commands) / Math.max(1, latencies.length)) * 10) / 10,
@@ -163,15 +182,19 @@ async function phase(channel: string, offered: number | 'max', run: () => Promis
     cpuMsPerMessage: Object.fromEntries(
       gatewayProcesses.map((p, i) => [p.role, Math.round(((p.cpuSeconds() - cpuBefore[i]!) * 1000 / Math.max(1, latencies.length)) * 100) / 100]),
     ),
+    loadGeneratorCpuMsPerMessage: Math.round(((ownCpu.user + ownCpu.system) / 1000 / Math.max(1, latencies.length)) * 100) / 100,
     rssMb: Object.fromEntries(gatewayProcesses.map((p) => [p.role, p.rssMb()])),
   };
   console.log(
     `${channel.padEnd(5)} offered ${String(offered).padStart(5)}/s → delivered ${String(result.deliveredPerSec).padStart(5)}/s` +
-      `  p50 ${result.latencyMs.p50} ms  p99 ${result.latencyMs.p99} ms  errors ${result.errors}  redis ${result.redisCommandsPerMessage} cmd/msg` +
-      `  cpu ${result.cpuMsPerMessage.ingress}+${result.cpuMsPerMessage.worker} ms/msg`,
+      `  p50 ${result.latencyMs.p50} ms  p99 ${result.latencyMs.p99} ms  errors ${result.errors}${result.handedOff ? ` (+${result.handedOff} after a hand-off)` : ''}  redis ${result.redisCommandsPerMessage} cmd/msg` +
+      `  cpu ${result.cpuMsPerMessage.ingress}+${workerCpu(result)} ms/msg (load generator ${result.loadGeneratorCpuMsPerMessage})`,
   );
   return result;
 }
+
+/** Requests prebuilt for an open-loop phase, per second of it (more than the gateway can take on this machine). */
+const PREBUILT_MAX_RATE = 1500;
 
 interface WebhookRequest {
   path: string;
@@ -196,6 +219,10 @@ function webhookLoad(
     const sent = new Map<string, number>();
     const ack: number[] = [];
     let errors = 0;
+    // Requests are built (encrypted, signed) before the clock starts, so the load generator spends its CPU on
+    // sending, not on crypto the gateway's own figures would pay for; it builds more on the fly if they run out.
+    const prebuilt = Array.from({ length: Math.ceil((rate === 'max' ? PREBUILT_MAX_RATE : rate) * seconds * 1.05) }, () => build(seq++));
+    let next = 0;
     await autocannon({
       url: base,
       connections: rate === 'max' ? 64 : Math.min(64, Math.max(8, Math.ceil(Number(rate) / 100))),
@@ -205,7 +232,7 @@ function webhookLoad(
         {
           method: 'POST',
           setupRequest: (req: any, context: any) => {
-            const request = build(seq++);
+            const request = prebuilt[next++] ?? build(seq++);
             context.key = request.key;
             context.sentAt = performance.now();
             return { ...req, path: request.path, headers: request.headers, body: request.body };
@@ -252,23 +279,28 @@ const wecomLoad = (rate: number | 'max', seconds: number) =>
 function wsLoad(rate: number, seconds: number, sockets = 200) {
   return async () => {
     const sent = new Map<string, number>();
-    const pending = new Map<string, number>();
+    const pending = new Map<string, { at: number; conversationId: string }>();
+    /** Accepted message id → its visitor's conversation. */
+    const conversationOf = new Map<string, string>();
     let errors = 0;
     const clients = await Promise.all(
       Array.from({ length: sockets }, () =>
-        new Promise<WebSocket>((resolve, reject) => {
+        new Promise<{ ws: WebSocket; conversationId: string }>((resolve, reject) => {
           const ws = new WebSocket(`${base.replace('http', 'ws')}/webhooks/web/ws`);
           ws.on('message', (data) => {
             const frame = JSON.parse(data.toString());
-            if (frame.type === 'ack') {
-              const at = pending.get(frame.clientMessageId);
+            if (frame.type === 'session') resolve({ ws, conversationId: conversationIdFor('web', frame.visitorId) });
+            else if (frame.type === 'ack') {
+              const p = pending.get(frame.clientMessageId);
               pending.delete(frame.clientMessageId);
-              if (at !== undefined) sent.set(frame.id, at);
+              if (p !== undefined) {
+                sent.set(frame.id, p.at);
+                conversationOf.set(frame.id, p.conversationId);
+              }
             } else if (frame.type === 'message' && frame.message.replyTo && !wsArrivals.has(frame.message.replyTo)) {
               wsArrivals.set(frame.message.replyTo, performance.now());
             } else if (frame.type === 'error') errors++;
           });
-          ws.once('open', () => resolve(ws));
           ws.once('error', reject);
         }),
       ),
@@ -287,14 +319,22 @@ function wsLoad(rate: number, seconds: number, sockets = 200) {
         budget += perTick;
         for (; budget >= 1; budget--) {
           const id = `w${seq++}`;
-          pending.set(id, performance.now());
-          clients[i++ % clients.length]!.send(JSON.stringify({ type: 'message', clientMessageId: id, text: nextText() }));
+          const client = clients[i++ % clients.length]!;
+          pending.set(id, { at: performance.now(), conversationId: client.conversationId });
+          client.ws.send(JSON.stringify({ type: 'message', clientMessageId: id, text: nextText() }));
         }
       }, tickMs);
     });
     await drain(sent.keys(), wsArrivals);
-    for (const ws of clients) ws.terminate();
-    return { sent, errors: errors + pending.size };
+    for (const { ws } of clients) ws.terminate();
+    // A visitor talks to one conversation for the whole phase; once a rule or hand-off phrase hands it to a human,
+    // its later messages rightly get no bot reply. Those are counted apart, not as errors.
+    const unanswered = [...sent.keys()].filter((id) => !wsArrivals.has(id));
+    const conversations = [...new Set(unanswered.map((id) => conversationOf.get(id)!))];
+    const withHuman = new Set<string>();
+    for (const c of conversations) if ((await redis.hget(`gw:conv:{${c}}`, 'state')) !== 'bot') withHuman.add(c);
+    const handedOff = unanswered.filter((id) => withHuman.has(conversationOf.get(id)!)).length;
+    return { sent, errors: errors + pending.size, handedOff };
   };
 }
 const wsArrivals = new Map<string, number>();
@@ -323,8 +363,10 @@ async function holdSockets(count: number) {
 }
 
 async function queueCeiling(): Promise<{ jobsPerSec: number; jobs: number }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/ceiling.ts', 'noop-workers', redisServer.url, String(shards)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise<void>((r) => child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && r()));
+  const children = Array.from({ length: workerCount }, (_, k) =>
+    spawn(process.execPath, ['--import', 'tsx', 'bench/ceiling.ts', 'noop-workers', redisServer.url, String(shards), String(k), String(workerCount)], { stdio: ['ignore', 'pipe', 'inherit'] }),
+  );
+  await Promise.all(children.map((child) => new Promise<void>((r) => child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && r()))));
   const { Queue } = await import('bullmq');
   const { queueName } = await import('../gateway/queues.js');
   const queues = Array.from({ length: shards }, (_, i) => new Queue(queueName('in', i), { connection: redis as never, prefix: 'ceiling' }));
@@ -339,9 +381,9 @@ async function queueCeiling(): Promise<{ jobsPerSec: number; jobs: number }> {
     await new Promise((r) => setTimeout(r, 20));
   }
   const jobsPerSec = Math.round(jobs / ((performance.now() - t0) / 1000));
-  child.kill('SIGTERM');
+  for (const child of children) child.kill('SIGTERM');
   await Promise.all(queues.map((q) => q.obliterate({ force: true }).then(() => q.close())));
-  console.log(`queue ceiling (no-op jobs, ${shards} shard workers, concurrency 1): ${jobsPerSec} jobs/s`);
+  console.log(`queue ceiling (no-op jobs, ${shards} shard workers in ${workerCount} process(es), concurrency 1): ${jobsPerSec} jobs/s`);
   return { jobsPerSec, jobs };
 }
 
@@ -379,7 +421,7 @@ try {
   }
 } finally {
   await ingress.stop();
-  await worker.stop();
+  await Promise.all(workers.map((w) => w.stop()));
 }
 const ceiling = args.sockets ? undefined : await queueCeiling();
 const bare = args.sockets ? undefined : await bareEnqueue();
@@ -393,15 +435,15 @@ const max = results.find((r) => r.channel === 'wecom' && r.offered === 'max');
 const report = {
   date: new Date().toISOString(),
   machine: { cores: cpus().length, cpu: cpus()[0]?.model, memoryGb: Math.round(totalmem() / 2 ** 30), node: process.version },
-  layout: { processes: ['ingress', 'worker'], shards, bot: 'config/gateway.yaml bot section' },
+  layout: { processes: gatewayProcesses.map((p) => p.role), shards, bot: 'config/gateway.yaml bot section' },
   phases: results,
   sockets,
   reference: ceiling && bare && {
     queueCeilingJobsPerSec: ceiling.jobsPerSec,
     bareEnqueueRequestsPerSec: bare.requestsPerSec,
-    // Each message is two jobs (inbound + outbound), so the comparable queue figure is half the job rate.
+    // A message is one queue job when its reply goes out on the first attempt (the outbound queue holds retries).
     maxDeliveredPerSec: max?.deliveredPerSec,
-    ratioToQueueCeiling: max ? Math.round((max.deliveredPerSec / (ceiling.jobsPerSec / 2)) * 100) / 100 : undefined,
+    ratioToQueueCeiling: max ? Math.round((max.deliveredPerSec / ceiling.jobsPerSec) * 100) / 100 : undefined,
     ratioToBareEnqueue: max ? Math.round((max.deliveredPerSec / bare.requestsPerSec) * 100) / 100 : undefined,
     sustainedMsgPerSec: sustained,
   },
@@ -415,10 +457,10 @@ if (!args.sockets) {
   writeFileSync(`bench/results/${stamp}.svg`, renderChart(`Gateway end to end (${cpus().length} cores): encrypted WeCom callbacks`, points));
 }
 
-console.log('\n| channel | offered msg/s | delivered msg/s | p50 ms | p95 ms | p99 ms | max ms | errors | Redis cmd/msg | Redis CPU % | CPU ms/msg ingress+worker | RSS ingress/worker MB |');
+console.log('\n| channel | offered msg/s | delivered msg/s | p50 ms | p95 ms | p99 ms | max ms | errors | Redis cmd/msg | Redis CPU % | CPU ms/msg ingress+workers | RSS ingress/workers MB |');
 console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of results) {
-  console.log(`| ${r.channel} | ${r.offered} | ${r.deliveredPerSec} | ${r.latencyMs.p50} | ${r.latencyMs.p95} | ${r.latencyMs.p99} | ${r.latencyMs.max} | ${r.errors} | ${r.redisCommandsPerMessage} | ${r.redisCpuPercent} | ${r.cpuMsPerMessage.ingress}+${r.cpuMsPerMessage.worker} | ${r.rssMb.ingress}/${r.rssMb.worker} |`);
+  console.log(`| ${r.channel} | ${r.offered} | ${r.deliveredPerSec} | ${r.latencyMs.p50} | ${r.latencyMs.p95} | ${r.latencyMs.p99} | ${r.latencyMs.max} | ${r.errors} | ${r.redisCommandsPerMessage} | ${r.redisCpuPercent} | ${r.cpuMsPerMessage.ingress}+${workerCpu(r)} | ${r.rssMb.ingress}/${workerRss(r)} |`);
 }
 if (report.reference) console.log('\nreference:', JSON.stringify(report.reference));
 if (sockets) console.log('\nsockets:', JSON.stringify(sockets));
