@@ -11,6 +11,7 @@
  * Writes bench/results/<date>.json and bench/results/<date>.svg and prints a summary table.
  */
 import { spawn } from 'node:child_process';
+import http from 'node:http';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -205,8 +206,11 @@ interface WebhookRequest {
 }
 
 /**
- * Webhooks through autocannon at a fixed overall rate (or as fast as possible, 64 connections). `build` makes the
- * n-th request; the key a reply is matched by comes from `key` or, once acknowledged, from `keyFromAck`.
+ * Webhooks at a fixed rate, or as fast as possible. Fixed rates are sent open-loop on an even schedule (request k at
+ * t0 + k/rate, whether or not earlier ones were answered) over keep-alive connections: autocannon's rate limit sends
+ * each second's quota back to back and then pauses, which measures queueing of its own bursts. The open-loop maximum
+ * uses autocannon with 64 connections. `build` makes the n-th request; the key a reply is matched by comes from
+ * `key` or, once acknowledged, from `keyFromAck`.
  */
 function webhookLoad(
   rate: number | 'max',
@@ -223,30 +227,78 @@ function webhookLoad(
     // sending, not on crypto the gateway's own figures would pay for; it builds more on the fly if they run out.
     const prebuilt = Array.from({ length: Math.ceil((rate === 'max' ? PREBUILT_MAX_RATE : rate) * seconds * 1.05) }, () => build(seq++));
     let next = 0;
+    const answered = (request: WebhookRequest, sentAt: number, status: number, body: string) => {
+      if (status !== okStatus) return void errors++;
+      ack.push(performance.now() - sentAt);
+      sent.set(keyFromAck ? keyFromAck(body) : request.key!, sentAt);
+    };
+    if (rate !== 'max') {
+      await pacedRequests(rate, seconds, () => prebuilt[next++] ?? build(seq++), answered, () => errors++);
+      return { sent, errors, ack };
+    }
     await autocannon({
       url: base,
-      connections: rate === 'max' ? 64 : Math.min(64, Math.max(8, Math.ceil(Number(rate) / 100))),
+      connections: 64,
       duration: seconds,
-      ...(rate !== 'max' && { overallRate: rate }),
       requests: [
         {
           method: 'POST',
           setupRequest: (req: any, context: any) => {
             const request = prebuilt[next++] ?? build(seq++);
-            context.key = request.key;
+            context.request = request;
             context.sentAt = performance.now();
             return { ...req, path: request.path, headers: request.headers, body: request.body };
           },
-          onResponse: (status: number, body: string, context: any) => {
-            if (status !== okStatus) return void errors++;
-            ack.push(performance.now() - context.sentAt);
-            sent.set(keyFromAck ? keyFromAck(body) : context.key, context.sentAt);
-          },
+          onResponse: (status: number, body: string, context: any) => answered(context.request, context.sentAt, status, body),
         },
       ],
     } as any);
     return { sent, errors, ack };
   };
+}
+
+/** Open-loop, evenly paced POSTs to the gateway over keep-alive connections; resolves when all are answered. */
+async function pacedRequests(
+  rate: number,
+  seconds: number,
+  nextRequest: () => WebhookRequest,
+  answered: (request: WebhookRequest, sentAt: number, status: number, body: string) => void,
+  failed: () => void,
+): Promise<void> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
+  const { hostname, port } = new URL(base);
+  const total = Math.round(rate * seconds);
+  const t0 = performance.now();
+  let issued = 0;
+  let open = 0;
+  await new Promise<void>((resolve) => {
+    const done = () => issued === total && open === 0 && (clearInterval(timer), resolve());
+    const timer = setInterval(() => {
+      const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * rate) + 1);
+      for (; issued < due; issued++) {
+        const request = nextRequest();
+        const sentAt = performance.now();
+        open++;
+        const req = http.request({ agent, hostname, port, method: 'POST', path: request.path, headers: request.headers }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            open--;
+            answered(request, sentAt, res.statusCode ?? 0, Buffer.concat(chunks).toString());
+            done();
+          });
+        });
+        req.on('error', () => {
+          open--;
+          failed();
+          done();
+        });
+        req.end(request.body);
+      }
+      done();
+    }, 2);
+  });
+  agent.destroy();
 }
 
 /** Signed app-channel webhooks; one message per customer, so hand-off rules never silence one mid-run. */
@@ -409,7 +461,8 @@ const results: PhaseResult[] = [];
 let sockets: Awaited<ReturnType<typeof holdSockets>> | undefined;
 try {
   console.log(`benchmark: ${cpus().length} cores, ${cpus()[0]?.model}; phases of ${durationS} s; shards ${shards}`);
-  await phase('app', 200, appLoad(200, 2), receiver.arrivals); // warm-up: JIT, connections, model load
+  // Warm-up: JIT, connections, model load. Shorter warm-ups left the first measured phase at twice the CPU per message.
+  await phase('app', 300, appLoad(300, quick ? 3 : 8), receiver.arrivals);
   results.length = 0;
   if (args.sockets) sockets = await holdSockets(Number(args.sockets));
   else {
