@@ -331,8 +331,11 @@ const wecomLoad = (rate: number | 'max', seconds: number) =>
     };
   });
 
-/** Web-widget visitors over WebSocket, sending at a fixed overall rate. */
-function wsLoad(rate: number, seconds: number, sockets = 200) {
+/**
+ * Web-widget visitors over WebSocket, sending at a fixed overall rate. About five messages per visitor: a visitor
+ * sending dozens would mostly measure conversations already handed to a human by a rule or hand-off phrase.
+ */
+function wsLoad(rate: number, seconds: number, sockets = Math.min(5000, Math.max(200, Math.ceil((rate * seconds) / 5)))) {
   return async () => {
     const sent = new Map<string, number>();
     const pending = new Map<string, { at: number; conversationId: string }>();
