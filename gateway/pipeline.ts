@@ -231,7 +231,7 @@ export class Pipeline {
       if (queuedBefore || (this.channelPausedUntil.get(message.channel) ?? 0) > Date.now()) {
         return this.enqueueOutbound([{ message }, ...rest]);
       }
-      const attempt = await this.attemptDelivery(message, reference, 1, log);
+      const attempt = await this.attemptDelivery(message, reference, 1, log.child({ replyId: message.id }));
       switch (attempt.outcome) {
         case 'delivered':
           continue;
@@ -307,7 +307,10 @@ export class Pipeline {
     }
   }
 
-  /** One delivery attempt through the outbound hooks and the adapter; logs and counts it, never throws. */
+  /**
+   * One delivery attempt through the outbound hooks and the adapter; logs (to a logger that names the message) and
+   * counts it, never throws.
+   */
   private async attemptDelivery(message: UnifiedMessage, reference: ConversationReference, attempt: number, log: Logger): Promise<Attempt> {
     const started = performance.now();
     const { metrics, hooks, events } = this.deps;
@@ -317,12 +320,12 @@ export class Pipeline {
     const checked = await hooks.before(message, reference);
     if ('blocked' in checked) {
       metrics.messagesOut.inc({ channel: message.channel, result: 'blocked' });
-      log.warn({ msgId: message.id, reason: checked.blocked }, 'outbound message blocked');
+      log.warn({ reason: checked.blocked }, 'outbound message blocked');
       return { outcome: 'blocked', reason: checked.blocked };
     }
     if ('retryAfterMs' in checked) {
       metrics.messagesOut.inc({ channel: message.channel, result: 'rate_limited' });
-      log.debug({ msgId: message.id, reason: checked.reason, retryAfterMs: checked.retryAfterMs }, 'outbound message waits for the rate limit');
+      log.debug({ reason: checked.reason, retryAfterMs: checked.retryAfterMs }, 'outbound message waits for the rate limit');
       return { outcome: 'wait', ms: checked.retryAfterMs };
     }
     // Rasa's OutputChannel idea: what the channel cannot send natively goes out as text.
@@ -333,7 +336,7 @@ export class Pipeline {
       metrics.messagesOut.inc({ channel: message.channel, result: 'delivered' });
       metrics.stageSeconds.observe({ stage: 'deliver' }, (performance.now() - started) / 1000);
       metrics.stageSeconds.observe({ stage: 'end_to_end' }, (Date.now() - message.receivedAt) / 1000);
-      log.info({ msgId: message.id, attempt, channelMessageId: result.channelMessageId }, 'delivered');
+      log.info({ attempt, channelMessageId: result.channelMessageId }, 'delivered');
       events.emit('message.delivered', {
         conversationId: message.conversationId,
         message: toSend,
@@ -342,7 +345,7 @@ export class Pipeline {
       return { outcome: 'delivered' };
     } catch (err) {
       const code = err instanceof DeliveryError ? err.code : undefined;
-      log.warn({ msgId: message.id, err, attempt, code }, 'delivery failed');
+      log.warn({ err, attempt, code }, 'delivery failed');
       metrics.failures.inc({ stage: 'deliver', reason: code === undefined ? 'error' : String(code) });
       if (err instanceof DeliveryError && err.rateLimitMs !== undefined) {
         // The platform said "slow down": the delivery waits, without using an attempt.
