@@ -1,7 +1,7 @@
 /**
  * Inference latency of an intent model through onnxruntime-node, one message per run on one thread (how the
  * gateway serves it), and how much a prediction blocks the event loop — the figure that decides whether inference
- * needs a worker thread.
+ * needs a worker thread. The prediction cache is off for these figures; a separate row measures it on repeated texts.
  *
  *   npm run bench:intent [-- --model models/support --out bench/results/intent-bench.json --runs 5000]
  *
@@ -14,7 +14,7 @@ import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { ModelBundle, readModelFolder, type ModelFiles } from '../bot/intent/bundle.js';
+import { ModelBundle, PREDICTION_CACHE_SIZE, readModelFolder, type ModelFiles } from '../bot/intent/bundle.js';
 import { buildModel } from '../bot/intent/build.js';
 import { readExamples } from '../bot/intent/data.js';
 
@@ -28,8 +28,9 @@ const { values } = parseArgs({
 });
 const runs = Number(values.runs);
 
-async function measure(name: string, files: ModelFiles, texts: string[]) {
-  const bundle = await ModelBundle.load(files);
+/** `predictionCache: 0` measures inference itself; with the cache and texts cycling, repeated texts are hits. */
+async function measure(name: string, files: ModelFiles, texts: string[], predictionCache = 0) {
+  const bundle = await ModelBundle.load(files, { predictionCache });
   for (let i = 0; i < 200; i++) await bundle.predict(texts[i % texts.length]!); // warm-up
   const times = new Float64Array(runs);
   const delay = monitorEventLoopDelay({ resolution: 1 });
@@ -55,6 +56,7 @@ async function measure(name: string, files: ModelFiles, texts: string[]) {
     p99Ms: q(0.99),
     messagesPerSecond: Math.round((runs / total) * 1000),
     eventLoopDelayP99Ms: Number((delay.percentile(99) / 1e6).toFixed(3)),
+    predictionCache: bundle.predictionCache(),
   };
 }
 
@@ -65,7 +67,10 @@ if (values.model) {
   results.push(await measure(values.model, files, manifest.samples.map((s: { text: string }) => s.text)));
 } else {
   const support = readExamples('data/intents/support/utterances.csv').examples.map((e) => e.text);
-  results.push(await measure('models/support', await readModelFolder('models/support'), support));
+  const supportFiles = await readModelFolder('models/support');
+  results.push(await measure('models/support', supportFiles, support));
+  // Repeated texts (every text comes back once the list is exhausted): what the prediction cache saves.
+  results.push(await measure('models/support, repeated texts, prediction cache', supportFiles, support, PREDICTION_CACHE_SIZE));
   const root = values.datasets ?? [join(process.cwd(), '../shared/datasets'), '/work/shared/datasets'].find(existsSync);
   if (root) {
     const data = JSON.parse(readFileSync(join(root, 'clinc150', 'data_full.json'), 'utf8')) as Record<string, [string, string][]>;

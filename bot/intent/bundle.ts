@@ -41,16 +41,23 @@ export function bundleId(files: ModelFiles): string {
   return createHash('sha256').update(files.manifest).update('\0').update(files.onnx).digest('hex').slice(0, 24);
 }
 
+/** Predictions kept per bundle for texts seen again ("hi", "where is my order"): a pure function of text and model. */
+export const PREDICTION_CACHE_SIZE = 10_000;
+
 export class ModelBundle {
   private inflight = 0;
   private retired = false;
   private released = false;
+  /** Least recently used first (Map keeps insertion order; a hit moves the entry to the end). */
+  private readonly cache = new Map<string, IntentPrediction>();
+  private readonly cacheStats = { hits: 0, misses: 0 };
 
   private constructor(
     readonly id: string,
     readonly files: ModelFiles,
     readonly manifest: Manifest,
     private readonly session: ort.InferenceSession,
+    private readonly cacheSize: number,
   ) {}
 
   get version(): string {
@@ -58,7 +65,7 @@ export class ModelBundle {
   }
 
   /** Loads and validates; throws ModelValidationError (with a code for the API answer) when the model is unusable. */
-  static async load(files: ModelFiles): Promise<ModelBundle> {
+  static async load(files: ModelFiles, opts: { predictionCache?: number } = {}): Promise<ModelBundle> {
     let manifest: Manifest;
     try {
       const parsed = Manifest.safeParse(JSON.parse(Buffer.from(files.manifest).toString('utf8')));
@@ -84,7 +91,7 @@ export class ModelBundle {
     } catch (err) {
       throw new ModelValidationError('onnx_invalid', `model.onnx does not load in onnxruntime: ${(err as Error).message}`);
     }
-    const bundle = new ModelBundle(bundleId(files), files, manifest, session);
+    const bundle = new ModelBundle(bundleId(files), files, manifest, session, opts.predictionCache ?? PREDICTION_CACHE_SIZE);
     try {
       await bundle.validate();
     } catch (err) {
@@ -130,7 +137,29 @@ export class ModelBundle {
     return out[input.output]!.data as Float32Array;
   }
 
+  /** Hits and misses of the prediction cache since the bundle loaded. */
+  predictionCache(): { hits: number; misses: number; size: number } {
+    return { ...this.cacheStats, size: this.cache.size };
+  }
+
   async predict(text: string): Promise<IntentPrediction> {
+    const cached = this.cache.get(text);
+    if (cached) {
+      this.cacheStats.hits++;
+      this.cache.delete(text);
+      this.cache.set(text, cached);
+      return cached;
+    }
+    this.cacheStats.misses++;
+    const prediction = await this.infer(text);
+    if (this.cacheSize > 0) {
+      this.cache.set(text, prediction);
+      if (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
+    }
+    return prediction;
+  }
+
+  private async infer(text: string): Promise<IntentPrediction> {
     this.inflight++;
     try {
       const probs = await this.probabilities(text);

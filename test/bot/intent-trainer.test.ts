@@ -138,4 +138,25 @@ describe('intent trainer', () => {
     assert.match(en.modelVersion, /^support@/);
     bundle.retire();
   });
+
+  it('answers a text seen before from a bounded prediction cache; a newly loaded bundle starts empty', async () => {
+    const files = await readModelFolder('models/support');
+    const bundle = await ModelBundle.load(files, { predictionCache: 2 });
+    const first = await bundle.predict('how much is shipping to canada');
+    assert.deepEqual(await bundle.predict('how much is shipping to canada'), first);
+    assert.deepEqual(bundle.predictionCache(), { hits: 1, misses: 1, size: 1 });
+    await bundle.predict('我要转人工');
+    await bundle.predict('where is my order');
+    assert.equal(bundle.predictionCache().size, 2, 'the least recently used text was dropped');
+    await bundle.predict('how much is shipping to canada');
+    assert.deepEqual(bundle.predictionCache(), { hits: 1, misses: 4, size: 2 });
+    const swapped = await ModelBundle.load(files);
+    await swapped.predict('how much is shipping to canada');
+    assert.deepEqual(swapped.predictionCache(), { hits: 0, misses: 1, size: 1 });
+    const uncached = await ModelBundle.load(files, { predictionCache: 0 });
+    await uncached.predict('hi');
+    await uncached.predict('hi');
+    assert.deepEqual(uncached.predictionCache(), { hits: 0, misses: 2, size: 0 });
+    for (const b of [bundle, swapped, uncached]) b.retire();
+  });
 });
