@@ -82,7 +82,7 @@ writeFileSync(
   }),
 );
 const env = { REDIS_URL: redisServer.url, LOG_LEVEL: 'warn' };
-const profArgs = [...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), ...(args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${join('bench', 'results', 'profiles')}`] : [])];
+const profArgs = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${join('bench', 'results', 'profiles')}`] : [];
 const ingress = await startRole('ingress', configPath, env, profArgs);
 // Worker processes split the shards between them through Redis leases, as `npm run start:worker` ×N would.
 const workers: RoleProcess[] = [];
