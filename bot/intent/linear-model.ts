@@ -10,22 +10,33 @@ export interface SparseVector {
   values: Float32Array;
 }
 
-export interface LinearModelData {
+/**
+ * out = bias + x·W for a sparse x and a row-major W of `width` columns with one row per feature: a message gathers
+ * only the rows of its own n-grams. The linear layer, the network's first layer and both trainers' forward passes.
+ */
+export function sparseAffine(x: SparseVector, weights: Float32Array, bias: Float32Array, width: number, out: Float64Array): Float64Array {
+  out.set(bias);
+  for (let k = 0; k < x.indices.length; k++) {
+    const row = x.indices[k]! * width;
+    const v = x.values[k]!;
+    for (let c = 0; c < width; c++) out[c]! += v * weights[row + c]!;
+  }
+  return out;
+}
+
+/** What every model on the TF-IDF features carries: its labels and the vocabulary + IDF that vectorize a text. */
+export interface SparseInputData {
   labels: string[];
   features: FeatureSettings;
   /** feature keys (see features.ts keyOf), index = column */
   vocabulary: string[];
   idf: Float32Array;
-  /** row-major [vocabulary.length × labels.length]: one row per feature so a sparse input gathers whole rows */
-  weights: Float32Array;
-  bias: Float32Array;
-  temperature: number;
 }
 
-export class LinearModel {
-  readonly kind = 'linear';
+/** The input side shared by the linear model and the network: n-gram → column index and vectorize. */
+export abstract class SparseInputModel<D extends SparseInputData> {
   readonly index: Map<string, number>;
-  constructor(readonly data: LinearModelData) {
+  constructor(readonly data: D) {
     this.index = new Map(data.vocabulary.map((k, i) => [k, i]));
   }
 
@@ -36,18 +47,22 @@ export class LinearModel {
   vectorize(text: string): SparseVector {
     return vectorizeWith(text, this.index, this.data.idf, this.data.features);
   }
+}
+
+export interface LinearModelData extends SparseInputData {
+  /** row-major [vocabulary.length × labels.length]: one row per feature so a sparse input gathers whole rows */
+  weights: Float32Array;
+  bias: Float32Array;
+  temperature: number;
+}
+
+export class LinearModel extends SparseInputModel<LinearModelData> {
+  readonly kind = 'linear';
 
   /** Raw linear scores, one per label. */
   scores(x: SparseVector): Float64Array {
     const { weights, bias, labels } = this.data;
-    const C = labels.length;
-    const s = Float64Array.from(bias);
-    for (let k = 0; k < x.indices.length; k++) {
-      const row = x.indices[k]! * C;
-      const v = x.values[k]!;
-      for (let c = 0; c < C; c++) s[c]! += v * weights[row + c]!;
-    }
-    return s;
+    return sparseAffine(x, weights, bias, labels.length, new Float64Array(labels.length));
   }
 
   probabilities(text: string): Float64Array {

@@ -8,14 +8,9 @@
  * Trained with softmax cross-entropy, dropout on the hidden layer and Adam (the rows of W1 and W2 a step does not
  * touch are left alone — "lazy" Adam — so a step costs what the message has, not what the vocabulary has).
  */
-import type { FeatureSettings } from './features.js';
-import { softmax, vectorizeWith, type SparseVector } from './linear-model.js';
+import { softmax, sparseAffine, SparseInputModel, type SparseInputData, type SparseVector } from './linear-model.js';
 
-export interface MlpModelData {
-  labels: string[];
-  features: FeatureSettings;
-  vocabulary: string[];
-  idf: Float32Array;
+export interface MlpModelData extends SparseInputData {
   hidden: number;
   /** row-major [vocabulary.length × hidden] */
   w1: Float32Array;
@@ -26,30 +21,13 @@ export interface MlpModelData {
   temperature: number;
 }
 
-export class MlpModel {
+export class MlpModel extends SparseInputModel<MlpModelData> {
   readonly kind = 'mlp';
-  readonly index: Map<string, number>;
-  constructor(readonly data: MlpModelData) {
-    this.index = new Map(data.vocabulary.map((k, i) => [k, i]));
-  }
-
-  get labels(): string[] {
-    return this.data.labels;
-  }
-
-  vectorize(text: string): SparseVector {
-    return vectorizeWith(text, this.index, this.data.idf, this.data.features);
-  }
 
   /** Hidden activations (after relu) for a sparse input. */
   hiddenLayer(x: SparseVector, out = new Float64Array(this.data.hidden)): Float64Array {
     const { w1, b1, hidden: H } = this.data;
-    out.set(b1);
-    for (let k = 0; k < x.indices.length; k++) {
-      const row = x.indices[k]! * H;
-      const v = x.values[k]!;
-      for (let j = 0; j < H; j++) out[j]! += v * w1[row + j]!;
-    }
+    sparseAffine(x, w1, b1, H, out);
     for (let j = 0; j < H; j++) if (out[j]! < 0) out[j] = 0;
     return out;
   }

@@ -5,6 +5,7 @@
  * one seeded generator, so the same data and seed give bit-identical weights.
  */
 import { DEFAULT_FEATURES, type FeatureSettings } from './features.js';
+import { sparseAffine } from './linear-model.js';
 import { MlpModel } from './mlp-model.js';
 import { prepareTraining, seededRandom, shuffle, withDefaults, type Example } from './trainer.js';
 
@@ -80,12 +81,7 @@ export function trainMlp(rows: Example[], options: MlpTrainOptions = {}): MlpMod
       const x = X[i]!;
       const yi = y[i]!;
       // forward
-      pre.set(b1);
-      for (let k = 0; k < x.indices.length; k++) {
-        const row = x.indices[k]! * H;
-        const v = x.values[k]!;
-        for (let j = 0; j < H; j++) pre[j]! += v * w1[row + j]!;
-      }
+      sparseAffine(x, w1, b1, H, pre);
       for (let j = 0; j < H; j++) h[j] = pre[j]! > 0 && random() < keep ? pre[j]! / keep : 0;
       z.set(b2);
       for (let j = 0; j < H; j++) {

@@ -5,7 +5,7 @@
  * same data and seed give bit-identical weights.
  */
 import { DEFAULT_FEATURES, extractNgrams, parseKey, type FeatureSettings } from './features.js';
-import { argmax, LinearModel, softmax, vectorizeWith, type SparseVector } from './linear-model.js';
+import { argmax, LinearModel, softmax, sparseAffine, vectorizeWith, type SparseVector } from './linear-model.js';
 import type { EnsembleModel } from './ensemble-model.js';
 import type { MlpModel } from './mlp-model.js';
 
@@ -134,12 +134,7 @@ export function train(rows: Example[], options: TrainOptions = {}): LinearModel 
       step++;
       const x = X[i]!;
       const yi = y[i]!;
-      s.set(b);
-      for (let k = 0; k < x.indices.length; k++) {
-        const row = x.indices[k]! * C;
-        const v = x.values[k]!;
-        for (let c = 0; c < C; c++) s[c]! += v * W[row + c]!;
-      }
+      sparseAffine(x, W, b, C, s);
       for (let c = 0; c < C; c++) {
         const sign = c === yi ? 1 : -1;
         const margin = sign * s[c]!;
