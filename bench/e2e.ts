@@ -261,6 +261,23 @@ function webhookLoad(
   };
 }
 
+/** Calls `fire` rate × seconds times, the k-th at t0 + k/rate (open loop: nothing waits for an answer). */
+function evenly(rate: number, seconds: number, fire: () => void): Promise<void> {
+  const total = Math.round(rate * seconds);
+  const t0 = performance.now();
+  let issued = 0;
+  return new Promise<void>((resolve) => {
+    const timer = setInterval(() => {
+      const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * rate) + 1);
+      for (; issued < due; issued++) fire();
+      if (issued === total) {
+        clearInterval(timer);
+        resolve();
+      }
+    }, 2);
+  });
+}
+
 /** Open-loop, evenly paced POSTs to the gateway over keep-alive connections; resolves when all are answered. */
 async function pacedRequests(
   rate: number,
@@ -271,37 +288,29 @@ async function pacedRequests(
 ): Promise<void> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
   const { hostname, port } = new URL(base);
-  const total = Math.round(rate * seconds);
-  const t0 = performance.now();
-  let issued = 0;
-  let open = 0;
-  await new Promise<void>((resolve) => {
-    const done = () => issued === total && open === 0 && (clearInterval(timer), resolve());
-    const timer = setInterval(() => {
-      const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * rate) + 1);
-      for (; issued < due; issued++) {
-        const request = nextRequest();
-        const sentAt = performance.now();
-        open++;
+  const responses: Promise<void>[] = [];
+  await evenly(rate, seconds, () => {
+    const request = nextRequest();
+    const sentAt = performance.now();
+    responses.push(
+      new Promise<void>((settle) => {
         const req = http.request({ agent, hostname, port, method: 'POST', path: request.path, headers: request.headers }, (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('end', () => {
-            open--;
             answered(request, sentAt, res.statusCode ?? 0, Buffer.concat(chunks).toString());
-            done();
+            settle();
           });
         });
         req.on('error', () => {
-          open--;
           failed();
-          done();
+          settle();
         });
         req.end(request.body);
-      }
-      done();
-    }, 2);
+      }),
+    );
   });
+  await Promise.all(responses);
   agent.destroy();
 }
 
@@ -364,25 +373,12 @@ function wsLoad(rate: number, seconds: number, sockets = Math.min(5000, Math.max
         }),
       ),
     );
-    const tickMs = 10;
-    const perTick = rate / (1000 / tickMs);
-    let budget = 0;
     let i = 0;
-    const end = performance.now() + seconds * 1000;
-    await new Promise<void>((resolve) => {
-      const timer = setInterval(() => {
-        if (performance.now() >= end) {
-          clearInterval(timer);
-          return resolve();
-        }
-        budget += perTick;
-        for (; budget >= 1; budget--) {
-          const id = `w${seq++}`;
-          const client = clients[i++ % clients.length]!;
-          pending.set(id, { at: performance.now(), conversationId: client.conversationId });
-          client.ws.send(JSON.stringify({ type: 'message', clientMessageId: id, text: nextText() }));
-        }
-      }, tickMs);
+    await evenly(rate, seconds, () => {
+      const id = `w${seq++}`;
+      const client = clients[i++ % clients.length]!;
+      pending.set(id, { at: performance.now(), conversationId: client.conversationId });
+      client.ws.send(JSON.stringify({ type: 'message', clientMessageId: id, text: nextText() }));
     });
     // A visitor talks to one conversation for the whole phase; once a rule or hand-off phrase hands it to a human,
     // its later messages rightly get no bot reply. Those are counted apart, not as errors, and not waited for.
