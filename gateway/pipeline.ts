@@ -45,6 +45,9 @@ export interface OutboundJob {
   failure?: string;
 }
 
+/** An outbound job about to be queued, optionally held back for `delayMs`. */
+type QueuedOutbound = OutboundJob & { delayMs?: number };
+
 /** What one delivery attempt came to. */
 type Attempt =
   | { outcome: 'delivered' }
@@ -198,7 +201,7 @@ export class Pipeline {
    * Queues outbound messages of one conversation, in order. The conversation is marked first, so no first delivery
    * attempt of a later reply overtakes them (see deliverReplies).
    */
-  private async enqueueOutbound(entries: Array<OutboundJob & { delayMs?: number }>): Promise<void> {
+  private async enqueueOutbound(entries: QueuedOutbound[]): Promise<void> {
     if (entries.length === 0) return;
     const { deliveryAttempts, deliveryBackoffMs } = this.deps.config;
     const conversationId = entries[0]!.message.conversationId;
@@ -227,30 +230,36 @@ export class Pipeline {
   private async deliverReplies(replies: UnifiedMessage[], reference: ConversationReference, queuedBefore: boolean, log: Logger): Promise<void> {
     for (let i = 0; i < replies.length; i++) {
       const message = replies[i]!;
-      const rest = replies.slice(i + 1).map((m) => ({ message: m }));
-      if (queuedBefore || (this.channelPausedUntil.get(message.channel) ?? 0) > Date.now()) {
-        return this.enqueueOutbound([{ message }, ...rest]);
-      }
-      const attempt = await this.attemptDelivery(message, reference, 1, log.child({ replyId: message.id }));
-      switch (attempt.outcome) {
-        case 'delivered':
-          continue;
-        case 'wait':
-          // The whole channel waits, not only this conversation: later first attempts queue until the pause ends.
-          this.channelPausedUntil.set(message.channel, Date.now() + attempt.ms);
-          return this.enqueueOutbound([{ message, delayMs: attempt.ms }, ...rest]);
-        case 'blocked':
-          return this.enqueueOutbound([{ message, failure: `blocked by ${attempt.reason}` }, ...rest]);
-        case 'failed': {
-          const final = !attempt.retryable || this.deps.config.deliveryAttempts <= 1;
-          this.deps.metrics.messagesOut.inc({ channel: message.channel, result: final ? 'failed' : 'retry' });
-          if (final) {
-            this.emitDeliveryFailed(message, attempt);
-            // Queued as an already-failed job, so it shows (and can be replayed) in the dead-letter view.
-            return this.enqueueOutbound([{ message, failure: failureText(attempt) }, ...rest]);
-          }
-          return this.enqueueOutbound([{ message, priorAttempts: 1, delayMs: this.deps.config.deliveryBackoffMs }, ...rest]);
-        }
+      const paused = (this.channelPausedUntil.get(message.channel) ?? 0) > Date.now();
+      const queued = queuedBefore || paused ? { message } : await this.firstAttempt(message, reference, log.child({ replyId: message.id }));
+      if (queued === undefined) continue;
+      return this.enqueueOutbound([queued, ...replies.slice(i + 1).map((m) => ({ message: m }))]);
+    }
+  }
+
+  /** Tries to deliver at once; undefined when delivered, else the outbound job that takes the message on. */
+  private async firstAttempt(
+    message: UnifiedMessage,
+    reference: ConversationReference,
+    log: Logger,
+  ): Promise<QueuedOutbound | undefined> {
+    const attempt = await this.attemptDelivery(message, reference, 1, log);
+    switch (attempt.outcome) {
+      case 'delivered':
+        return undefined;
+      case 'wait':
+        // The whole channel waits, not only this conversation: later first attempts queue until the pause ends.
+        this.channelPausedUntil.set(message.channel, Date.now() + attempt.ms);
+        return { message, delayMs: attempt.ms };
+      case 'blocked':
+        return { message, failure: `blocked by ${attempt.reason}` };
+      case 'failed': {
+        const final = !attempt.retryable || this.deps.config.deliveryAttempts <= 1;
+        this.deps.metrics.messagesOut.inc({ channel: message.channel, result: final ? 'failed' : 'retry' });
+        if (!final) return { message, priorAttempts: 1, delayMs: this.deps.config.deliveryBackoffMs };
+        this.emitDeliveryFailed(message, attempt);
+        // Queued as an already-failed job, so it shows (and can be replayed) in the dead-letter view.
+        return { message, failure: failureText(attempt) };
       }
     }
   }
