@@ -93,7 +93,16 @@ export const PipelineConfig = z
       .positive()
       .default(3 * 24 * 3600)
       .describe('How long a platform message id is remembered to drop retries (longer than any platform retries)'),
-    inboundAttempts: z.number().int().min(1).default(3).describe('Attempts of the bot stage per inbound message'),
+    ingestBatchMax: z
+      .number()
+      .int()
+      .min(1)
+      .max(1000)
+      .default(64)
+      .describe(
+        'Most messages one inbound job carries. Messages for a shard that arrive while its previous write is in flight are written as one job (group commit), so queue overhead per message falls as load rises',
+      ),
+    inboundAttempts: z.number().int().min(1).default(3).describe('Attempts of the bot stage per inbound job (a retry skips the messages already handled)'),
     deliveryAttempts: z.number().int().min(1).default(8).describe('Attempts per outbound delivery before dead-letter'),
     deliveryBackoffMs: z.number().int().min(1).default(1000).describe('First retry delay; doubles each attempt'),
     keepCompleted: z.number().int().min(0).default(1000).describe('Completed jobs kept per queue (dashboard)'),
@@ -108,6 +117,7 @@ export const PipelineConfig = z
   .default({
     shards: 16,
     dedupeWindowSeconds: 3 * 24 * 3600,
+    ingestBatchMax: 64,
     inboundAttempts: 3,
     deliveryAttempts: 8,
     deliveryBackoffMs: 1000,

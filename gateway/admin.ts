@@ -10,6 +10,7 @@ import { ExpressAdapter } from '@bull-board/express';
 import express, { type Express, type RequestHandler, type Router } from 'express';
 import { HttpError, notFound, unauthorized } from './errors.js';
 import type { Logger } from './logger.js';
+import type { UnifiedMessage } from './message.js';
 import type { Pipeline } from './pipeline.js';
 
 export interface AdminDeps {
@@ -50,12 +51,20 @@ export function mountAdmin(app: Express, deps: AdminDeps): void {
     const items = [];
     for (const queue of deps.pipeline.allQueues()) {
       for (const job of await queue.getFailed(0, limit - 1)) {
+        // An outbound job carries one message; an inbound job the messages one ingest write grouped, of which a
+        // retry had already handled `done`.
+        const done: string[] = job.data?.done ?? [];
+        const messages: UnifiedMessage[] = job.data?.entries
+          ? job.data.entries.map((e: { message: UnifiedMessage }) => e.message).filter((m: UnifiedMessage) => !done.includes(m.id))
+          : [job.data?.message].filter(Boolean);
+        const first = messages[0];
         items.push({
           queue: queue.name,
           jobId: job.id,
-          messageId: job.data?.message?.id,
-          conversationId: job.data?.message?.conversationId,
-          channel: job.data?.message?.channel,
+          messageId: first?.id,
+          conversationId: first?.conversationId,
+          channel: first?.channel,
+          messages: messages.map((m) => ({ id: m.id, conversationId: m.conversationId, channel: m.channel })),
           failedReason: job.failedReason,
           attemptsMade: job.attemptsMade,
           failedAt: job.finishedOn,

@@ -96,10 +96,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         // An ingress-only process never runs the bot; it loads the model only if its swap API is used.
         lazyIntent: role === 'ingress',
         // Burst windows: the customer's later messages still waiting in this conversation's inbound shard.
-        pendingInbound: async (conversationId) =>
-          (await pipeline.queue('in', conversationId).getWaiting(0, 200))
-            .map((job) => job.data?.message)
-            .filter((m) => m?.conversationId === conversationId),
+        pendingInbound: (conversationId) => pipeline.pendingInbound(conversationId),
       });
   const bot: Bot = options.bot ?? botParts!.bot;
   for (const hook of botParts?.hooks ?? []) hooks.use(hook);

@@ -2,7 +2,9 @@
  * The message pipeline, top to bottom:
  *
  *   adapter verifies + decodes ─▶ 1. ingest: dedupe + durable enqueue on in-<shard> ─▶ adapter acks 2xx
- *                                 2. inbound stage: conversation state ─▶ bot (only in state `bot`)
+ *                                    (group commit: what arrives while a shard's write is in flight shares a job)
+ *                                 2. inbound stage: per job, conversations in parallel, each one's messages in order:
+ *                                    conversation state ─▶ bot (only in state `bot`)
  *                                    ├─ replies ─▶ first delivery attempt right away; what fails ─▶ out-<shard>
  *                                    ├─ hand-off ─▶ state handoff_pending + event
  *                                    └─ state agent/handoff_pending ─▶ event for the helpdesk, no bot
@@ -20,6 +22,7 @@ import type { PipelineConfig } from '../config/schema.js';
 import type { ConversationReference } from './conversation-reference.js';
 import type { ConversationStore } from './conversations.js';
 import type { GatewayEvents } from './events.js';
+import { dedupeKey, IngestBatcher, type InboundEntry, type InboundJob } from './ingest-batcher.js';
 import type { Logger } from './logger.js';
 import { contentAsText, createMessage, UnifiedMessage, type Content, type DecisionTrace, type Sender } from './message.js';
 import type { Metrics } from './metrics.js';
@@ -31,11 +34,6 @@ import type { Transcripts } from './transcript.js';
 /** How long shutdown waits for the replies of the last inbound jobs to go out before it lets go. */
 const DRAIN_TIMEOUT_MS = 5_000;
 
-/** Inbound job data: the message and the reference that lets anyone answer it later. */
-export interface InboundJob {
-  message: UnifiedMessage;
-  reference: ReferenceInput;
-}
 /** Outbound job data: the message to deliver (its conversation's reference is read at delivery time). */
 export interface OutboundJob {
   message: UnifiedMessage;
@@ -83,45 +81,116 @@ export class Pipeline {
   /** Channels whose platform or send quota asked to wait: first delivery attempts queue until then. */
   private readonly channelPausedUntil = new Map<string, number>();
 
-  constructor(private readonly deps: PipelineDeps) {}
+  private readonly batcher: IngestBatcher;
+  /** Per conversation, the entries of the running inbound job not handled yet (the first one is being handled). */
+  private readonly inProgress = new Map<string, InboundEntry[]>();
+
+  constructor(private readonly deps: PipelineDeps) {
+    const { config } = deps;
+    this.batcher = new IngestBatcher({
+      queueAt: (shard) => this.queueAt('in', shard),
+      jobOptions: {
+        // A bot failure (model crash, Redis blip) is retried; when attempts run out the job is dead-lettered visibly.
+        attempts: config.inboundAttempts,
+        backoff: { type: 'exponential', delay: config.deliveryBackoffMs },
+      },
+      dedupeWindowMs: config.dedupeWindowSeconds * 1000,
+      maxBatch: config.ingestBatchMax,
+    });
+  }
 
   // ── 1. Ingest ────────────────────────────────────────────────────────────────────────────────────────────────
   /**
-   * Dedupe and enqueue in one atomic BullMQ `add`: the deduplication key lives as long as the dedupe window, even
-   * after the job itself is removed, so a platform retry days later is still recognised. Resolves only once the
-   * job is in Redis (AOF), which is when the adapter may acknowledge.
+   * Dedupe and enqueue in one transaction (ingest-batcher.ts): the dedupe mark lives as long as the dedupe window,
+   * even after the job is removed, so a platform retry days later is still recognised. Resolves only once the job is
+   * in Redis (AOF), which is when the adapter may acknowledge.
    */
   async ingest(message: UnifiedMessage, reference: ReferenceInput): Promise<IngestResult> {
     const started = performance.now();
     const valid = UnifiedMessage.parse(message);
-    const { config } = this.deps;
-    const queue = this.queue('in', valid.conversationId);
-    const job = await queue.add('inbound', { message: valid, reference } satisfies InboundJob, {
-      jobId: valid.id,
-      // A bot failure (model crash, Redis blip) is retried; when attempts run out the job is dead-lettered visibly.
-      attempts: config.inboundAttempts,
-      backoff: { type: 'exponential', delay: config.deliveryBackoffMs },
-      ...(valid.channelMessageId !== undefined && {
-        deduplication: { id: `${valid.channel}|${valid.channelMessageId}`, ttl: config.dedupeWindowSeconds * 1000 },
-      }),
-    });
-    // A deduplicated add returns the job that is already there (or was), not ours.
-    const duplicate = job.id !== valid.id;
+    const duplicateOf = await this.batcher.add(shardOf(valid.conversationId, this.deps.config.shards), { message: valid, reference });
+    const duplicate = duplicateOf !== undefined;
     this.deps.metrics.messagesIn.inc({ channel: valid.channel, duplicate: String(duplicate) });
     this.deps.metrics.stageSeconds.observe({ stage: 'ingest' }, (performance.now() - started) / 1000);
     this.deps.log.debug({ msgId: valid.id, channel: valid.channel, duplicate }, duplicate ? 'duplicate dropped' : 'enqueued');
-    return { messageId: duplicate ? String(job.id) : valid.id, duplicate };
+    return { messageId: duplicateOf ?? valid.id, duplicate };
   }
 
   // ── 2. Inbound stage ─────────────────────────────────────────────────────────────────────────────────────────
-  private async processInbound(job: Job<InboundJob>): Promise<void> {
+  /**
+   * One job holds the messages one group commit wrote. Different conversations run in parallel; a conversation's
+   * messages run in order, and after a failure its later messages wait for the job's retry. What succeeded is
+   * recorded in the job, so a retry does not answer a message twice.
+   */
+  private async processInbound(job: Job<InboundJob>, shard: number): Promise<void> {
+    const done = new Set(job.data.done ?? []);
+    const fresh = job.data.entries.filter((e) => !done.has(e.message.id));
+    const entries = await this.withoutDuplicates(fresh, this.queueAt('in', shard));
+    for (const e of fresh) if (!entries.includes(e)) done.add(e.message.id);
+    const byConversation = new Map<string, InboundEntry[]>();
+    for (const entry of entries) {
+      const list = byConversation.get(entry.message.conversationId);
+      if (list) list.push(entry);
+      else byConversation.set(entry.message.conversationId, [entry]);
+    }
+    const failures: Error[] = [];
+    await Promise.all(
+      [...byConversation].map(async ([conversationId, list]) => {
+        this.inProgress.set(conversationId, list);
+        try {
+          while (list.length > 0) {
+            await this.handleInbound(list[0]!);
+            done.add(list.shift()!.message.id);
+          }
+        } catch (err) {
+          failures.push(err as Error);
+        } finally {
+          this.inProgress.delete(conversationId);
+        }
+      }),
+    );
+    if (failures.length === 0) return;
+    await job.updateData({ ...job.data, done: [...done] });
+    throw failures[0];
+  }
+
+  /**
+   * Entries whose dedupe mark names another message are platform retries of a message queued earlier (the group
+   * commit writes them into the job regardless, see ingest-batcher.ts). A missing mark (dedupe window over) counts
+   * as ours.
+   */
+  private async withoutDuplicates(entries: InboundEntry[], queue: Queue): Promise<InboundEntry[]> {
+    const keyed = entries.flatMap((e) => {
+      const key = dedupeKey(queue, e.message);
+      return key === undefined ? [] : [{ e, key }];
+    });
+    if (keyed.length === 0) return entries;
+    const owners = await this.deps.redis.mget(...keyed.map((k) => k.key));
+    const dropped = new Set(keyed.filter((k, i) => owners[i] != null && owners[i] !== k.e.message.id).map((k) => k.e));
+    return dropped.size === 0 ? entries : entries.filter((e) => !dropped.has(e));
+  }
+
+  /**
+   * The customer's messages not handled yet: in this process's running job (the one being handled first) and in
+   * the conversation's queue. The bot's burst window looks here for a message typed right after the current one.
+   */
+  async pendingInbound(conversationId: string): Promise<UnifiedMessage[]> {
+    const running = this.inProgress.get(conversationId)?.map((e) => e.message) ?? [];
+    const waiting = (await this.queue('in', conversationId).getWaiting(0, 200))
+      .flatMap((job: Job<InboundJob>) => job.data?.entries ?? [])
+      .map((e) => e.message)
+      .filter((m) => m.conversationId === conversationId);
+    return [...running, ...waiting];
+  }
+
+  private async handleInbound(entry: InboundEntry): Promise<void> {
     const started = performance.now();
-    const message = UnifiedMessage.parse(job.data.message);
+    const message = UnifiedMessage.parse(entry.message);
     const log = this.deps.log.child({ msgId: message.id, conv: message.conversationId, channel: message.channel });
     const { conversations, transcripts, events, bot, metrics } = this.deps;
 
     const reference: ConversationReference = {
-      ...job.data.reference,
+      ...entry.reference,
       conversationId: message.conversationId,
       channel: message.channel,
       channelType: message.channelType,
@@ -433,7 +502,7 @@ export class Pipeline {
     // Concurrency 1 is what keeps a conversation's messages in order: BullMQ's worker may start concurrently fetched
     // jobs in a different order than Redis popped them. Parallelism comes from the number of shards instead.
     const common = { connection: connection as never, prefix, concurrency: 1, autorun: true };
-    const inbound = new Worker<InboundJob>(queueName('in', shard), async (job) => this.processInbound(job), common);
+    const inbound = new Worker<InboundJob>(queueName('in', shard), async (job) => this.processInbound(job, shard), common);
     const outbound: Worker<OutboundJob> = new Worker<OutboundJob>(
       queueName('out', shard),
       async (job, token) => this.processOutbound(job, outbound, token),
@@ -444,14 +513,16 @@ export class Pipeline {
         if (!job) return;
         const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
         if (final) log.error({ msgId: job.id, queue: worker.name, err }, `${stage} job dead-lettered`);
-        if (final && stage === 'outbound' && job.data?.message) {
+        if (final && stage === 'outbound') {
           const conversationId = (job as Job<OutboundJob>).data.message.conversationId;
           this.deps.conversations.markOutboundDone(conversationId, job.id!).catch((e) => log.warn({ err: e }, 'outbound marker not cleared'));
         }
         // Nobody may be left waiting silently: the hand-off layer turns this into a visible hand-off to a human.
-        if (final && stage === 'inbound' && job.data?.message) {
-          const message = (job as Job<InboundJob>).data.message;
-          this.deps.events.emit('message.processing_failed', { conversationId: message.conversationId, message, error: err.message });
+        if (final && stage === 'inbound') {
+          const { entries, done = [] } = (job as Job<InboundJob>).data;
+          for (const { message } of entries.filter((e) => !done.includes(e.message.id))) {
+            this.deps.events.emit('message.processing_failed', { conversationId: message.conversationId, message, error: err.message });
+          }
         }
         this.deps.metrics.failures.inc({ stage, reason: final ? 'dead_letter' : 'retry' });
       });

@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { decodeAppMessage } from '../adapters/app/decode.js';
+import type { Bot } from '../bot/types.js';
+import type { InboundJob } from '../gateway/ingest-batcher.js';
+import { eventually, startTestGateway, type TestGateway } from './helpers/gateway.js';
+import { startRecorder } from './helpers/http-recorder.js';
+import { startTestRedis } from './helpers/redis.js';
+
+const SECRET = 'app-secret-0123456789abcdef';
+const channel = { id: 'app', type: 'app' };
+
+/** Echoes; "boom" fails the first time it is seen, so its job is retried. */
+function flakyEchoBot(): Bot & { seen: string[] } {
+  const seen: string[] = [];
+  let boomed = false;
+  return {
+    seen,
+    async decide({ message }) {
+      const text = message.content.type === 'text' ? message.content.text : '';
+      seen.push(text);
+      if (text === 'boom' && !boomed) {
+        boomed = true;
+        throw new Error('model crashed');
+      }
+      return { replies: [{ type: 'text', text: `echo:${text}` }], trace: { stage: 'rule' } };
+    },
+  };
+}
+
+describe('ingest group commit: messages that arrive together share one queue job', () => {
+  let redis: Awaited<ReturnType<typeof startTestRedis>>;
+  let callback: Awaited<ReturnType<typeof startRecorder>>;
+  const gateways: TestGateway[] = [];
+  const config = (extra: Record<string, unknown> = {}) => ({
+    pipeline: { shards: 1, deliveryBackoffMs: 20, inboundAttempts: 3 },
+    channels: [{ id: 'app', type: 'app', options: { apps: [{ id: 'shop', secret: SECRET, callbackUrl: `${callback.url}/cb` }] } }],
+    ...extra,
+  });
+
+  before(async () => {
+    redis = await startTestRedis();
+    callback = await startRecorder();
+  });
+  after(async () => {
+    for (const gw of gateways) await gw.stop();
+    await callback?.close();
+    await redis?.stop();
+  });
+
+  async function start(cfg: Record<string, unknown>, bot?: Bot): Promise<TestGateway> {
+    const gw = await startTestGateway(cfg, redis.url, { prefix: `p${gateways.length}`, ...(bot && { bot }) });
+    gateways.push(gw);
+    return gw;
+  }
+  /** Ingests app messages in one turn of the event loop, as a burst of webhooks under load would arrive. */
+  const ingestTogether = (gw: TestGateway, items: { user: string; id: string; text: string }[]) =>
+    Promise.all(
+      items.map(({ user, id, text }) =>
+        gw.gateway.pipeline.ingest(decodeAppMessage({ userId: user, messageId: id, text }, channel, 'shop'), { peerId: user, context: { appId: 'shop' } }),
+      ),
+    );
+  const inboundJobs = async (gw: TestGateway) =>
+    (await gw.gateway.pipeline.queueAt('in', 0).getJobs(['waiting', 'active', 'completed', 'failed', 'delayed'])).filter(Boolean);
+  const repliesTo = (user: string) => callback.requests.filter((r) => r.json().userId === user).map((r) => r.json().message.content.text as string);
+
+  it('writes one job for a burst, drops a platform retry inside it, and answers every message once, in order', async () => {
+    const gw = await start(config(), flakyEchoBot());
+    const results = await ingestTogether(gw, [
+      { user: 'b-1', id: 'm1', text: 'one' },
+      { user: 'b-2', id: 'm4', text: 'uno' },
+      { user: 'b-1', id: 'm2', text: 'two' },
+      { user: 'b-1', id: 'm1', text: 'one' }, // the platform retried m1 of b-1
+      { user: 'b-2', id: 'm5', text: 'dos' },
+      { user: 'b-1', id: 'm3', text: 'three' },
+    ]);
+    assert.deepEqual(results.map((r) => r.duplicate), [false, false, false, true, false, false]);
+    assert.equal(results[3]!.messageId, results[0]!.messageId, 'the retry names the message it repeats');
+
+    await eventually(() => repliesTo('b-1').length === 3 && repliesTo('b-2').length === 2, 'all replies');
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(repliesTo('b-1'), ['echo:one', 'echo:two', 'echo:three']);
+    assert.deepEqual(repliesTo('b-2'), ['echo:uno', 'echo:dos']);
+    const jobs = await inboundJobs(gw);
+    assert.equal(jobs.length, 1, 'one group commit, one job');
+    assert.equal((jobs[0]!.data as InboundJob).entries.length, 6);
+
+    // A retry that arrives after the job finished is still recognised by its dedupe mark.
+    const [late] = await ingestTogether(gw, [{ user: 'b-2', id: 'm5', text: 'dos' }]);
+    assert.equal(late!.duplicate, true);
+    assert.equal(late!.messageId, results[4]!.messageId);
+  });
+
+  it('after a failure retries only what is left: no message is answered twice, a conversation keeps its order', async () => {
+    const bot = flakyEchoBot();
+    const gw = await start(config(), bot);
+    await ingestTogether(gw, [
+      { user: 'f-1', id: 'a', text: 'first' },
+      { user: 'f-2', id: 'd', text: 'other' },
+      { user: 'f-1', id: 'b', text: 'boom' },
+      { user: 'f-1', id: 'c', text: 'after boom' },
+      { user: 'f-2', id: 'e', text: 'other again' },
+    ]);
+    await eventually(() => repliesTo('f-1').length === 3, 'f-1 answered after the retry');
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(repliesTo('f-1'), ['echo:first', 'echo:boom', 'echo:after boom']);
+    assert.deepEqual(repliesTo('f-2'), ['echo:other', 'echo:other again']);
+    // The bot saw "boom" twice (failure + retry), and nothing that had succeeded a second time.
+    assert.deepEqual(bot.seen.filter((t) => t !== 'boom').sort(), ['after boom', 'first', 'other', 'other again']);
+    const [job] = await inboundJobs(gw);
+    assert.equal(job!.attemptsMade, 2, 'the failed attempt and the retry that finished the job');
+    assert.equal(await job!.isCompleted(), true);
+  });
+
+  it("answers a burst inside one job as one turn: the bot's burst window sees the job's later messages", async () => {
+    const gw = await start(
+      config({ bot: { fallback: 'got: {{text}}', policy: { burstWindowMs: { app: 300 }, handoffAfterUnanswered: 0 } } }),
+    );
+    await ingestTogether(gw, [
+      { user: 'w-1', id: 'a', text: 'my order' },
+      { user: 'w-1', id: 'b', text: 'never arrived' },
+    ]);
+    await eventually(() => repliesTo('w-1').length === 1, 'one reply to the burst');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.deepEqual(repliesTo('w-1'), ['got: my order\nnever arrived']);
+  });
+});
