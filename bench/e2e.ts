@@ -28,7 +28,7 @@ import { conversationIdFor } from '../gateway/message.js';
 import { freePort, startPrivateRedis } from '../gateway/redis-server.js';
 import { renderChart } from './lib/chart.js';
 import { loadCorpus, textSource } from './lib/corpus.js';
-import { redisCounters, rssMb, startRole, type RoleProcess } from './lib/processes.js';
+import { commandsPerMessage, redisCounters, rssMb, startRole, type RoleProcess } from './lib/processes.js';
 import { startReceiver } from './lib/receiver.js';
 import { summarize } from './lib/stats.js';
 
@@ -106,6 +106,8 @@ interface PhaseResult {
   latencyMs: ReturnType<typeof summarize>;
   ackLatencyMs?: ReturnType<typeof summarize>;
   redisCommandsPerMessage: number;
+  /** The most frequent Redis commands per delivered message (script bodies' commands under their own names). */
+  redisTopCommands: Record<string, number>;
   redisCpuPercent: number;
   /** CPU time each gateway process spent per delivered message: a figure that holds on a busy machine. */
   cpuMsPerMessage: Record<string, number>;
@@ -183,6 +185,7 @@ async function phase(
     latencyMs: summarize(latencies),
     ...(ack && { ackLatencyMs: summarize(ack) }),
     redisCommandsPerMessage: Math.round(((after.commands - before.commands) / Math.max(1, latencies.length)) * 10) / 10,
+    redisTopCommands: commandsPerMessage(before.byCommand, after.byCommand, latencies.length),
     redisCpuPercent: Math.round(((after.cpuSeconds - before.cpuSeconds) / Math.max(wall, 0.001)) * 1000) / 10,
     cpuMsPerMessage: Object.fromEntries(
       gatewayProcesses.map((p, i) => [p.role, Math.round(((p.cpuSeconds() - cpuBefore[i]!) * 1000 / Math.max(1, latencies.length)) * 100) / 100]),

@@ -76,8 +76,18 @@ export async function redisCounters(redis: { info(section: string): Promise<stri
   const stats = await redis.info('stats');
   const cpu = await redis.info('cpu');
   const num = (text: string, key: string) => Number(new RegExp(`${key}:([\\d.]+)`).exec(text)?.[1] ?? 0);
+  // cmdstat_<name>:calls=<n>,... — commands run inside Lua scripts count under their own names too.
+  const byCommand = new Map<string, number>();
+  for (const [, name, calls] of (await redis.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) byCommand.set(name!, Number(calls));
   return {
     commands: num(stats, 'total_commands_processed'),
     cpuSeconds: num(cpu, 'used_cpu_user') + num(cpu, 'used_cpu_sys'),
+    byCommand,
   };
+}
+
+/** Commands per message between two counter snapshots, most frequent first. */
+export function commandsPerMessage(before: Map<string, number>, after: Map<string, number>, messages: number, top = 12): Record<string, number> {
+  const rows = [...after].map(([name, n]) => [name, (n - (before.get(name) ?? 0)) / Math.max(1, messages)] as const);
+  return Object.fromEntries(rows.filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]).slice(0, top).map(([name, n]) => [name, Math.round(n * 100) / 100]));
 }
