@@ -14,11 +14,17 @@
  *
  * A SET that finds another message id there marks a duplicate. The duplicate still rides in the job (MULTI cannot
  * branch); the inbound stage reads the marks back and skips every entry whose mark names another message.
- * Dedupe keys carry the queue's hash tag, so the transaction stays in one Redis Cluster slot.
+ *
+ * When the shard's newest job is still waiting (its consumer is behind), a batch joins that job instead: one script
+ * sets the dedupe marks and appends the entries to the job's `:appended` list, which the inbound stage folds into the
+ * job's data when it takes the job. So a backlog becomes fewer, larger jobs — the consumer catches up with less queue
+ * work per message instead of paying it for every message of a backlog written one by one at moderate load.
+ *
+ * Every key here carries the queue's hash tag, so each write stays in one Redis Cluster slot.
  */
 import { Job, type JobsOptions, type Queue } from 'bullmq';
 import type { ChainableCommander } from 'ioredis';
-import type { ReferenceInput } from '../adapters/types.js';
+import type { RedisClient, ReferenceInput } from '../adapters/types.js';
 import type { UnifiedMessage } from './message.js';
 
 /** One message in an inbound job, with the reference that lets anyone answer it later. */
@@ -40,7 +46,37 @@ export function dedupeKey(queue: Queue, message: UnifiedMessage): string | undef
   return `${queue.qualifiedName}:dd:${message.channel}|${message.channelMessageId}`;
 }
 
+/** Entries appended to a waiting job after it was written (see above). */
+export function appendedKey(queue: Queue, jobId: string): string {
+  return `${queue.qualifiedName}:${jobId}:appended`;
+}
+
+// KEYS[1] the queue's wait list (BullMQ pushes new jobs on the left). ARGV: the queue's key prefix ("<prefix>:<queue>:"),
+// most entries a waiting job takes on, dedupe window in ms, then per message: dedupe key ('' for none), message id,
+// entry JSON. Returns nil when there is no waiting job or it is full; else per message the id its dedupe mark
+// already named ('' when the mark is new). Atomic with BullMQ's move to active, so a job is never appended to after
+// its consumer took it.
+const APPEND_LUA = `
+local tail = redis.call('LINDEX', KEYS[1], 0)
+if not tail then return nil end
+local list = ARGV[1] .. tail .. ':appended'
+local n = (#ARGV - 3) / 3
+if redis.call('LLEN', list) + n > tonumber(ARGV[2]) then return nil end
+local found = {}
+for i = 0, n - 1 do
+  local key, id = ARGV[4 + i * 3], ARGV[5 + i * 3]
+  local previous = false
+  if key ~= '' then previous = redis.call('SET', key, id, 'PX', ARGV[3], 'NX', 'GET') end
+  found[i + 1] = previous or ''
+  redis.call('RPUSH', list, ARGV[6 + i * 3])
+end
+redis.call('PEXPIRE', list, ARGV[3])
+return found
+`;
+
 export interface IngestBatcherOptions {
+  /** The connection the queues use (the append script is defined on it). */
+  redis: RedisClient;
   queueAt: (shard: number) => Queue;
   jobOptions: JobsOptions;
   dedupeWindowMs: number;
@@ -59,7 +95,9 @@ export class IngestBatcher {
   /** Shards with a write scheduled or in flight: arrivals meanwhile join the next batch. */
   private readonly busy = new Set<number>();
 
-  constructor(private readonly opts: IngestBatcherOptions) {}
+  constructor(private readonly opts: IngestBatcherOptions) {
+    opts.redis.defineCommand('gwInboundAppend', { numberOfKeys: 1, lua: APPEND_LUA });
+  }
 
   /** Resolves once the message is durably queued: undefined, or the id of the message it duplicates. */
   add(shard: number, entry: InboundEntry): Promise<string | undefined> {
@@ -89,6 +127,11 @@ export class IngestBatcher {
   private async write(shard: number, batch: Pending[]): Promise<void> {
     try {
       const queue = this.opts.queueAt(shard);
+      const appended = await this.appendToWaitingJob(queue, batch);
+      if (appended) {
+        batch.forEach((p, i) => p.resolve(appended[i] !== '' && appended[i] !== p.entry.message.id ? appended[i] : undefined));
+        return;
+      }
       // BullMQ's client is the ioredis connection the gateway gave it.
       const multi = (await queue.backend.client).multi() as unknown as ChainableCommander;
       const marked: Pending[] = [];
@@ -119,5 +162,13 @@ export class IngestBatcher {
     } catch (err) {
       for (const p of batch) p.reject(err as Error);
     }
+  }
+
+  /** Appends the batch to the shard's newest waiting job; undefined when there is none with room. */
+  private async appendToWaitingJob(queue: Queue, batch: Pending[]): Promise<string[] | undefined> {
+    const args: Array<string | number> = [`${queue.qualifiedName}:`, this.opts.maxBatch, this.opts.dedupeWindowMs];
+    for (const { entry } of batch) args.push(dedupeKey(queue, entry.message) ?? '', entry.message.id, JSON.stringify(entry));
+    const script = this.opts.redis as unknown as { gwInboundAppend(key: string, ...args: Array<string | number>): Promise<string[] | null> };
+    return (await script.gwInboundAppend(`${queue.qualifiedName}:wait`, ...args)) ?? undefined;
   }
 }

@@ -22,7 +22,7 @@ import type { PipelineConfig } from '../config/schema.js';
 import type { ConversationReference } from './conversation-reference.js';
 import type { ConversationStore } from './conversations.js';
 import type { GatewayEvents } from './events.js';
-import { dedupeKey, IngestBatcher, type InboundEntry, type InboundJob } from './ingest-batcher.js';
+import { appendedKey, dedupeKey, IngestBatcher, type InboundEntry, type InboundJob } from './ingest-batcher.js';
 import type { Logger } from './logger.js';
 import { contentAsText, createMessage, UnifiedMessage, type Content, type DecisionTrace, type Sender } from './message.js';
 import type { Metrics } from './metrics.js';
@@ -88,6 +88,7 @@ export class Pipeline {
   constructor(private readonly deps: PipelineDeps) {
     const { config } = deps;
     this.batcher = new IngestBatcher({
+      redis: deps.redis,
       queueAt: (shard) => this.queueAt('in', shard),
       jobOptions: {
         // A bot failure (model crash, Redis blip) is retried; when attempts run out the job is dead-lettered visibly.
@@ -123,9 +124,11 @@ export class Pipeline {
    * recorded in the job, so a retry does not answer a message twice.
    */
   private async processInbound(job: Job<InboundJob>, shard: number): Promise<void> {
-    const done = new Set(job.data.done ?? []);
-    const fresh = job.data.entries.filter((e) => !done.has(e.message.id));
-    const entries = await this.withoutDuplicates(fresh, this.queueAt('in', shard));
+    const queue = this.queueAt('in', shard);
+    const data = await this.withAppended(job, queue);
+    const done = new Set(data.done ?? []);
+    const fresh = data.entries.filter((e) => !done.has(e.message.id));
+    const entries = await this.withoutDuplicates(fresh, queue);
     for (const e of fresh) if (!entries.includes(e)) done.add(e.message.id);
     const byConversation = new Map<string, InboundEntry[]>();
     for (const entry of entries) {
@@ -150,8 +153,25 @@ export class Pipeline {
       }),
     );
     if (failures.length === 0) return;
-    await job.updateData({ ...job.data, done: [...done] });
+    await job.updateData({ ...data, done: [...done] });
     throw failures[0];
+  }
+
+  /**
+   * Folds the entries appended while the job waited (ingest-batcher.ts) into its data, so a retry, the dead-letter
+   * view and a replay see them; then drops the list. Entries already folded in (a crash between the two steps) are
+   * recognised by their message id.
+   */
+  private async withAppended(job: Job<InboundJob>, queue: Queue): Promise<InboundJob> {
+    const key = appendedKey(queue, job.id!);
+    const appended = await this.deps.redis.lrange(key, 0, -1);
+    if (appended.length === 0) return job.data;
+    const known = new Set(job.data.entries.map((e) => e.message.id));
+    const added = appended.map((json) => JSON.parse(json) as InboundEntry).filter((e) => !known.has(e.message.id));
+    const data: InboundJob = { ...job.data, entries: [...job.data.entries, ...added] };
+    await job.updateData(data);
+    await this.deps.redis.del(key);
+    return data;
   }
 
   /**
@@ -176,8 +196,11 @@ export class Pipeline {
    */
   async pendingInbound(conversationId: string): Promise<UnifiedMessage[]> {
     const running = this.inProgress.get(conversationId)?.map((e) => e.message) ?? [];
-    const waiting = (await this.queue('in', conversationId).getWaiting(0, 200))
-      .flatMap((job: Job<InboundJob>) => job.data?.entries ?? [])
+    const queue = this.queue('in', conversationId);
+    const jobs: Job<InboundJob>[] = (await queue.getWaiting(0, 200)).filter(Boolean);
+    const appended = await Promise.all(jobs.map((job) => this.deps.redis.lrange(appendedKey(queue, job.id!), 0, -1)));
+    const waiting = jobs
+      .flatMap((job, i) => [...(job.data?.entries ?? []), ...appended[i]!.map((json) => JSON.parse(json) as InboundEntry)])
       .map((e) => e.message)
       .filter((m) => m.conversationId === conversationId);
     return [...running, ...waiting];

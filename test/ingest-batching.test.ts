@@ -112,6 +112,45 @@ describe('ingest group commit: messages that arrive together share one queue job
     assert.equal(await job!.isCompleted(), true);
   });
 
+  it('while the consumer is behind, joins later messages to the waiting job: fewer jobs, same order, retries dropped', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const bot = flakyEchoBot();
+    const gated: Bot = {
+      async decide(input) {
+        const text = input.message.content.type === 'text' ? input.message.content.text : '';
+        if (text === 'hold') await held;
+        return bot.decide(input);
+      },
+    };
+    const gw = await start(config(), gated);
+    // A failed assertion must not leave the job hanging, or stopping the gateway would wait for it.
+    setTimeout(release, 15_000).unref();
+    const [first] = await ingestTogether(gw, [{ user: 'j-1', id: 'j1', text: 'hold' }]);
+    await eventually(() => bot.seen.length === 0 && gw.gateway.pipeline.queueAt('in', 0).getActiveCount().then((n) => n === 1), 'first job running');
+    await ingestTogether(gw, [{ user: 'j-2', id: 'j2', text: 'second' }]); // nothing waits: a new job
+    const [third] = await ingestTogether(gw, [{ user: 'j-1', id: 'j3', text: 'third' }]); // joins it
+    const [retry] = await ingestTogether(gw, [{ user: 'j-2', id: 'j2', text: 'second' }]);
+    assert.equal(third!.duplicate, false);
+    assert.equal(retry!.duplicate, true, 'a platform retry joining a waiting job is still recognised');
+
+    const jobs = await inboundJobs(gw);
+    assert.equal(jobs.length, 2, 'the later messages joined the waiting job');
+    // The bot's burst window sees a message that joined a waiting job.
+    const conversation = decodeAppMessage({ userId: 'j-1', messageId: 'x', text: 'x' }, channel, 'shop').conversationId;
+    assert.deepEqual((await gw.gateway.pipeline.pendingInbound(conversation)).map((m) => m.content.type === 'text' && m.content.text), ['hold', 'third']);
+
+    release();
+    await eventually(() => repliesTo('j-1').length === 2 && repliesTo('j-2').length === 1, 'all replies');
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(repliesTo('j-1'), ['echo:hold', 'echo:third']);
+    assert.deepEqual(repliesTo('j-2'), ['echo:second']);
+    // Folded into the job itself (what a retry, the dead-letter view and a replay read).
+    const later = (await inboundJobs(gw)).find((j) => j.id !== first!.messageId)!;
+    const texts = (later.data as InboundJob).entries.map((e) => e.message.content.type === 'text' && e.message.content.text);
+    assert.deepEqual(texts, ['second', 'third', 'second']);
+  });
+
   it("answers a burst inside one job as one turn: the bot's burst window sees the job's later messages", async () => {
     const gw = await start(
       config({ bot: { fallback: 'got: {{text}}', policy: { burstWindowMs: { app: 300 }, handoffAfterUnanswered: 0 } } }),
