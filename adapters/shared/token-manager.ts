@@ -5,7 +5,9 @@
  * - the token is cached in Redis (shared by every process) and treated as expired `marginSeconds` early;
  * - only one process refreshes at a time: it takes a Redis lock holding a random token (released only by its
  *   holder, expiring by itself if the holder dies); everyone else polls the cache for the holder's result;
- * - in one process, concurrent callers share one in-flight refresh;
+ * - in one process, concurrent callers share one in-flight refresh, and a token read from Redis is reused for up to
+ *   `memoMs` (one GET per second instead of one per platform call under load; a token another process refreshes is
+ *   picked up within that time, and platforms keep the previous token valid for minutes after a refresh);
  * - when the platform says "token invalid/expired" the caller invalidates exactly the token it used (compare-and-
  *   delete, so a token someone else just refreshed survives), refreshes at once and retries ONCE.
  */
@@ -28,6 +30,8 @@ export interface TokenManagerOptions {
   pollMs?: number;
   /** Waiters give up after this long and fail (default 20 s). */
   waitMs?: number;
+  /** How long this process reuses a token it read from Redis (default 1 s; 0 reads Redis every time). */
+  memoMs?: number;
 }
 
 interface Cached {
@@ -42,6 +46,8 @@ if v and cjson.decode(v).token == ARGV[1] then return redis.call('del', KEYS[1])
 
 export class TokenManager {
   private readonly inFlight = new Map<string, Promise<string>>();
+  private readonly memo = new Map<string, Cached>();
+  private readonly memoMs: number;
   private readonly marginSeconds: number;
   private readonly lockMs: number;
   private readonly pollMs: number;
@@ -58,6 +64,7 @@ export class TokenManager {
     this.lockMs = options.lockMs ?? 15_000;
     this.pollMs = options.pollMs ?? 50;
     this.waitMs = options.waitMs ?? 20_000;
+    this.memoMs = options.memoMs ?? 1_000;
   }
 
   private cacheKey(key: string): string {
@@ -69,6 +76,8 @@ export class TokenManager {
 
   /** A valid token for `key`, fetching a new one (once, cluster-wide) when none is cached. */
   async get(key: string, fetch: TokenFetcher): Promise<string> {
+    const memo = this.memo.get(key);
+    if (memo && memo.useUntil > Date.now()) return memo.token;
     const cached = await this.readCache(key);
     if (cached) return cached;
     let pending = this.inFlight.get(key);
@@ -81,6 +90,7 @@ export class TokenManager {
 
   /** Drops `badToken` from the cache if it is still the cached one (a newer token is kept). */
   async invalidate(key: string, badToken: string): Promise<void> {
+    if (this.memo.get(key)?.token === badToken) this.memo.delete(key);
     const dropped = await this.redis.eval(INVALIDATE, 1, this.cacheKey(key), badToken);
     this.log.info({ tokenKey: key, dropped: dropped === 1 }, 'access token invalidated by the platform');
   }
@@ -115,7 +125,9 @@ export class TokenManager {
     if (!raw) return undefined;
     try {
       const cached = JSON.parse(raw) as Cached;
-      return cached.useUntil > Date.now() ? cached.token : undefined;
+      if (cached.useUntil <= Date.now()) return undefined;
+      if (this.memoMs > 0) this.memo.set(key, { token: cached.token, useUntil: Math.min(cached.useUntil, Date.now() + this.memoMs) });
+      return cached.token;
     } catch {
       return undefined;
     }

@@ -69,3 +69,31 @@ test('a failed fetch releases the lock and the next caller tries again', async (
   await assert.rejects(m.get('app', async () => Promise.reject(new Error('platform down'))), /platform down/);
   assert.equal(await m.get('app', async () => ({ token: 'ok', expiresInSeconds: 7200 })), 'ok');
 });
+
+test('a process reuses the token it read for memoMs: one Redis read for a burst, another process refresh seen after', async () => {
+  const reader = client();
+  const m = new TokenManager(reader, 't5:', log, { memoMs: 300 });
+  const other = new TokenManager(client(), 't5:', log);
+  let n = 0;
+  const fetch = async () => ({ token: `m${++n}`, expiresInSeconds: 7200 });
+  assert.equal(await other.get('app', fetch), 'm1');
+
+  const gets = async () => Number(/cmdstat_get:calls=(\d+)/.exec(await reader.info('commandstats'))?.[1] ?? 0);
+  const before = await gets();
+  const tokens = [];
+  for (let i = 0; i < 50; i++) tokens.push(await m.get('app', fetch));
+  assert.ok(tokens.every((t) => t === 'm1'));
+  assert.equal((await gets()) - before, 1, 'fifty sends, one read of the shared cache');
+
+  // Another process replaces the token (here by hand, as a refresh after the platform refused it would).
+  await other.invalidate('app', 'm1');
+  assert.equal(await other.get('app', fetch), 'm2');
+  assert.equal(await m.get('app', fetch), 'm1', 'still the remembered token within memoMs');
+  await new Promise((r) => setTimeout(r, 350));
+  assert.equal(await m.get('app', fetch), 'm2', 'the refreshed token after memoMs');
+
+  // The platform refusing the remembered token drops it at once.
+  await other.invalidate('app', 'm2');
+  assert.equal(await other.get('app', fetch), 'm3');
+  assert.equal(await m.callWithToken('app', fetch, async (t) => t, (t) => t === 'm2'), 'm3');
+});
