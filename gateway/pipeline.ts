@@ -125,7 +125,7 @@ export class Pipeline {
    */
   private async processInbound(job: Job<InboundJob>, shard: number): Promise<void> {
     const queue = this.queueAt('in', shard);
-    const data = await this.withAppended(job, queue);
+    const { data, appended } = await this.withAppended(job, queue);
     const done = new Set(data.done ?? []);
     const fresh = data.entries.filter((e) => !done.has(e.message.id));
     const entries = await this.withoutDuplicates(fresh, queue);
@@ -152,26 +152,25 @@ export class Pipeline {
         }
       }),
     );
-    if (failures.length === 0) return;
-    await job.updateData({ ...data, done: [...done] });
-    throw failures[0];
+    // The appended entries become part of the job's data only when it fails (for its retry, the dead-letter view
+    // and a replay); a finished job just drops the list. No append happens while the job is active.
+    if (failures.length > 0) await job.updateData({ ...data, done: [...done] });
+    if (appended) await this.deps.redis.del(appended);
+    if (failures.length > 0) throw failures[0];
   }
 
   /**
-   * Folds the entries appended while the job waited (ingest-batcher.ts) into its data, so a retry, the dead-letter
-   * view and a replay see them; then drops the list. Entries already folded in (a crash between the two steps) are
+   * The job's data with the entries appended while it waited (ingest-batcher.ts), and the list's key when there was
+   * one. Entries already in the data (folded in by a failed attempt that crashed before dropping the list) are
    * recognised by their message id.
    */
-  private async withAppended(job: Job<InboundJob>, queue: Queue): Promise<InboundJob> {
+  private async withAppended(job: Job<InboundJob>, queue: Queue): Promise<{ data: InboundJob; appended?: string }> {
     const key = appendedKey(queue, job.id!);
     const appended = await this.deps.redis.lrange(key, 0, -1);
-    if (appended.length === 0) return job.data;
+    if (appended.length === 0) return { data: job.data };
     const known = new Set(job.data.entries.map((e) => e.message.id));
     const added = appended.map((json) => JSON.parse(json) as InboundEntry).filter((e) => !known.has(e.message.id));
-    const data: InboundJob = { ...job.data, entries: [...job.data.entries, ...added] };
-    await job.updateData(data);
-    await this.deps.redis.del(key);
-    return data;
+    return { data: { ...job.data, entries: [...job.data.entries, ...added] }, appended: key };
   }
 
   /**

@@ -112,7 +112,7 @@ describe('ingest group commit: messages that arrive together share one queue job
     assert.equal(await job!.isCompleted(), true);
   });
 
-  it('while the consumer is behind, joins later messages to the waiting job: fewer jobs, same order, retries dropped', async () => {
+  it('while the consumer is behind, joins later messages to the waiting job: fewer jobs, same order, retries dropped, kept through a failure', async () => {
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
     const bot = flakyEchoBot();
@@ -129,7 +129,7 @@ describe('ingest group commit: messages that arrive together share one queue job
     const [first] = await ingestTogether(gw, [{ user: 'j-1', id: 'j1', text: 'hold' }]);
     await eventually(() => bot.seen.length === 0 && gw.gateway.pipeline.queueAt('in', 0).getActiveCount().then((n) => n === 1), 'first job running');
     await ingestTogether(gw, [{ user: 'j-2', id: 'j2', text: 'second' }]); // nothing waits: a new job
-    const [third] = await ingestTogether(gw, [{ user: 'j-1', id: 'j3', text: 'third' }]); // joins it
+    const [third] = await ingestTogether(gw, [{ user: 'j-1', id: 'j3', text: 'boom' }]); // joins it (and fails once)
     const [retry] = await ingestTogether(gw, [{ user: 'j-2', id: 'j2', text: 'second' }]);
     assert.equal(third!.duplicate, false);
     assert.equal(retry!.duplicate, true, 'a platform retry joining a waiting job is still recognised');
@@ -138,17 +138,20 @@ describe('ingest group commit: messages that arrive together share one queue job
     assert.equal(jobs.length, 2, 'the later messages joined the waiting job');
     // The bot's burst window sees a message that joined a waiting job.
     const conversation = decodeAppMessage({ userId: 'j-1', messageId: 'x', text: 'x' }, channel, 'shop').conversationId;
-    assert.deepEqual((await gw.gateway.pipeline.pendingInbound(conversation)).map((m) => m.content.type === 'text' && m.content.text), ['hold', 'third']);
+    assert.deepEqual((await gw.gateway.pipeline.pendingInbound(conversation)).map((m) => m.content.type === 'text' && m.content.text), ['hold', 'boom']);
 
     release();
     await eventually(() => repliesTo('j-1').length === 2 && repliesTo('j-2').length === 1, 'all replies');
     await new Promise((r) => setTimeout(r, 200));
-    assert.deepEqual(repliesTo('j-1'), ['echo:hold', 'echo:third']);
-    assert.deepEqual(repliesTo('j-2'), ['echo:second']);
-    // Folded into the job itself (what a retry, the dead-letter view and a replay read).
+    assert.deepEqual(repliesTo('j-1'), ['echo:hold', 'echo:boom']);
+    assert.deepEqual(repliesTo('j-2'), ['echo:second'], 'answered once, not again on the retry');
+    // The failed attempt folded the appended entries into the job itself (what its retry, the dead-letter view and a
+    // replay read), with what it had finished.
     const later = (await inboundJobs(gw)).find((j) => j.id !== first!.messageId)!;
-    const texts = (later.data as InboundJob).entries.map((e) => e.message.content.type === 'text' && e.message.content.text);
-    assert.deepEqual(texts, ['second', 'third', 'second']);
+    const data = later.data as InboundJob;
+    assert.deepEqual(data.entries.map((e) => e.message.content.type === 'text' && e.message.content.text), ['second', 'boom', 'second']);
+    assert.equal(data.done?.length, 2, 'the reply to "second" and its dropped retry');
+    assert.equal(later.attemptsMade, 2);
   });
 
   it("answers a burst inside one job as one turn: the bot's burst window sees the job's later messages", async () => {
