@@ -4,6 +4,11 @@
  * operators plus the few below); priorities and stop-on-match are applied here on the results, so one engine can
  * serve concurrent conversations (its own `stop()` is engine-wide).
  *
+ * Each rule has its own engine behind a gate: the channel, keyword and regex conditions are conjuncts of the rule's
+ * `all`, so a message failing one of them cannot match, and its engine is not run. json-rules-engine deep-clones
+ * every rule's conditions on every run; with a few rules per message passing their gate instead of all of them,
+ * most messages run none or one.
+ *
  * Facts: channel, text (lower-cased), rawText, intent {label, confidence}, slots, attributes, tags, awaiting,
  * turns, unanswered, now (ms since the epoch).
  */
@@ -33,9 +38,13 @@ function regexFor(source: string): RegExp {
   return re;
 }
 
+const containsAnyKeyword = (text: string, keywords: string[]): boolean => keywords.some((k) => text.includes(k));
+const matchesRegex = (text: string, source: string): boolean => regexFor(source).test(text);
+const normalizeKeywords = (keywords: string[]): string[] => keywords.map((k) => k.normalize('NFKC').toLowerCase());
+
 function addOperators(engine: Engine): void {
-  engine.addOperator<string, string[]>('containsAnyKeyword', (text, keywords) => keywords.some((k) => text.includes(k)));
-  engine.addOperator<string, string>('matchesRegex', (text, source) => regexFor(source).test(text));
+  engine.addOperator<string, string[]>('containsAnyKeyword', containsAnyKeyword);
+  engine.addOperator<string, string>('matchesRegex', matchesRegex);
   engine.addOperator<Record<string, unknown>, string[]>('hasKeys', (obj, keys) => keys.every((k) => obj?.[k] !== undefined));
   engine.addOperator<Record<string, unknown>, string[]>('lacksKeys', (obj, keys) => keys.every((k) => obj?.[k] === undefined));
   engine.addOperator<Record<string, Scalar>, { key: string; values: Scalar[] }>('attributeIn', (attrs, { key, values }) =>
@@ -50,7 +59,7 @@ function addOperators(engine: Engine): void {
 export function compileConditions(when: RuleConditions): TopLevelCondition {
   const all: NestedCondition[] = [];
   if (when.channels) all.push({ fact: 'channel', operator: 'in', value: when.channels });
-  if (when.keywords) all.push({ fact: 'text', operator: 'containsAnyKeyword', value: when.keywords.map((k) => k.normalize('NFKC').toLowerCase()) });
+  if (when.keywords) all.push({ fact: 'text', operator: 'containsAnyKeyword', value: normalizeKeywords(when.keywords) });
   if (when.regex !== undefined) all.push({ fact: 'rawText', operator: 'matchesRegex', value: when.regex });
   if (when.intent?.labels) all.push({ fact: 'intent', path: '$.label', operator: 'in', value: when.intent.labels });
   if (when.intent?.minConfidence !== undefined) {
@@ -77,39 +86,58 @@ export function compileConditions(when: RuleConditions): TopLevelCondition {
   return { all };
 }
 
+/** The conditions of a rule that are cheap to check outside the engine; failing one means the rule cannot match. */
+function gateOf(when: RuleConditions): (facts: RuleFacts) => boolean {
+  const channels = when.channels;
+  const keywords = when.keywords && normalizeKeywords(when.keywords);
+  const regex = when.regex;
+  return (facts) =>
+    (channels === undefined || channels.includes(facts.channel)) &&
+    (keywords === undefined || containsAnyKeyword(facts.text, keywords)) &&
+    (regex === undefined || matchesRegex(facts.rawText, regex));
+}
+
+interface CompiledRule {
+  rule: BotRule;
+  order: number;
+  gate: (facts: RuleFacts) => boolean;
+  engine: Engine;
+}
+
 export class RuleEngine {
-  private readonly engine: Engine;
-  private readonly byName = new Map<string, { rule: BotRule; order: number }>();
+  private readonly compiled: CompiledRule[] = [];
 
   constructor(rules: readonly BotRule[]) {
-    this.engine = new Engine([], { allowUndefinedFacts: true });
-    addOperators(this.engine);
-    // json-rules-engine wants priorities ≥ 1 (higher first): rank the distinct configured priorities.
-    const ranks = [...new Set(rules.map((r) => r.priority))].sort((a, b) => a - b);
     rules.forEach((rule, order) => {
       if (!rule.enabled) return;
-      const name = `${order}:${rule.id}`;
-      this.byName.set(name, { rule, order });
-      this.engine.addRule({
-        name,
-        priority: ranks.indexOf(rule.priority) + 1,
+      const engine = new Engine([], { allowUndefinedFacts: true });
+      addOperators(engine);
+      engine.addRule({
+        name: `${order}:${rule.id}`,
         conditions: compileConditions(rule.match),
         event: { type: 'rule', params: { id: rule.id } },
       });
+      this.compiled.push({ rule, order, gate: gateOf(rule.match), engine });
     });
   }
 
   get size(): number {
-    return this.byName.size;
+    return this.compiled.length;
+  }
+
+  /** The rules whose gate the message passes: only these can match (their engines still decide). */
+  candidates(facts: RuleFacts): BotRule[] {
+    return this.compiled.filter((c) => c.gate(facts)).map((c) => c.rule);
   }
 
   /** The rules that apply, in order: highest priority first, list order within a priority, up to the first stop. */
   async evaluate(facts: RuleFacts): Promise<BotRule[]> {
-    if (this.byName.size === 0) return [];
-    const { results } = await this.engine.run({ ...facts });
-    const matched = results
-      .map((r) => this.byName.get(r.name)!)
-      .filter(Boolean)
+    const candidates = this.compiled.filter((c) => c.gate(facts));
+    if (candidates.length === 0) return [];
+    const matched = (
+      await Promise.all(candidates.map(async (c) => ((await c.engine.run({ ...facts })).results.length > 0 ? [c] : [])))
+    )
+      .flat()
       .sort((a, b) => b.rule.priority - a.rule.priority || a.order - b.order);
     const applied: BotRule[] = [];
     for (const { rule } of matched) {

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { BusinessHours } from '../../bot/config.js';
+import { BotRule, BusinessHours } from '../../bot/config.js';
 import { withinBusinessHours } from '../../bot/rules/business-hours.js';
+import { RuleEngine, type RuleFacts } from '../../bot/rules/engine.js';
 import { startTestRedis } from '../helpers/redis.js';
 import { eventually } from '../helpers/gateway.js';
 import { replyText, startTestBot, type TestBot } from './helpers.js';
@@ -99,5 +100,32 @@ describe('rule engine: priorities, stop-on-match, conditions and actions', () =>
     } finally {
       await second.stop();
     }
+  });
+
+  it("runs a rule's engine only when the message passes its channel, keyword and regex conditions", async () => {
+    const engine = new RuleEngine(rules.map((r) => BotRule.parse(r)));
+    const facts = (rawText: string, channel = 'app'): RuleFacts => ({
+      channel,
+      text: rawText.toLowerCase(),
+      rawText,
+      intent: { label: 'none', confidence: 0 },
+      slots: {},
+      attributes: {},
+      tags: [],
+      awaiting: '',
+      turns: 1,
+      unanswered: 0,
+      now: Date.now(),
+    });
+    const ids = (f: RuleFacts) => engine.candidates(f).map((r) => r.id);
+    // Rules without a channel, keyword or regex condition always run; the rest only when their gate passes.
+    const ungated = ['got-order', 'advanced'];
+    assert.deepEqual(ids(facts('hello there')), ungated);
+    assert.deepEqual(ids(facts('a COUPON please')), ungated, 'web-only needs the web channel');
+    assert.deepEqual(ids(facts('a coupon please', 'web')), ['web-only', ...ungated]);
+    assert.deepEqual(ids(facts('Express ship it')), ['tag-shipping', 'ship-generic', 'ship-express', 'ship-express-extra', 'low', ...ungated]);
+    // The gate never changes the outcome: a message no gate lets through still reaches the ungated rules.
+    assert.deepEqual((await engine.evaluate(facts('ping'))).map((r) => r.id), ['advanced']);
+    assert.deepEqual((await engine.evaluate(facts('express ship', 'web'))).map((r) => r.id), ['ship-express']);
   });
 });
