@@ -40,6 +40,17 @@ export interface InboundJob {
   done?: string[];
 }
 
+/** Inbound job data as written before group commit: one message per job. Jobs queued then are still handled. */
+interface SingleMessageJob {
+  message: UnifiedMessage;
+  reference: ReferenceInput;
+}
+
+/** A job's data in the current shape, whichever version wrote it. */
+export function asInboundJob(data: InboundJob | SingleMessageJob): InboundJob {
+  return 'entries' in data ? data : { entries: [{ message: data.message, reference: data.reference }] };
+}
+
 /** The dedupe mark of a message in its inbound queue's slot, or undefined when the platform gave it no id. */
 export function dedupeKey(queue: Queue, message: UnifiedMessage): string | undefined {
   if (message.channelMessageId === undefined) return undefined;

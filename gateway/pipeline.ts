@@ -22,7 +22,7 @@ import type { PipelineConfig } from '../config/schema.js';
 import type { ConversationReference } from './conversation-reference.js';
 import type { ConversationStore } from './conversations.js';
 import type { GatewayEvents } from './events.js';
-import { appendedKey, dedupeKey, IngestBatcher, type InboundEntry, type InboundJob } from './ingest-batcher.js';
+import { appendedKey, asInboundJob, dedupeKey, IngestBatcher, type InboundEntry, type InboundJob } from './ingest-batcher.js';
 import type { Logger } from './logger.js';
 import { contentAsText, createMessage, UnifiedMessage, type Content, type DecisionTrace, type Sender } from './message.js';
 import type { Metrics } from './metrics.js';
@@ -167,10 +167,11 @@ export class Pipeline {
   private async withAppended(job: Job<InboundJob>, queue: Queue): Promise<{ data: InboundJob; appended?: string }> {
     const key = appendedKey(queue, job.id!);
     const appended = await this.deps.redis.lrange(key, 0, -1);
-    if (appended.length === 0) return { data: job.data };
-    const known = new Set(job.data.entries.map((e) => e.message.id));
+    const data = asInboundJob(job.data);
+    if (appended.length === 0) return { data };
+    const known = new Set(data.entries.map((e) => e.message.id));
     const added = appended.map((json) => JSON.parse(json) as InboundEntry).filter((e) => !known.has(e.message.id));
-    return { data: { ...job.data, entries: [...job.data.entries, ...added] }, appended: key };
+    return { data: { ...data, entries: [...data.entries, ...added] }, appended: key };
   }
 
   /**
@@ -199,7 +200,7 @@ export class Pipeline {
     const jobs: Job<InboundJob>[] = (await queue.getWaiting(0, 200)).filter(Boolean);
     const appended = await Promise.all(jobs.map((job) => this.deps.redis.lrange(appendedKey(queue, job.id!), 0, -1)));
     const waiting = jobs
-      .flatMap((job, i) => [...(job.data?.entries ?? []), ...appended[i]!.map((json) => JSON.parse(json) as InboundEntry)])
+      .flatMap((job, i) => [...(job.data ? asInboundJob(job.data).entries : []), ...appended[i]!.map((json) => JSON.parse(json) as InboundEntry)])
       .map((e) => e.message)
       .filter((m) => m.conversationId === conversationId);
     return [...running, ...waiting];
@@ -535,13 +536,14 @@ export class Pipeline {
         if (!job) return;
         const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
         if (final) log.error({ msgId: job.id, queue: worker.name, err }, `${stage} job dead-lettered`);
-        if (final && stage === 'outbound') {
-          const conversationId = (job as Job<OutboundJob>).data.message.conversationId;
+        const outboundMessage = stage === 'outbound' ? (job as Job<OutboundJob>).data?.message : undefined;
+        if (final && outboundMessage) {
+          const conversationId = outboundMessage.conversationId;
           this.deps.conversations.markOutboundDone(conversationId, job.id!).catch((e) => log.warn({ err: e }, 'outbound marker not cleared'));
         }
         // Nobody may be left waiting silently: the hand-off layer turns this into a visible hand-off to a human.
-        if (final && stage === 'inbound') {
-          const { entries, done = [] } = (job as Job<InboundJob>).data;
+        if (final && stage === 'inbound' && job.data) {
+          const { entries, done = [] } = asInboundJob((job as Job<InboundJob>).data);
           for (const { message } of entries.filter((e) => !done.includes(e.message.id))) {
             this.deps.events.emit('message.processing_failed', { conversationId: message.conversationId, message, error: err.message });
           }

@@ -154,6 +154,14 @@ describe('ingest group commit: messages that arrive together share one queue job
     assert.equal(later.attemptsMade, 2);
   });
 
+  it('still handles a job queued before group commit (one message per job)', async () => {
+    const gw = await start(config(), flakyEchoBot());
+    const message = decodeAppMessage({ userId: 'l-1', messageId: 'l1', text: 'from before the upgrade' }, channel, 'shop');
+    await gw.gateway.pipeline.queueAt('in', 0).add('inbound', { message, reference: { peerId: 'l-1', context: { appId: 'shop' } } }, { jobId: message.id });
+    await eventually(() => repliesTo('l-1').length === 1, 'the reply');
+    assert.deepEqual(repliesTo('l-1'), ['echo:from before the upgrade']);
+  });
+
   it("answers a burst inside one job as one turn: the bot's burst window sees the job's later messages", async () => {
     const gw = await start(
       config({ bot: { fallback: 'got: {{text}}', policy: { burstWindowMs: { app: 300 }, handoffAfterUnanswered: 0 } } }),
