@@ -100,7 +100,7 @@ export const PipelineConfig = z
       .max(1000)
       .default(64)
       .describe(
-        'Most messages one inbound job carries. Messages for a shard that arrive while its previous write is in flight are written as one job (group commit), so queue overhead per message falls as load rises',
+        'Most messages one ingest write carries, and most a waiting inbound job takes on after it was written. Messages for a shard that arrive while its previous write is in flight are written together, and join the shard\'s newest job while it waits (group commit), so queue overhead per message falls as load rises',
       ),
     inboundAttempts: z.number().int().min(1).default(3).describe('Attempts of the bot stage per inbound job (a retry skips the messages already handled)'),
     deliveryAttempts: z.number().int().min(1).default(8).describe('Attempts per outbound delivery before dead-letter'),

@@ -16,8 +16,8 @@
  * branch); the inbound stage reads the marks back and skips every entry whose mark names another message.
  *
  * When the shard's newest job is still waiting (its consumer is behind), a batch joins that job instead: one script
- * sets the dedupe marks and appends the entries to the job's `:appended` list, which the inbound stage folds into the
- * job's data when it takes the job. So a backlog becomes fewer, larger jobs — the consumer catches up with less queue
+ * sets the dedupe marks and appends the entries to the job's `:appended` list, which the inbound stage reads with the
+ * job (and folds into the job's data only when an attempt fails, for its retry and the dead-letter view). So a backlog becomes fewer, larger jobs — the consumer catches up with less queue
  * work per message instead of paying it for every message of a backlog written one by one at moderate load.
  *
  * Every key here carries the queue's hash tag, so each write stays in one Redis Cluster slot.
@@ -91,7 +91,7 @@ export interface IngestBatcherOptions {
   queueAt: (shard: number) => Queue;
   jobOptions: JobsOptions;
   dedupeWindowMs: number;
-  /** Most messages per job: bounds the size of one job and of one retry. */
+  /** Most messages per write, and most a waiting job takes on: bounds the size of a job (twice this) and of a retry. */
   maxBatch: number;
 }
 
