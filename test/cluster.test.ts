@@ -1,7 +1,12 @@
 /** The end-to-end flows against a 3-master Redis Cluster instead of a single server. */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { Queue } from 'bullmq';
 import { Cluster } from 'ioredis';
+import { decodeAppMessage } from '../adapters/app/decode.js';
+import { IngestBatcher, type InboundJob } from '../gateway/ingest-batcher.js';
+import { queueName } from '../gateway/queues.js';
+import { clusterNodes, connectRedis } from '../gateway/redis.js';
 import { signedHeaders } from '../adapters/app/signature.js';
 import { eventually, startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { startRecorder } from './helpers/http-recorder.js';
@@ -80,6 +85,38 @@ describe('end to end on a Redis Cluster', () => {
       const replies = () => callback.requests.filter((r) => r.json().userId === u).map((r) => r.json().message.replyTo as string);
       await eventually(() => replies().length === 8, `8 replies for ${u}`);
       assert.deepEqual(replies(), expected);
+    }
+  });
+
+  it('group commit on a cluster: one MULTI per write, later writes join the waiting job, duplicates recognised', async () => {
+    // A prefix no worker consumes, so the first job stays waiting and the later writes join it.
+    const client = connectRedis({ cluster: clusterNodes(cluster.nodes) });
+    const queues = new Map<number, Queue>();
+    const queueAt = (shard: number) => {
+      if (!queues.has(shard)) queues.set(shard, new Queue(queueName('in', shard), { connection: client as never, prefix: 'gc' }));
+      return queues.get(shard)!;
+    };
+    const batcher = new IngestBatcher({ redis: client, queueAt, jobOptions: {}, dedupeWindowMs: 60_000, maxBatch: 64 });
+    const entry = (messageId: string) => ({
+      message: decodeAppMessage({ userId: 'g-1', messageId, text: messageId }, { id: 'app', type: 'app' }, 'shop'),
+      reference: { peerId: 'g-1', context: {} },
+    });
+    try {
+      for (const shard of [0, 1, 2, 3, 4, 5]) {
+        assert.deepEqual(await Promise.all([batcher.add(shard, entry(`${shard}-a`)), batcher.add(shard, entry(`${shard}-b`))]), [undefined, undefined]);
+        const first = await batcher.add(shard, entry(`${shard}-c`));
+        const again = await batcher.add(shard, entry(`${shard}-a`));
+        assert.equal(first, undefined);
+        assert.ok(again, 'the repeated platform id names the message it repeats');
+        const jobs = await queueAt(shard).getWaiting();
+        assert.equal(jobs.length, 1, `shard ${shard}: one job`);
+        assert.deepEqual((jobs[0]!.data as InboundJob).entries.map((e) => e.message.channelMessageId), [`shop/${shard}-a`, `shop/${shard}-b`]);
+        const appended = await client.lrange(`gc:${queueName('in', shard)}:${jobs[0]!.id}:appended`, 0, -1);
+        assert.deepEqual(appended.map((json) => JSON.parse(json).message.channelMessageId), [`shop/${shard}-c`, `shop/${shard}-a`]);
+      }
+    } finally {
+      for (const q of queues.values()) await q.close();
+      client.disconnect();
     }
   });
 });
