@@ -1,17 +1,40 @@
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import type { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import { AxiosError } from 'axios';
 import { createHttpClient } from '../adapters/shared/http-client.js';
+import { proxyConfigured } from '../adapters/shared/http-transport.js';
+
+interface Seen {
+  method: string;
+  url: string;
+  headers: IncomingMessage['headers'];
+  body: string;
+  remotePort: number;
+}
 
 describe('platform HTTP client', () => {
   let server: Server;
   let base: string;
   const connections: Socket[] = [];
+  const seen: Seen[] = [];
   before(async () => {
     server = createServer((req, res) => {
-      req.resume();
-      req.on('end', () => res.end(JSON.stringify({ remotePort: req.socket.remotePort })));
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks).toString();
+        seen.push({ method: req.method!, url: req.url!, headers: req.headers, body, remotePort: req.socket.remotePort! });
+        const path = new URL(req.url!, 'http://x').pathname;
+        if (path === '/slow') return void setTimeout(() => res.end('{}'), 500);
+        if (path === '/busy') return void res.writeHead(429, { 'retry-after': '7', 'content-type': 'application/json' }).end('{"error":"slow down"}');
+        if (path === '/moved') return void res.writeHead(302, { location: '/send' }).end();
+        if (path === '/bytes') return void res.end(Buffer.from([0, 1, 2, 255]));
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ remotePort: req.socket.remotePort, path }));
+      });
     });
     server.on('connection', (socket) => connections.push(socket));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -22,14 +45,78 @@ describe('platform HTTP client', () => {
     await new Promise((r) => server.close(r));
   });
 
-  it('sends a sequence of requests over one kept-alive connection without setting TCP keep-alive again per request', async () => {
-    const client = createHttpClient(base);
+  it('sends plain requests over kept-alive connections, with the base URL, params, headers and body axios would send', async () => {
+    const client = createHttpClient(`${base}/api/`);
+    connections.length = 0;
+    seen.length = 0;
     const ports = new Set<number>();
-    for (let i = 0; i < 5; i++) ports.add((await client.post('/send', { i })).data.remotePort);
-    assert.equal(ports.size, 1, 'one connection for five requests');
-    assert.equal(connections.length, 1);
+    for (let i = 0; i < 5; i++) {
+      const res = await client.post('/send', { i, text: '你好 & bye' }, { params: { access_token: 'a b+c', n: i }, headers: { 'x-trace': 't1' } });
+      assert.equal(res.status, 200);
+      assert.equal(res.data.path, '/api/send', 'JSON answers are parsed');
+      ports.add(res.data.remotePort);
+    }
+    // The pool may open a second socket while the first is still finishing; what matters is that sockets are reused.
+    assert.ok(ports.size <= 2 && connections.length <= 2, `kept-alive sockets reused (${connections.length} for five requests)`);
+    const first = seen[0]!;
+    assert.equal(first.method, 'POST');
+    const url = new URL(first.url, base);
+    assert.equal(url.pathname, '/api/send');
+    assert.equal(url.searchParams.get('access_token'), 'a b+c');
+    assert.equal(url.searchParams.get('n'), '0');
+    assert.equal(first.headers['x-trace'], 't1');
+    assert.match(String(first.headers['content-type']), /^application\/json/);
+    assert.deepEqual(JSON.parse(first.body), { i: 0, text: '你好 & bye' });
 
-    // The setting sticks to the socket: reusing it must make no setsockopt (the agent and axios both ask each time).
+    const absolute = await client.get(`${base}/elsewhere`, { responseType: 'text' });
+    assert.equal(typeof absolute.data, 'string', 'text answers stay text');
+    assert.equal(JSON.parse(absolute.data).path, '/elsewhere', 'an absolute URL ignores the base URL');
+    const bytes = await client.get('/bytes', { baseURL: base, responseType: 'arraybuffer' });
+    assert.deepEqual([...Buffer.from(bytes.data)], [0, 1, 2, 255]);
+  });
+
+  it('answers statuses and failures the way axios does: validateStatus, headers, ECONNREFUSED, ETIMEDOUT', async () => {
+    const client = createHttpClient(base, 100);
+    const busy = await client.get('/busy');
+    assert.equal(busy.status, 429, 'the gateway client takes every status (validateStatus)');
+    assert.equal(busy.headers['retry-after'], '7');
+    assert.deepEqual(busy.data, { error: 'slow down' });
+
+    const strict = createHttpClient(base);
+    strict.defaults.validateStatus = (s) => s < 400;
+    await assert.rejects(strict.get('/busy'), (err: AxiosError) => {
+      assert.ok(err instanceof AxiosError);
+      assert.equal(err.code, AxiosError.ERR_BAD_REQUEST);
+      assert.equal(err.response?.status, 429);
+      return true;
+    });
+
+    await assert.rejects(client.get('/slow'), (err: AxiosError) => err instanceof AxiosError && err.code === 'ETIMEDOUT');
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((r) => closed.close(r));
+    await assert.rejects(createHttpClient(`http://127.0.0.1:${port}`).get('/'), (err: AxiosError) => err instanceof AxiosError && err.code === 'ECONNREFUSED');
+  });
+
+  it('leaves uploads, streams and redirects to axios own adapter, which reuses its socket without setting TCP keep-alive again', async () => {
+    const client = createHttpClient(base);
+    seen.length = 0;
+    const form = new FormData();
+    form.append('media', new Blob([Buffer.from('file bytes')]), 'a.txt');
+    await client.post('/upload', form);
+    assert.match(String(seen[0]!.headers['content-type']), /^multipart\/form-data; boundary=/);
+    assert.match(seen[0]!.body, /file bytes/);
+
+    const stream = await client.get<Readable>('/bytes', { responseType: 'stream' });
+    const chunks: Buffer[] = [];
+    for await (const c of stream.data) chunks.push(c as Buffer);
+    assert.deepEqual([...Buffer.concat(chunks)], [0, 1, 2, 255]);
+
+    const followed = await client.get('/moved', { maxRedirects: 2 });
+    assert.equal(followed.data.path, '/send', 'redirects are followed when asked for');
+
+    // The keep-alive setting sticks to the socket: reusing it must make no setsockopt (the agent and axios both ask).
     const agent = client.defaults.httpAgent as import('node:http').Agent;
     const pooled = Object.values(agent.freeSockets).flat()[0] as Socket;
     assert.ok(pooled, 'the socket waits in the pool');
@@ -37,8 +124,14 @@ describe('platform HTTP client', () => {
     const handle = (pooled as unknown as { _handle: { setKeepAlive: (on: boolean, delaySeconds: number) => number } })._handle;
     const native = handle.setKeepAlive.bind(handle);
     handle.setKeepAlive = (on, delaySeconds) => (calls.push(`${on}/${delaySeconds}`), native(on, delaySeconds));
-    await client.post('/send', { again: true });
+    await client.get('/moved', { maxRedirects: 2 });
     assert.deepEqual(calls, [], 'no setsockopt on reuse');
     agent.destroy();
+  });
+
+  it('sends everything through axios own adapter when a proxy is configured in the environment', () => {
+    assert.equal(proxyConfigured({}), false);
+    assert.equal(proxyConfigured({ HTTPS_PROXY: 'http://proxy:3128' }), true);
+    assert.equal(proxyConfigured({ http_proxy: 'http://proxy:3128' }), true);
   });
 });

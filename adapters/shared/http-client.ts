@@ -1,12 +1,13 @@
 /**
- * One keep-alive axios client per adapter instance (reusing connections to a platform matters at load), and the
- * mapping from an HTTP failure to a DeliveryError: network errors, 5xx and 408 retry; 429 pauses the shard for
+ * One keep-alive axios client per adapter instance (reusing connections to a platform matters at load; plain
+ * requests go out through an undici pool, see http-transport.ts), and the mapping from an HTTP failure to a DeliveryError: network errors, 5xx and 408 retry; 429 pauses the shard for
  * Retry-After; any other 4xx cannot be fixed by retrying.
  */
 import http from 'node:http';
 import https from 'node:https';
 import axios, { AxiosError, type AxiosInstance } from 'axios';
 import { DeliveryError } from '../types.js';
+import { createUndiciAdapter } from './http-transport.js';
 
 /**
  * TCP keep-alive probe interval of the pooled sockets. axios sets 60 s on every request's socket; the agent sets its
@@ -16,12 +17,16 @@ import { DeliveryError } from '../types.js';
  */
 const KEEPALIVE_PROBE_MS = 60_000;
 
+/** Sockets per platform origin, in the undici pool and in the agents axios's own adapter uses. */
+const MAX_SOCKETS = 64;
+
 export function createHttpClient(baseURL?: string, timeoutMs = 10_000): AxiosInstance {
   return axios.create({
     ...(baseURL !== undefined && { baseURL }),
     timeout: timeoutMs,
-    httpAgent: new http.Agent({ keepAlive: true, keepAliveMsecs: KEEPALIVE_PROBE_MS, maxSockets: 64 }),
-    httpsAgent: new https.Agent({ keepAlive: true, keepAliveMsecs: KEEPALIVE_PROBE_MS, maxSockets: 64 }),
+    adapter: createUndiciAdapter({ connections: MAX_SOCKETS }).adapter,
+    httpAgent: new http.Agent({ keepAlive: true, keepAliveMsecs: KEEPALIVE_PROBE_MS, maxSockets: MAX_SOCKETS }),
+    httpsAgent: new https.Agent({ keepAlive: true, keepAliveMsecs: KEEPALIVE_PROBE_MS, maxSockets: MAX_SOCKETS }),
     maxRedirects: 0,
     // Callers look at status codes themselves.
     validateStatus: () => true,
