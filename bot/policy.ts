@@ -75,10 +75,16 @@ export class PolicyBot implements Bot {
     await this.deps.close?.();
   }
 
-  async decide({ message, conversation }: BotInput): Promise<BotDecision> {
+  /** The conversation's context: the one read decide() needs before it can start. */
+  prepare(conversationId: string): Promise<ConversationContext> {
+    return this.deps.context.load(conversationId);
+  }
+
+  async decide({ message, conversation, prepared }: BotInput): Promise<BotDecision> {
     const started = performance.now();
     const { context, entities } = this.deps;
-    const ctx = await context.load(conversation.id);
+    // `prepared` is what prepare() above returned for this conversation.
+    const ctx = await ((prepared as Promise<ConversationContext> | undefined) ?? context.load(conversation.id));
     let text = textOf(message.content).trim();
 
     const burst = await this.burst(message, ctx, text);
@@ -119,8 +125,12 @@ export class PolicyBot implements Bot {
     const decision = await this.decideTurn(turn);
     ctx.lastStage = decision.trace.stage;
     for (const reply of decision.replies) if (reply.type === 'text') history.push({ direction: 'out', text: reply.text, at: Date.now() });
-    await context.save(conversation.id, ctx, history);
-    return decision;
+    // Not awaited here: the pipeline sends the replies while this write travels, and awaits it before the
+    // conversation's next message (BotDecision.settled). The catch only keeps a failure from going unhandled
+    // meanwhile; awaiting `settled` still throws it.
+    const settled = context.save(conversation.id, ctx, history);
+    settled.catch(() => undefined);
+    return { ...decision, settled };
   }
 
   private async decideTurn(turn: Turn): Promise<BotDecision> {

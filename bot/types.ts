@@ -14,6 +14,8 @@ export interface BotInput {
     turns: number;
     reference: ConversationReference;
   };
+  /** What this bot's prepare() started reading for the conversation, when the pipeline called it. */
+  prepared?: Promise<unknown>;
 }
 
 export type HandoffPriority = 'low' | 'normal' | 'high' | 'urgent';
@@ -31,9 +33,21 @@ export interface BotDecision {
   handoff?: HandoffRequest;
   /** Why: travels with every reply and into the log and transcript. */
   trace: DecisionTrace;
+  /**
+   * The bot's own writes for this turn (its conversation context) still on their way to Redis. The pipeline sends
+   * the replies meanwhile and waits for these before the conversation's next message, so the write and the send
+   * overlap instead of queueing one behind the other.
+   */
+  settled?: Promise<void>;
 }
 
 export interface Bot {
+  /**
+   * Starts reading what decide() will need for this conversation. The pipeline calls it together with its own
+   * reads and writes for the message (conversation state, transcript), so they share one Redis round trip, and hands
+   * the result back as `BotInput.prepared` — or drops it when the conversation is not the bot's.
+   */
+  prepare?(conversationId: string): Promise<unknown>;
   decide(input: BotInput): Promise<BotDecision>;
   /** Reported on /readyz (e.g. a model that failed to load). */
   health?(): { ok: boolean; detail?: string };

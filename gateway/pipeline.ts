@@ -125,11 +125,9 @@ export class Pipeline {
    */
   private async processInbound(job: Job<InboundJob>, shard: number): Promise<void> {
     const queue = this.queueAt('in', shard);
-    const { data, appended } = await this.withAppended(job, queue);
+    const { data, entries, appended } = await this.jobEntries(job, queue);
     const done = new Set(data.done ?? []);
-    const fresh = data.entries.filter((e) => !done.has(e.message.id));
-    const entries = await this.withoutDuplicates(fresh, queue);
-    for (const e of fresh) if (!entries.includes(e)) done.add(e.message.id);
+    for (const e of data.entries) if (!done.has(e.message.id) && !entries.includes(e)) done.add(e.message.id);
     const byConversation = new Map<string, InboundEntry[]>();
     for (const entry of entries) {
       const list = byConversation.get(entry.message.conversationId);
@@ -160,18 +158,24 @@ export class Pipeline {
   }
 
   /**
-   * The job's data with the entries appended while it waited (ingest-batcher.ts), and the list's key when there was
-   * one. Entries already in the data (folded in by a failed attempt that crashed before dropping the list) are
-   * recognised by their message id.
+   * The job's data with the entries appended while it waited (ingest-batcher.ts), the entries still to handle — not
+   * done by an earlier attempt, not a platform retry of a message queued earlier — and the appended list's key when
+   * there was one. The appended list and the dedupe marks of the job's own entries are read in one round trip; only
+   * appended entries need a second one.
    */
-  private async withAppended(job: Job<InboundJob>, queue: Queue): Promise<{ data: InboundJob; appended?: string }> {
+  private async jobEntries(job: Job<InboundJob>, queue: Queue): Promise<{ data: InboundJob; entries: InboundEntry[]; appended?: string }> {
     const key = appendedKey(queue, job.id!);
-    const appended = await this.deps.redis.lrange(key, 0, -1);
-    const data = asInboundJob(job.data);
-    if (appended.length === 0) return { data };
-    const known = new Set(data.entries.map((e) => e.message.id));
-    const added = appended.map((json) => JSON.parse(json) as InboundEntry).filter((e) => !known.has(e.message.id));
-    return { data: { ...data, entries: [...data.entries, ...added] }, appended: key };
+    const written = asInboundJob(job.data);
+    const done = new Set(written.done ?? []);
+    const pendingOwn = written.entries.filter((e) => !done.has(e.message.id));
+    const [list, own] = await Promise.all([this.deps.redis.lrange(key, 0, -1), this.withoutDuplicates(pendingOwn, queue)]);
+    if (list.length === 0) return { data: written, entries: own };
+    // Entries already in the data (folded in by a failed attempt that crashed before dropping the list) are
+    // recognised by their message id.
+    const known = new Set(written.entries.map((e) => e.message.id));
+    const added = list.map((json) => JSON.parse(json) as InboundEntry).filter((e) => !known.has(e.message.id));
+    const data = { ...written, entries: [...written.entries, ...added] };
+    return { data, entries: [...own, ...(await this.withoutDuplicates(added, queue))], appended: key };
   }
 
   /**
@@ -219,7 +223,9 @@ export class Pipeline {
       channelType: message.channelType,
       updatedAt: Date.now(),
     };
-    // One round trip: both are auto-pipelined.
+    // One round trip: these are auto-pipelined. The bot's read starts now too, and is dropped unless the bot runs.
+    const prepared = bot.prepare?.(message.conversationId);
+    prepared?.catch(() => undefined);
     const [conversation] = await Promise.all([conversations.touch(reference), transcripts.append(message)]);
 
     // The gateway owns the state: a conversation with (or waiting for) a human never gets a bot reply.
@@ -233,6 +239,7 @@ export class Pipeline {
     const decision = await bot.decide({
       message,
       conversation: { id: message.conversationId, turns: conversation.turns, reference },
+      ...(prepared && { prepared }),
     });
     metrics.stageSeconds.observe({ stage: 'bot' }, (performance.now() - botStarted) / 1000);
     log.info({ trace: decision.trace, replies: decision.replies.length, handoff: decision.handoff?.reason }, 'bot decided');
@@ -240,6 +247,7 @@ export class Pipeline {
     const botSender: Sender = { id: 'bot', role: 'bot' };
     const replies = decision.replies.map((content) => this.outboundMessage(message, content, botSender, decision.trace));
     await this.deliverReplies(replies, reference, conversation.queuedOutbound > 0, log);
+    await decision.settled;
 
     if (decision.handoff) {
       const change = await conversations.transition(message.conversationId, 'handoff_pending', 'bot', decision.handoff.reason, [

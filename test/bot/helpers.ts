@@ -91,10 +91,15 @@ export async function startTestBot(
         content: { type: 'text', text },
         metadata,
       });
-      return parts.bot.decide({
+      // As the pipeline does: the context read starts first, and the turn counts once its context write landed.
+      const prepared = parts.bot.prepare?.(conversationId);
+      const decision = await parts.bot.decide({
         message,
         conversation: { id: conversationId, turns: n, reference: { conversationId, channel, channelType: 'web', peerId: user, context: {}, updatedAt: Date.now() } },
+        ...(prepared && { prepared }),
       });
+      await decision.settled;
+      return decision;
     },
     async stop() {
       await parts.close();

@@ -1,0 +1,195 @@
+/**
+ * The pipeline workers on their own (`npm run bench:worker`): inbound jobs are written straight into the shard
+ * queues — k messages per job, as ingest's group commit writes them — while the worker processes are paused; then the
+ * queues resume and the workers drain them: bot (the shipped rules, knowledge base and intent model) and delivery of
+ * every reply to a loopback WeCom API. Nothing else runs meanwhile (no ingress, no load generator), so the figures —
+ * worker CPU and Redis commands per message at a given job size — hold still between runs on a busy machine, which
+ * is what comparing two versions of the worker needs. The end-to-end benchmark (`npm run bench`) shows where the
+ * whole gateway stands; this one shows what a worker change bought.
+ *
+ *   npm run bench:worker                          job sizes 1 and 8, 10,000 messages each, two worker processes
+ *   npm run bench:worker -- --sizes 1,4,16 --messages 10000 --workers 1
+ *   npm run bench:worker -- --workers 1 --pin    the worker on core 0, Redis and the benchmark on core 1 (taskset):
+ *                                               the steadiest CPU figures on a 2-core machine, for A/B comparisons
+ *
+ * Writes bench/results/<date>-worker.json.
+ */
+import { execSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import type { InboundEntry, InboundJob } from '../gateway/ingest-batcher.js';
+import { conversationIdFor, createMessage } from '../gateway/message.js';
+import { queueName, shardOf } from '../gateway/queues.js';
+import { freePort, startPrivateRedis } from '../gateway/redis-server.js';
+import { loadCorpus, textSource } from './lib/corpus.js';
+import { commandsPerMessage, redisCounters, startRole, type RoleProcess } from './lib/processes.js';
+import { startReceiver } from './lib/receiver.js';
+
+const { values: args } = parseArgs({
+  options: {
+    sizes: { type: 'string', default: '1,8' },
+    messages: { type: 'string', default: '10000' },
+    workers: { type: 'string', default: '2' },
+    shards: { type: 'string', default: '16' },
+    pin: { type: 'boolean', default: false },
+  },
+});
+const sizes = args.sizes!.split(',').map(Number);
+const messages = Number(args.messages);
+const workerCount = Number(args.workers);
+const shards = Number(args.shards);
+const CHANNEL = 'wecom';
+const AGENT_ID = 1000002;
+
+const work = mkdtempSync(join(tmpdir(), 'gw-bench-worker-'));
+const redisServer = await startPrivateRedis({ dataDir: join(work, 'redis') });
+const redis = new Redis(redisServer.url);
+const receiver = await startReceiver();
+const shipped = parseYaml(readFileSync('config/gateway.yaml', 'utf8')) as Record<string, any>;
+const configPath = join(work, 'bench.yaml');
+writeFileSync(
+  configPath,
+  toYaml({
+    server: { host: '127.0.0.1', port: await freePort(), adminKey: 'bench-admin-key-0123456789' },
+    redis: { prefix: 'gw' },
+    pipeline: { shards, keepCompleted: 100, keepFailed: 10_000 },
+    log: { level: 'warn' },
+    channels: [
+      {
+        id: CHANNEL,
+        type: 'wecom-app',
+        options: {
+          corpId: 'wwbench0123456789',
+          token: 'benchToken',
+          encodingAESKey: 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG',
+          agentId: AGENT_ID,
+          corpSecret: 'bench-corp-secret-0123456789',
+          apiBaseUrl: receiver.url,
+        },
+      },
+    ],
+    bot: { ...shipped.bot, policy: { ...shipped.bot?.policy, handoffAfterUnanswered: 0 } },
+  }),
+);
+const queues = Array.from({ length: shards }, (_, i) => new Queue(queueName('in', i), { connection: redis as never, prefix: 'gw' }));
+const nextText = textSource(loadCorpus());
+let user = 0;
+
+/** One inbound WeCom text message as the adapter hands it to ingest (one customer each, so one conversation each). */
+function entry(): InboundEntry {
+  const peer = `wu${user++}`;
+  const now = Date.now();
+  const text = nextText();
+  const message = createMessage({
+    channel: CHANNEL,
+    channelType: 'wecom-app',
+    direction: 'in',
+    conversationId: conversationIdFor(CHANNEL, peer),
+    channelMessageId: `msg:${7_000_000_000_000 + user}`,
+    sender: { id: peer, role: 'customer' },
+    timestamp: now,
+    content: { type: 'text', text },
+    metadata: { agentId: String(AGENT_ID), msgType: 'text' },
+    raw: { format: 'wecom-app/xml', truncated: false, payload: { ToUserName: 'wwbench0123456789', FromUserName: peer, CreateTime: String(Math.floor(now / 1000)), MsgType: 'text', Content: text, MsgId: String(7_000_000_000_000 + user), AgentID: String(AGENT_ID) } },
+  });
+  return { message, reference: { peerId: peer, context: { agentId: String(AGENT_ID) } } };
+}
+
+/** Writes `count` messages as jobs of `size` entries per shard, with their dedupe marks, as ingest would. */
+async function fill(count: number, size: number): Promise<string[]> {
+  const byShard = new Map<number, InboundEntry[]>();
+  const peers: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const e = entry();
+    peers.push(e.reference.peerId);
+    const shard = shardOf(e.message.conversationId, shards);
+    byShard.set(shard, [...(byShard.get(shard) ?? []), e]);
+  }
+  for (const [shard, list] of byShard) {
+    const queue = queues[shard]!;
+    const jobs: Array<{ name: string; data: InboundJob; opts: { jobId: string; attempts: number } }> = [];
+    const marks = redis.pipeline();
+    for (let i = 0; i < list.length; i += size) {
+      const entries = list.slice(i, i + size);
+      jobs.push({ name: 'inbound', data: { entries }, opts: { jobId: entries[0]!.message.id, attempts: 3 } });
+      for (const { message } of entries) marks.set(`${queue.qualifiedName}:dd:${message.channel}|${message.channelMessageId}`, message.id, 'PX', 3_600_000);
+    }
+    await marks.exec();
+    for (let i = 0; i < jobs.length; i += 500) await queue.addBulk(jobs.slice(i, i + 500));
+  }
+  return peers;
+}
+
+const workers: RoleProcess[] = [];
+const env = { REDIS_URL: redisServer.url, LOG_LEVEL: 'warn' };
+for (let i = 0; i < workerCount; i++) workers.push({ ...(await startRole('worker', configPath, env)), role: `worker-${i + 1}` });
+if (args.pin) {
+  // Workers on core 0, everything else on core 1: the scheduler then moves nothing between cores mid-run.
+  for (const w of workers) execSync(`taskset -a -cp 0 ${w.child.pid}`);
+  for (const pid of [process.pid, redisServer.process.pid]) execSync(`taskset -a -cp 1 ${pid}`);
+}
+
+interface Row {
+  jobSize: number;
+  messages: number;
+  messagesPerSec: number;
+  workerCpuMsPerMessage: number;
+  redisCommandsPerMessage: number;
+  redisCpuMsPerMessage: number;
+  redisTopCommands: Record<string, number>;
+}
+
+async function drain(count: number, size: number): Promise<Row> {
+  await Promise.all(queues.map((q) => q.pause()));
+  const peers = await fill(count, size);
+  const before = await redisCounters(redis);
+  const cpuBefore = workers.map((w) => w.cpuSeconds());
+  const t0 = performance.now();
+  await Promise.all(queues.map((q) => q.resume()));
+  const deadline = Date.now() + 300_000;
+  while (peers.some((p) => !receiver.wecomArrivals.has(p)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  const wall = (Math.max(...peers.map((p) => receiver.wecomArrivals.get(p) ?? performance.now())) - t0) / 1000;
+  const after = await redisCounters(redis);
+  const delivered = peers.filter((p) => receiver.wecomArrivals.has(p)).length;
+  const cpu = workers.reduce((sum, w, i) => sum + (w.cpuSeconds() - cpuBefore[i]!), 0);
+  const row: Row = {
+    jobSize: size,
+    messages: delivered,
+    messagesPerSec: Math.round(delivered / wall),
+    workerCpuMsPerMessage: Math.round((cpu * 1000 * 1000) / delivered) / 1000,
+    redisCommandsPerMessage: Math.round(((after.commands - before.commands) / delivered) * 10) / 10,
+    redisCpuMsPerMessage: Math.round(((after.cpuSeconds - before.cpuSeconds) * 1000 * 1000) / delivered) / 1000,
+    redisTopCommands: commandsPerMessage(before.byCommand, after.byCommand, delivered),
+  };
+  console.log(
+    `job size ${String(size).padStart(3)}: ${row.messagesPerSec} msg/s, worker CPU ${row.workerCpuMsPerMessage} ms/msg, ` +
+      `Redis ${row.redisCommandsPerMessage} cmd/msg and ${row.redisCpuMsPerMessage} ms CPU/msg${delivered < count ? ` (${count - delivered} undelivered)` : ''}`,
+  );
+  return row;
+}
+
+const rows: Row[] = [];
+try {
+  console.log(`worker benchmark: ${cpus().length} cores, ${workerCount} worker process(es), ${shards} shards`);
+  // Warm-up (JIT, connections, model): after a short one the first measured size ran at up to twice its later CPU.
+  for (const size of [1, 8, 1]) await drain(4000, size);
+  for (const size of sizes) rows.push(await drain(messages, size));
+} finally {
+  await Promise.all(workers.map((w) => w.stop()));
+  await Promise.all(queues.map((q) => q.close()));
+  redis.disconnect();
+  await receiver.close();
+  await redisServer.stop();
+  rmSync(work, { recursive: true, force: true });
+}
+mkdirSync('bench/results', { recursive: true });
+const date = new Date().toISOString();
+const path = `bench/results/${date.slice(0, 19).replace(/[:T]/g, '-')}-worker.json`;
+writeFileSync(path, JSON.stringify({ date, machine: { cores: cpus().length, cpu: cpus()[0]?.model, node: process.version }, workers: workerCount, shards, pinned: args.pin, rows }, null, 2) + '\n');
+console.log(`wrote ${path}`);
+process.exit(0);
