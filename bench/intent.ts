@@ -1,6 +1,7 @@
 /**
- * Inference latency of an intent model through onnxruntime-node, one message per run on one thread (how the
- * gateway serves it), and how much a prediction blocks the event loop — the figure that decides whether inference
+ * Inference latency of an intent model through onnxruntime-node on one thread, one message at a time and eight at
+ * once (a worker handles a queue job's conversations concurrently; the model's runs are then shared, see
+ * run-batcher.ts), and how much a prediction blocks the event loop — the figure that decides whether inference
  * needs a worker thread. The prediction cache is off for these figures; a separate row measures it on repeated texts.
  *
  *   npm run bench:intent [-- --model models/support --out bench/results/intent-bench.json --runs 5000]
@@ -28,33 +29,40 @@ const { values } = parseArgs({
 });
 const runs = Number(values.runs);
 
-/** `predictionCache: 0` measures inference itself; with the cache and texts cycling, repeated texts are hits. */
-async function measure(name: string, files: ModelFiles, texts: string[], predictionCache = 0) {
+/**
+ * `predictionCache: 0` measures inference itself; with the cache and texts cycling, repeated texts are hits.
+ * `concurrent` predictions are asked for at once; the percentiles are then of the time until all of them answered,
+ * and the mean is per message.
+ */
+async function measure(name: string, files: ModelFiles, texts: string[], predictionCache = 0, concurrent = 1) {
   const bundle = await ModelBundle.load(files, { predictionCache });
   for (let i = 0; i < 200; i++) await bundle.predict(texts[i % texts.length]!); // warm-up
-  const times = new Float64Array(runs);
+  const rounds = Math.ceil(runs / concurrent);
+  const times = new Float64Array(rounds);
   const delay = monitorEventLoopDelay({ resolution: 1 });
   delay.enable();
   const started = performance.now();
-  for (let i = 0; i < runs; i++) {
+  for (let r = 0, i = 0; r < rounds; r++) {
     const t0 = performance.now();
-    await bundle.predict(texts[i % texts.length]!);
-    times[i] = performance.now() - t0;
+    await Promise.all(Array.from({ length: concurrent }, () => bundle.predict(texts[i++ % texts.length]!)));
+    times[r] = performance.now() - t0;
   }
   const total = performance.now() - started;
   delay.disable();
   bundle.retire();
   times.sort();
-  const q = (p: number) => Number(times[Math.min(runs - 1, Math.floor(p * runs))]!.toFixed(4));
+  const q = (p: number) => Number(times[Math.min(rounds - 1, Math.floor(p * rounds))]!.toFixed(4));
   return {
     model: name,
     labels: bundle.manifest.labels.length,
-    runs,
-    meanMs: Number((total / runs).toFixed(4)),
+    runs: rounds * concurrent,
+    concurrent,
+    sharedRuns: bundle.batched,
+    meanMs: Number((total / (rounds * concurrent)).toFixed(4)),
     p50Ms: q(0.5),
     p95Ms: q(0.95),
     p99Ms: q(0.99),
-    messagesPerSecond: Math.round((runs / total) * 1000),
+    messagesPerSecond: Math.round(((rounds * concurrent) / total) * 1000),
     eventLoopDelayP99Ms: Number((delay.percentile(99) / 1e6).toFixed(3)),
     predictionCache: bundle.predictionCache(),
   };
@@ -69,6 +77,7 @@ if (values.model) {
   const support = readExamples('data/intents/support/utterances.csv').examples.map((e) => e.text);
   const supportFiles = await readModelFolder('models/support');
   results.push(await measure('models/support', supportFiles, support));
+  results.push(await measure('models/support, 8 messages at once (shared runs)', supportFiles, support, 0, 8));
   // Repeated texts (every text comes back once the list is exhausted): what the prediction cache saves.
   results.push(await measure('models/support, repeated texts, prediction cache', supportFiles, support, PREDICTION_CACHE_SIZE));
   const root = values.datasets ?? [join(process.cwd(), '../shared/datasets'), '/work/shared/datasets'].find(existsSync);
@@ -79,13 +88,15 @@ if (values.model) {
     const built = buildModel({ name: 'clinc150', version: 'bench', examples: rows, dataSha256: 'clinc150-train', holdout: 0.1 });
     const files = { onnx: built.onnx, manifest: Buffer.from(JSON.stringify(built.manifest)) };
     results.push(await measure('clinc150 (150 labels)', files, data.test!.map(([t]) => t)));
+    results.push(await measure('clinc150 (150 labels), 8 messages at once (shared runs)', files, data.test!.map(([t]) => t), 0, 8));
   }
 }
 
-const report = { generatedAt: new Date().toISOString(), node: process.version, cpu: cpus()[0]?.model, threads: 1, batch: 1, results };
+const report = { generatedAt: new Date().toISOString(), node: process.version, cpu: cpus()[0]?.model, threads: 1, results };
 mkdirSync(dirname(values.out!), { recursive: true });
 writeFileSync(values.out!, JSON.stringify(report, null, 2) + '\n');
 for (const r of results) {
-  console.log(`${r.model}: mean ${r.meanMs} ms, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms per message (${r.messagesPerSecond}/s), event-loop delay p99 ${r.eventLoopDelayP99Ms} ms`);
+  const per = r.concurrent > 1 ? `per ${r.concurrent} messages` : 'per message';
+  console.log(`${r.model}: mean ${r.meanMs} ms per message, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms ${per} (${r.messagesPerSecond}/s), event-loop delay p99 ${r.eventLoopDelayP99Ms} ms`);
 }
 console.log(`written to ${values.out}`);

@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { Manifest } from './manifest.js';
+import { RunBatcher } from './run-batcher.js';
 import type { IntentPrediction, IntentScore } from './types.js';
 
 export class ModelValidationError extends Error {
@@ -44,6 +45,9 @@ export function bundleId(files: ModelFiles): string {
 /** Predictions kept per bundle for texts seen again ("hi", "where is my order"): a pure function of text and model. */
 export const PREDICTION_CACHE_SIZE = 10_000;
 
+/** Most texts in one run of a graph that takes several (its input's first dimension is symbolic). */
+export const MAX_RUN_BATCH = 32;
+
 export class ModelBundle {
   private inflight = 0;
   private retired = false;
@@ -51,6 +55,10 @@ export class ModelBundle {
   /** Least recently used first (Map keeps insertion order; a hit moves the entry to the end). */
   private readonly cache = new Map<string, IntentPrediction>();
   private readonly cacheStats = { hits: 0, misses: 0 };
+  /** Set when the graph takes several texts per run: concurrent predictions then share runs. */
+  private readonly batcher: RunBatcher | undefined;
+  /** onnxruntime runs and the texts they scored, since the bundle loaded. */
+  private readonly runStats = { runs: 0, texts: 0 };
 
   private constructor(
     readonly id: string,
@@ -58,7 +66,21 @@ export class ModelBundle {
     readonly manifest: Manifest,
     private readonly session: ort.InferenceSession,
     private readonly cacheSize: number,
-  ) {}
+  ) {
+    const input = session.inputMetadata.find((m) => m.name === manifest.input.name);
+    const batchable = input?.isTensor === true && typeof input.shape[0] === 'string';
+    this.batcher = batchable ? new RunBatcher((texts) => this.run(texts), MAX_RUN_BATCH) : undefined;
+  }
+
+  /** Whether concurrent predictions share onnxruntime runs (the graph's batch size is left open). */
+  get batched(): boolean {
+    return this.batcher !== undefined;
+  }
+
+  /** onnxruntime runs made and texts scored by them since the bundle loaded (validation included). */
+  inference(): { runs: number; texts: number } {
+    return { ...this.runStats };
+  }
 
   get version(): string {
     return `${this.manifest.name}@${this.manifest.version}`;
@@ -131,10 +153,19 @@ export class ModelBundle {
     }
   }
 
-  private async probabilities(text: string): Promise<Float32Array> {
+  private probabilities(text: string): Promise<Float32Array> {
+    return this.batcher ? this.batcher.probabilities(text) : this.run([text]).then((rows) => rows[0]!);
+  }
+
+  /** One onnxruntime run: a probability row per text. */
+  private async run(texts: string[]): Promise<Float32Array[]> {
     const { input } = this.manifest;
-    const out = await this.session.run({ [input.name]: new ort.Tensor('string', [text], [1]) });
-    return out[input.output]!.data as Float32Array;
+    this.runStats.runs++;
+    this.runStats.texts += texts.length;
+    const out = await this.session.run({ [input.name]: new ort.Tensor('string', texts, [texts.length]) });
+    const data = out[input.output]!.data as Float32Array;
+    const width = data.length / texts.length;
+    return texts.map((_, i) => data.subarray(i * width, (i + 1) * width));
   }
 
   /** Hits and misses of the prediction cache since the bundle loaded. */

@@ -7,6 +7,7 @@ import { parseCsv, readExamples } from '../../bot/intent/data.js';
 import { extractNgrams } from '../../bot/intent/features.js';
 import { argmax } from '../../bot/intent/linear-model.js';
 import { exportOnnx } from '../../bot/intent/onnx/export.js';
+import { encodeModel } from '../../bot/intent/onnx/proto.js';
 import { stratifiedSplit, train } from '../../bot/intent/trainer.js';
 
 const { examples, sha256 } = readExamples('data/intents/support/utterances.csv');
@@ -59,17 +60,35 @@ describe('intent trainer', () => {
     'order#12345, pls!!',
   ];
 
-  /** Every held-out text and the edge cases: same probabilities (to float32 precision), same predicted label. */
+  /**
+   * Every held-out text and the edge cases: same probabilities (to float32 precision), same predicted label — one
+   * text per run, and all of them in batches, where short texts are padded to the longest of their batch.
+   */
   async function assertAgreement(built: ReturnType<typeof buildModel>) {
     const session = await ort.InferenceSession.create(exportOnnx(built.model, { name: 'agree', version: 't' }));
-    let disagreements = 0;
-    for (const text of [...built.heldOut.map((r) => r.text), ...agreementTexts]) {
-      const out = await session.run({ text: new ort.Tensor('string', [text], [1]) });
-      const onnx = out.probabilities!.data as Float32Array;
+    assert.deepEqual(session.inputMetadata[0]!.isTensor && session.inputMetadata[0]!.shape, ['batch'], 'the batch size is left open');
+    const texts = [...built.heldOut.map((r) => r.text), ...agreementTexts];
+    const C = built.model.labels.length;
+    const check = (text: string, onnx: ArrayLike<number>) => {
       const mem = built.model.probabilities(text);
-      assert.equal(onnx.length, built.model.labels.length);
-      if (argmax(onnx) !== argmax(mem)) disagreements++;
-      for (let i = 0; i < onnx.length; i++) assert.ok(Math.abs(onnx[i]! - mem[i]!) < 1e-4, `"${text}" label ${i}: ${onnx[i]} vs ${mem[i]}`);
+      assert.equal(onnx.length, C);
+      for (let i = 0; i < C; i++) assert.ok(Math.abs(onnx[i]! - mem[i]!) < 1e-4, `"${text}" label ${i}: ${onnx[i]} vs ${mem[i]}`);
+      return argmax(onnx) === argmax(mem);
+    };
+    let disagreements = 0;
+    for (const text of texts) {
+      const out = await session.run({ text: new ort.Tensor('string', [text], [1]) });
+      if (!check(text, out.probabilities!.data as Float32Array)) disagreements++;
+    }
+    // Batches that mix long, short, empty and Chinese texts (the edge cases sit at the end of the list).
+    for (const size of [2, 7, 32]) {
+      for (let start = Math.max(0, texts.length - 3 * size); start < texts.length; start += size) {
+        const batch = texts.slice(start, start + size);
+        const out = await session.run({ text: new ort.Tensor('string', batch, [batch.length]) });
+        const probs = out.probabilities!.data as Float32Array;
+        assert.deepEqual(out.probabilities!.dims, [batch.length, C]);
+        batch.forEach((text, row) => check(text, probs.subarray(row * C, (row + 1) * C)) || disagreements++);
+      }
     }
     assert.equal(disagreements, 0);
     await session.release();
@@ -82,7 +101,7 @@ describe('intent trainer', () => {
     await assertAgreement(built);
   });
 
-  it('the exported ONNX graph of the hidden-layer network (Gather → MatMul → Relu → MatMul) agrees with it too', async () => {
+  it('the exported ONNX graph of the hidden-layer network (Gather → ScatterND → Relu → MatMul) agrees with it too', async () => {
     const built = buildModel({ name: 'agree', version: 't', examples, dataSha256: sha256, classifier: 'mlp', mlp: { hidden: 24, epochs: 4 }, seed: 3 });
     assert.equal(built.model.kind, 'mlp');
     assert.ok(built.evaluation!.accuracy > 0.6, `held-out accuracy ${built.evaluation!.accuracy}`);
@@ -158,5 +177,55 @@ describe('intent trainer', () => {
     await uncached.predict('hi');
     assert.deepEqual(uncached.predictionCache(), { hits: 0, misses: 2, size: 0 });
     for (const b of [bundle, swapped, uncached]) b.retire();
+  });
+
+  it('lets predictions asked for together share one onnxruntime run, each answered as if alone', async () => {
+    const files = await readModelFolder('models/support');
+    const bundle = await ModelBundle.load(files, { predictionCache: 0 });
+    assert.equal(bundle.batched, true, 'the shipped graph leaves its batch size open');
+    const texts = ['where is my order', '我要退货', 'hi', '', 'can I pay with a card? 发票呢', 'thanks a lot', 'human please', 'order SO12345678 where'];
+    const alone: Awaited<ReturnType<typeof bundle.predict>>[] = [];
+    for (const text of texts) alone.push(await bundle.predict(text));
+    const before = bundle.inference();
+    const together = await Promise.all(texts.map((text) => bundle.predict(text)));
+    const after = bundle.inference();
+    assert.deepEqual({ runs: after.runs - before.runs, texts: after.texts - before.texts }, { runs: 1, texts: texts.length });
+    together.forEach((p, i) => {
+      assert.equal(p.label, alone[i]!.label, texts[i]);
+      assert.ok(Math.abs(p.confidence - alone[i]!.confidence) < 1e-5, `${texts[i]}: ${p.confidence} vs ${alone[i]!.confidence}`);
+    });
+    bundle.retire();
+  });
+
+  it('runs a graph with a fixed one-text input once per message', async () => {
+    // A hand-built graph with input [1]: constant scores, so every text is "yes".
+    const onnx = encodeModel({
+      graphName: 'fixed',
+      producer: { name: 'test', version: '1' },
+      docString: 'fixed batch of one',
+      opsets: { '': 18 },
+      inputs: [{ name: 'text', type: 'string', shape: [1] }],
+      outputs: [{ name: 'probabilities', type: 'float', shape: [1, 2] }],
+      initializers: [{ name: 'scores', type: 'float', dims: [1, 2], data: [2, 0] }],
+      nodes: [{ op: 'Softmax', inputs: ['scores'], outputs: ['probabilities'], attrs: { axis: { i: -1 } } }],
+      metadata: {},
+    });
+    const manifest = {
+      name: 'fixed',
+      version: '1',
+      labels: ['yes', 'no'],
+      input: { kind: 'text' },
+      thresholds: { confidence: 0.5, outOfScope: 0.2, ambiguityMargin: 0.1 },
+      languages: ['en'],
+      training: { dataSha256: 'none' },
+      samples: [{ text: 'anything', label: 'yes' }],
+    };
+    const bundle = await ModelBundle.load({ onnx, manifest: Buffer.from(JSON.stringify(manifest)) }, { predictionCache: 0 });
+    assert.equal(bundle.batched, false);
+    const before = bundle.inference().runs;
+    const answers = await Promise.all(['a', 'b', 'c'].map((text) => bundle.predict(text)));
+    assert.deepEqual(answers.map((a) => a.label), ['yes', 'yes', 'yes']);
+    assert.equal(bundle.inference().runs - before, 3);
+    bundle.retire();
   });
 });

@@ -1,17 +1,20 @@
 /**
- * Turns a trained model (linear, or one hidden layer) into a self-contained ONNX graph: raw text in, class
- * probabilities out.
+ * Turns a trained model (linear, or one hidden layer) into a self-contained ONNX graph: N raw texts in, N rows of
+ * class probabilities out.
  *
- *   text [1] ─ StringNormalizer(LOWER, C.UTF-8) ─┬─ Tokenizer(tokenexp = Latin/digit runs) ─┬─ TfIdfVectorizer(word pool, TF)
- *                                                │   └─ Tokenizer(mark, code points) per word ─ flatten ─ TfIdfVectorizer(marked pool)
+ *   text [N] ─ StringNormalizer(LOWER, C.UTF-8) ─┬─ Tokenizer(tokenexp = Latin/digit runs) ─┬─ TfIdfVectorizer(word pool, TF)
+ *                                                │   └─ Tokenizer(mark, code points) per word ─ row-wise flatten ─ TfIdfVectorizer(marked pool)
  *                                                └─ Tokenizer(separators [""] = code points) ─ TfIdfVectorizer(char pool, TF)
- *   ─ Concat ─ NonZero ─ Gather counts / IDF / weight rows (only the n-grams present) ─ log(1+tf)·idf ─ L2 norm
- *   ─ x·W[rows] + b  (or relu(x·W1[rows] + b1)·W2 + b2) ─ ·T ─ Softmax → probabilities [1, C]
+ *   ─ Concat [N, V] ─ NonZero → (row, column) of every n-gram present ─ GatherND counts, Gather IDF ─ log(1+tf)·idf
+ *   ─ per-row L2 norm (ScatterND add by row) ─ x
+ *   ─ x·W[columns] summed into each row's scores (ScatterND add) + b   (or relu(…W1 + b1)·W2 + b2) ─ ·T ─ Softmax → [N, C]
  *   (an ensemble runs both heads on the same x and averages their probabilities)
  *
- * Scoring gathers only the weight rows of the n-grams present (a few dozen) instead of multiplying the dense
- * vocabulary-wide vector, which is what keeps one message well under a millisecond. The graph takes one text per
- * run (batch size 1): batching would pad token rows and buys nothing per message.
+ * Scoring gathers only the weight rows of the n-grams present (a few dozen per text) instead of multiplying the
+ * dense vocabulary-wide vectors, which is what keeps a text well under a millisecond. Rows shorter than the longest
+ * text of a batch are padded by the Tokenizers with "#", which no pool n-gram contains (the vocabulary only holds
+ * letters, digits and word marks), so a text scores the same alone or in a batch. One run for several texts is what
+ * a worker uses when several messages wait for the model at once: the fixed cost of a run is paid once.
  */
 import { parseKey, WORD_TOKEN_RE2, type NgramKind } from '../features.js';
 import type { IntentModel } from '../trainer.js';
@@ -19,6 +22,10 @@ import { encodeModel, type NodeSpec, type TensorInit } from './proto.js';
 
 export const INPUT_NAME = 'text';
 export const OUTPUT_NAME = 'probabilities';
+/** The symbolic batch dimension of input and output: a runtime may send one text per run or several. */
+export const BATCH = 'batch';
+/** What the Tokenizers pad short rows with: not a letter, digit or word mark, so in no pool n-gram. */
+const PAD = '#';
 /** Order of the token streams in the concatenated count vector (and in the trainer's vocabulary). */
 const STREAM_ORDER: NgramKind[] = ['w', 'b', 'c'];
 
@@ -68,6 +75,10 @@ export function exportOnnx(model: IntentModel, meta: { name: string; version: st
       outputs: ['normalized'],
       attrs: { case_change_action: { s: 'LOWER' }, is_case_sensitive: { i: 1 }, locale: { s: 'C.UTF-8' } },
     },
+    // [N] and the shapes built from it: [N, 1] and [N, -1].
+    { op: 'Shape', inputs: [INPUT_NAME], outputs: ['n'] },
+    { op: 'Concat', inputs: ['n', 'one_i64'], outputs: ['n_by_1'], attrs: { axis: { i: 0 } } },
+    { op: 'Concat', inputs: ['n', 'minus_one_i64'], outputs: ['n_rows'], attrs: { axis: { i: 0 } } },
   ];
   const parts: string[] = [];
   if (word.length || bounded.length) {
@@ -76,7 +87,7 @@ export function exportOnnx(model: IntentModel, meta: { name: string; version: st
       domain: 'com.microsoft',
       inputs: ['normalized'],
       outputs: ['word_tokens'],
-      attrs: { mark: { i: 0 }, pad_value: { s: '#' }, mincharnum: { i: 1 }, tokenexp: { s: WORD_TOKEN_RE2 } },
+      attrs: { mark: { i: 0 }, pad_value: { s: PAD }, mincharnum: { i: 1 }, tokenexp: { s: WORD_TOKEN_RE2 } },
     });
   }
   if (word.length) {
@@ -84,23 +95,24 @@ export function exportOnnx(model: IntentModel, meta: { name: string; version: st
     parts.push('word_tf');
   }
   if (bounded.length) {
-    // Every word, marked \u0002…\u0003 by the Tokenizer (`mark: 1`) and split into code points: [1, T, L] padded
-    // with "#", then laid end to end in one sequence so one TfIdfVectorizer counts it into a [V] vector (counting
-    // row by row would write a dense [T, V] matrix first). No n-gram spanning two words can match: in the pool a
-    // start mark only ever comes first and an end mark last, and padding is in no n-gram. A sentinel " " word keeps
-    // T ≥ 1 (no words at all would give a [1, 0] tensor of another rank); none of its n-grams is in the pool either.
+    // Every word of a row, marked \u0002…\u0003 by the Tokenizer (`mark: 1`) and split into code points: [N, T, L]
+    // padded with "#", then laid end to end per row so one TfIdfVectorizer counts each row into a [V] vector
+    // (counting word by word would write a dense [N, T, V] tensor first). No n-gram spanning two words can match: in
+    // the pool a start mark only ever comes first and an end mark last, and padding is in no n-gram. A sentinel " "
+    // word keeps T ≥ 1 (rows without any word would give a tensor of size 0 in that axis); none of its n-grams is
+    // in the pool either.
     nodes.push(
-      { op: 'Concat', inputs: ['word_tokens', 'sentinel_word'], outputs: ['words_sentinel'], attrs: { axis: { i: 1 } } },
+      { op: 'Expand', inputs: ['sentinel_word', 'n_by_1'], outputs: ['sentinel_column'] },
+      { op: 'Concat', inputs: ['word_tokens', 'sentinel_column'], outputs: ['words_sentinel'], attrs: { axis: { i: 1 } } },
       {
         op: 'Tokenizer',
         domain: 'com.microsoft',
         inputs: ['words_sentinel'],
         outputs: ['marked_chars'],
-        attrs: { mark: { i: 1 }, pad_value: { s: '#' }, mincharnum: { i: 1 }, separators: { strings: [''] } },
+        attrs: { mark: { i: 1 }, pad_value: { s: PAD }, mincharnum: { i: 1 }, separators: { strings: [''] } },
       },
-      { op: 'Reshape', inputs: ['marked_chars', 'flat_shape'], outputs: ['marked_sequence'] },
-      { op: 'TfIdfVectorizer', inputs: ['marked_sequence'], outputs: ['bounded_counts'], attrs: poolAttributes(bounded) },
-      { op: 'Reshape', inputs: ['bounded_counts', 'one_row'], outputs: ['bounded_tf'] },
+      { op: 'Reshape', inputs: ['marked_chars', 'n_rows'], outputs: ['marked_sequence'] },
+      { op: 'TfIdfVectorizer', inputs: ['marked_sequence'], outputs: ['bounded_tf'], attrs: poolAttributes(bounded) },
     );
     parts.push('bounded_tf');
   }
@@ -111,7 +123,7 @@ export function exportOnnx(model: IntentModel, meta: { name: string; version: st
         domain: 'com.microsoft',
         inputs: ['normalized'],
         outputs: ['char_tokens'],
-        attrs: { mark: { i: 0 }, pad_value: { s: '#' }, mincharnum: { i: 1 }, separators: { strings: [''] } },
+        attrs: { mark: { i: 0 }, pad_value: { s: PAD }, mincharnum: { i: 1 }, separators: { strings: [''] } },
       },
       { op: 'TfIdfVectorizer', inputs: ['char_tokens'], outputs: ['char_tf'], attrs: poolAttributes(char) },
     );
@@ -121,27 +133,38 @@ export function exportOnnx(model: IntentModel, meta: { name: string; version: st
 
   nodes.push(
     { op: 'Concat', inputs: parts, outputs: ['tf'], attrs: { axis: { i: 1 } } },
-    { op: 'Reshape', inputs: ['tf', 'flat_shape'], outputs: ['tf_flat'] },
-    { op: 'NonZero', inputs: ['tf_flat'], outputs: ['nz'] },
-    { op: 'Reshape', inputs: ['nz', 'flat_shape'], outputs: ['cols'] },
-    { op: 'Gather', inputs: ['tf_flat', 'cols'], outputs: ['counts'], attrs: { axis: { i: 0 } } },
+    // The n-grams present: [2, nnz] (row, column), rows in order.
+    { op: 'NonZero', inputs: ['tf'], outputs: ['nz'] },
+    { op: 'Transpose', inputs: ['nz'], outputs: ['cells'], attrs: { perm: { ints: [1, 0] } } },
+    { op: 'Gather', inputs: ['nz', 'zero_i64'], outputs: ['rows'], attrs: { axis: { i: 0 } } },
+    { op: 'Gather', inputs: ['nz', 'one_scalar_i64'], outputs: ['cols'], attrs: { axis: { i: 0 } } },
+    { op: 'Unsqueeze', inputs: ['rows', 'axis_1'], outputs: ['row_index'] },
+    { op: 'GatherND', inputs: ['tf', 'cells'], outputs: ['counts'] },
     { op: 'Add', inputs: ['counts', 'one'], outputs: ['counts_1'] },
     { op: 'Log', inputs: ['counts_1'], outputs: ['log_tf'] },
     { op: 'Gather', inputs: ['idf', 'cols'], outputs: ['idf_cols'], attrs: { axis: { i: 0 } } },
     { op: 'Mul', inputs: ['log_tf', 'idf_cols'], outputs: ['tfidf'] },
-    { op: 'ReduceSumSquare', inputs: ['tfidf'], outputs: ['sq'], attrs: { keepdims: { i: 0 } } },
-    { op: 'Sqrt', inputs: ['sq'], outputs: ['norm'] },
+    // Per-row L2 norm: squares summed into their row.
+    { op: 'Mul', inputs: ['tfidf', 'tfidf'], outputs: ['squares'] },
+    { op: 'Expand', inputs: ['zero', 'n'], outputs: ['zeros_n'] },
+    { op: 'ScatterND', inputs: ['zeros_n', 'row_index', 'squares'], outputs: ['sum_squares'], attrs: { reduction: { s: 'add' } } },
+    { op: 'Sqrt', inputs: ['sum_squares'], outputs: ['norm'] },
     { op: 'Max', inputs: ['norm', 'tiny'], outputs: ['norm_safe'] },
-    { op: 'Div', inputs: ['tfidf', 'norm_safe'], outputs: ['x'] },
+    { op: 'Gather', inputs: ['norm_safe', 'rows'], outputs: ['norm_cells'], attrs: { axis: { i: 0 } } },
+    { op: 'Div', inputs: ['tfidf', 'norm_cells'], outputs: ['x'] },
+    { op: 'Unsqueeze', inputs: ['x', 'axis_1'], outputs: ['x_column'] },
     ...head.nodes,
   );
 
   const initializers: TensorInit[] = [
-    { name: 'flat_shape', type: 'int64', dims: [1], data: [-1] },
-    { name: 'one_row', type: 'int64', dims: [2], data: [1, -1] },
+    { name: 'one_i64', type: 'int64', dims: [1], data: [1] },
+    { name: 'minus_one_i64', type: 'int64', dims: [1], data: [-1] },
+    { name: 'zero_i64', type: 'int64', dims: [], data: [0] },
+    { name: 'one_scalar_i64', type: 'int64', dims: [], data: [1] },
+    { name: 'axis_1', type: 'int64', dims: [1], data: [1] },
     { name: 'sentinel_word', type: 'string', dims: [1, 1], data: [' '] },
-    { name: 'row_shape', type: 'int64', dims: [2], data: [1, C] },
     { name: 'one', type: 'float', dims: [], data: [1] },
+    { name: 'zero', type: 'float', dims: [1], data: [0] },
     { name: 'tiny', type: 'float', dims: [], data: [1e-12] },
     { name: 'idf', type: 'float', dims: [idf.length], data: idf },
     ...head.initializers,
@@ -150,10 +173,10 @@ export function exportOnnx(model: IntentModel, meta: { name: string; version: st
   return encodeModel({
     graphName: meta.name,
     producer: { name: 'channel-hub-intent-trainer', version: meta.version },
-    docString: 'Intent classifier: raw text in, class probabilities out (labels in model.json, same order).',
+    docString: 'Intent classifier: raw texts in, class probabilities out, one row per text (labels in model.json, same order).',
     opsets: { '': 18, 'com.microsoft': 1 },
-    inputs: [{ name: INPUT_NAME, type: 'string', shape: [1] }],
-    outputs: [{ name: OUTPUT_NAME, type: 'float', shape: [1, C] }],
+    inputs: [{ name: INPUT_NAME, type: 'string', shape: [BATCH] }],
+    outputs: [{ name: OUTPUT_NAME, type: 'float', shape: [BATCH, C] }],
     initializers,
     nodes,
     metadata: { labels: JSON.stringify(labels), version: meta.version },
@@ -166,19 +189,30 @@ interface Head {
 }
 
 /**
- * From the normalised sparse vector `x` (values of the n-grams present, columns `cols`) to probabilities [1, C]
- * named `out`: linear — softmax(T·(x·W[cols] + b)); one hidden layer — softmax(T·(relu(x·W1[cols] + b1)·W2 + b2));
- * ensemble — (1 − w)·linear + w·network. Only the rows of the n-grams present are gathered from the
- * vocabulary-wide first matrices. Names carry a prefix per branch so an ensemble's two members do not collide.
+ * From the normalised values `x_column` [nnz, 1] of the n-grams present (their rows `row_index`, columns `cols`) to
+ * probabilities [N, C] named `out`: each n-gram's weight row times its value, summed into its text's row
+ * (ScatterND add). Linear — softmax(T·(Σ x·W[cols] + b)); one hidden layer — softmax(T·(relu(Σ x·W1[cols] + b1)·W2 +
+ * b2)); ensemble — (1 − w)·linear + w·network. Names carry a prefix per branch so an ensemble's two members do not
+ * collide.
  */
 function headOf(model: IntentModel, out: string, prefix = ''): Head {
   const n = (name: string) => prefix + name;
   const C = model.data.labels.length;
   const F = model.data.vocabulary.length;
+  /** Σ over each row's n-grams of value × its row of `weights`: [N, width], named `result` (both unprefixed). */
+  const rowSums = (weights: string, width: number, result: string): Head => ({
+    nodes: [
+      { op: 'Gather', inputs: [n(weights), 'cols'], outputs: [n(`${weights}_cells`)], attrs: { axis: { i: 0 } } },
+      { op: 'Mul', inputs: [n(`${weights}_cells`), 'x_column'], outputs: [n(`${weights}_terms`)] },
+      { op: 'Concat', inputs: ['n', n(`${weights}_width`)], outputs: [n(`${weights}_shape`)], attrs: { axis: { i: 0 } } },
+      { op: 'Expand', inputs: ['zero', n(`${weights}_shape`)], outputs: [n(`${weights}_zeros`)] },
+      { op: 'ScatterND', inputs: [n(`${weights}_zeros`), 'row_index', n(`${weights}_terms`)], outputs: [n(result)], attrs: { reduction: { s: 'add' } } },
+    ],
+    initializers: [{ name: n(`${weights}_width`), type: 'int64', dims: [1], data: [width] }],
+  });
   const softmaxTail = (temperature: number): Head => ({
     nodes: [
-      { op: 'Mul', inputs: [n('scores'), n('temperature')], outputs: [n('logits_flat')] },
-      { op: 'Reshape', inputs: [n('logits_flat'), 'row_shape'], outputs: [n('logits')] },
+      { op: 'Mul', inputs: [n('scores'), n('temperature')], outputs: [n('logits')] },
       { op: 'Softmax', inputs: [n('logits')], outputs: [out], attrs: { axis: { i: -1 } } },
     ],
     initializers: [{ name: n('temperature'), type: 'float', dims: [], data: [temperature] }],
@@ -206,25 +240,22 @@ function headOf(model: IntentModel, out: string, prefix = ''): Head {
 
   const tail = softmaxTail(model.data.temperature);
   if (model.kind === 'linear') {
+    const sums = rowSums('weights', C, 'xw');
     return {
-      nodes: [
-        { op: 'Gather', inputs: [n('weights'), 'cols'], outputs: [n('w_rows')], attrs: { axis: { i: 0 } } },
-        { op: 'MatMul', inputs: ['x', n('w_rows')], outputs: [n('xw')] },
-        { op: 'Add', inputs: [n('xw'), n('bias')], outputs: [n('scores')] },
-        ...tail.nodes,
-      ],
+      nodes: [...sums.nodes, { op: 'Add', inputs: [n('xw'), n('bias')], outputs: [n('scores')] }, ...tail.nodes],
       initializers: [
         { name: n('weights'), type: 'float', dims: [F, C], data: model.data.weights },
         { name: n('bias'), type: 'float', dims: [C], data: model.data.bias },
+        ...sums.initializers,
         ...tail.initializers,
       ],
     };
   }
   const { hidden: H, w1, b1, w2, b2 } = model.data;
+  const sums = rowSums('w1', H, 'xw1');
   return {
     nodes: [
-      { op: 'Gather', inputs: [n('w1'), 'cols'], outputs: [n('w1_rows')], attrs: { axis: { i: 0 } } },
-      { op: 'MatMul', inputs: ['x', n('w1_rows')], outputs: [n('xw1')] },
+      ...sums.nodes,
       { op: 'Add', inputs: [n('xw1'), n('b1')], outputs: [n('pre_hidden')] },
       { op: 'Relu', inputs: [n('pre_hidden')], outputs: [n('hidden')] },
       { op: 'MatMul', inputs: [n('hidden'), n('w2')], outputs: [n('hw2')] },
@@ -236,6 +267,7 @@ function headOf(model: IntentModel, out: string, prefix = ''): Head {
       { name: n('b1'), type: 'float', dims: [H], data: b1 },
       { name: n('w2'), type: 'float', dims: [H, C], data: w2 },
       { name: n('b2'), type: 'float', dims: [C], data: b2 },
+      ...sums.initializers,
       ...tail.initializers,
     ],
   };
