@@ -4,7 +4,7 @@
  * The pipeline handles one conversation's messages in order, so a read-modify-write per message is safe.
  */
 import type { RedisClient } from '../adapters/types.js';
-import { cappedPush, defineCappedPush } from '../gateway/capped-list.js';
+import { cappedPushLua } from '../gateway/capped-list.js';
 
 export type Scalar = string | number | boolean;
 
@@ -29,6 +29,18 @@ export interface ContextMessage {
   at: number;
 }
 
+// KEYS[1] the context, KEYS[2] its message history. ARGV: context JSON, TTL in seconds, history cap, then the messages
+// to append. Both keys get the TTL; one script instead of a SET and a capped push.
+const SAVE_LUA = `
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+if #ARGV > 3 then
+${cappedPushLua('KEYS[2]', 'ARGV[3]', 'ARGV[2]', 'unpack(ARGV, 4)')}
+else
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+end
+return 1
+`;
+
 export function emptyContext(): ConversationContext {
   return { slots: {}, attributes: {}, tags: [], turns: 0, unanswered: 0 };
 }
@@ -40,7 +52,7 @@ export class ContextStore {
     readonly ttlSeconds: number,
     readonly maxMessages: number,
   ) {
-    defineCappedPush(redis);
+    redis.defineCommand('gwContextSave', { numberOfKeys: 2, lua: SAVE_LUA });
   }
 
   private key(conversationId: string): string {
@@ -65,15 +77,18 @@ export class ContextStore {
     return items.map((s) => JSON.parse(s) as ContextMessage);
   }
 
-  /** Saves the context and appends messages to the history, renewing the TTL of both. */
+  /** Saves the context and appends messages to the history, renewing the TTL of both (one script: both keys share
+   *  the conversation's hash tag). */
   async save(conversationId: string, context: ConversationContext, messages: ContextMessage[]): Promise<void> {
-    // Two commands in one round trip (auto-pipelined); both keys share the conversation's hash tag.
-    const history = this.historyKey(conversationId);
-    await Promise.all([
-      this.redis.set(this.key(conversationId), JSON.stringify(context), 'EX', this.ttlSeconds),
-      messages.length
-        ? cappedPush(this.redis, history, this.maxMessages, this.ttlSeconds, ...messages.map((m) => JSON.stringify(m)))
-        : this.redis.expire(history, this.ttlSeconds),
-    ]);
+    const save = (this.redis as unknown as { gwContextSave(...args: Array<string | number>): Promise<number> }).gwContextSave;
+    await save.call(
+      this.redis,
+      this.key(conversationId),
+      this.historyKey(conversationId),
+      JSON.stringify(context),
+      this.ttlSeconds,
+      this.maxMessages,
+      ...messages.map((m) => JSON.stringify(m)),
+    );
   }
 }

@@ -125,12 +125,8 @@ export class PolicyBot implements Bot {
     const decision = await this.decideTurn(turn);
     ctx.lastStage = decision.trace.stage;
     for (const reply of decision.replies) if (reply.type === 'text') history.push({ direction: 'out', text: reply.text, at: Date.now() });
-    // Not awaited here: the pipeline sends the replies while this write travels, and awaits it before the
-    // conversation's next message (BotDecision.settled). The catch only keeps a failure from going unhandled
-    // meanwhile; awaiting `settled` still throws it.
-    const settled = context.save(conversation.id, ctx, history);
-    settled.catch(() => undefined);
-    return { ...decision, settled };
+    // Written when the pipeline says (BotDecision.commit): right after the first reply went out.
+    return { ...decision, commit: () => context.save(conversation.id, ctx, history) };
   }
 
   private async decideTurn(turn: Turn): Promise<BotDecision> {

@@ -34,11 +34,11 @@ export interface BotDecision {
   /** Why: travels with every reply and into the log and transcript. */
   trace: DecisionTrace;
   /**
-   * The bot's own writes for this turn (its conversation context) still on their way to Redis. The pipeline sends
-   * the replies meanwhile and waits for these before the conversation's next message, so the write and the send
-   * overlap instead of queueing one behind the other.
+   * The bot's own writes for this turn (its conversation context). The pipeline runs them as soon as the first reply
+   * is delivered — together with that reply's transcript line, in one Redis round trip — or at once when nothing goes
+   * out right away, and always before the conversation's next message.
    */
-  settled?: Promise<void>;
+  commit?: () => Promise<void>;
 }
 
 export interface Bot {

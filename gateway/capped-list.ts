@@ -4,10 +4,15 @@
  */
 import type { RedisClient } from '../adapters/types.js';
 
-const LUA = `
-local n = redis.call('RPUSH', KEYS[1], unpack(ARGV, 3))
-if n > tonumber(ARGV[1]) then redis.call('LTRIM', KEYS[1], -tonumber(ARGV[1]), -1) end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
+/** The script's body, for other scripts that append to a capped list as one of their steps (Lua expressions in). */
+export function cappedPushLua(key: string, max: string, ttlSeconds: string, values: string): string {
+  return `
+local n = redis.call('RPUSH', ${key}, ${values})
+if n > tonumber(${max}) then redis.call('LTRIM', ${key}, -tonumber(${max}), -1) end
+redis.call('EXPIRE', ${key}, ${ttlSeconds})`;
+}
+
+const LUA = `${cappedPushLua('KEYS[1]', 'ARGV[1]', 'ARGV[2]', 'unpack(ARGV, 3)')}
 return n
 `;
 

@@ -6,7 +6,9 @@
  */
 import { z } from 'zod';
 import type { RedisClient } from '../adapters/types.js';
+import { cappedPushLua } from './capped-list.js';
 import { ConversationReference } from './conversation-reference.js';
+import type { TranscriptEntry } from './transcript.js';
 
 export const ConversationState = z.enum(['bot', 'handoff_pending', 'agent', 'closed']);
 export type ConversationState = z.infer<typeof ConversationState>;
@@ -38,6 +40,11 @@ export interface Conversation {
   turns: number;
 }
 
+/** What receive() found: the message this one repeats, or the conversation as the message left it. */
+export type Received =
+  | { duplicateOf: string }
+  | { duplicateOf?: undefined; state: ConversationState; turns: number; created: boolean; reopened: boolean; queuedOutbound: number };
+
 export class TransitionError extends Error {
   constructor(
     readonly conversationId: string,
@@ -65,10 +72,18 @@ redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[5]) - 1)
 return {1, cur}
 `;
 
-// KEYS[1] conversation hash, KEYS[2] its queued outbound jobs (sorted set). ARGV: reference JSON, now. Creates the
-// conversation in state "bot" when new, reopens a closed one, refreshes the reference and counts the turn.
-// Returns {state, turns, created, reopened, queued outbound jobs}.
-const TOUCH_LUA = `
+// An inbound message reaching its conversation, in one step. KEYS[1] conversation hash, KEYS[2] its queued outbound
+// jobs (sorted set), KEYS[3] its transcript, KEYS[4] the message's dedupe mark. ARGV: reference JSON, now, message
+// id, dedupe window in ms ('' when the platform gave the message no id), transcript line, transcript cap, transcript
+// TTL. A platform retry of a message already received (its mark names another message) changes nothing and returns
+// {'duplicate', that message's id}. Otherwise: creates the conversation in state "bot" when new, reopens a closed
+// one, refreshes the reference, counts the turn, appends the transcript line, and returns
+// {state, turns, created, reopened, queued outbound jobs}.
+const RECEIVE_LUA = `
+if ARGV[4] ~= '' then
+  local previous = redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[4], 'NX', 'GET')
+  if previous and previous ~= ARGV[3] then return {'duplicate', previous} end
+end
 local created = redis.call('HSETNX', KEYS[1], 'state', 'bot')
 if created == 1 then redis.call('HSET', KEYS[1], 'createdAt', ARGV[2]) end
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -78,6 +93,7 @@ if state == 'closed' then
 end
 redis.call('HSET', KEYS[1], 'ref', ARGV[1], 'updatedAt', ARGV[2])
 local turns = redis.call('HINCRBY', KEYS[1], 'turns', 1)
+${cappedPushLua('KEYS[3]', 'ARGV[6]', 'ARGV[7]', 'ARGV[5]')}
 return {state, turns, created, reopened, redis.call('ZCARD', KEYS[2])}
 `;
 
@@ -90,7 +106,7 @@ export class ConversationStore {
     private readonly prefix: string,
   ) {
     redis.defineCommand('gwConvTransition', { numberOfKeys: 2, lua: TRANSITION_LUA });
-    redis.defineCommand('gwConvTouch', { numberOfKeys: 2, lua: TOUCH_LUA });
+    redis.defineCommand('gwConvReceive', { numberOfKeys: 4, lua: RECEIVE_LUA });
   }
 
   key(id: string): string {
@@ -108,24 +124,46 @@ export class ConversationStore {
     return `${this.prefix}:conversations`;
   }
 
+  /** A platform message id's mark in the conversation's slot: a retry of the same message finds it. */
+  private dedupeKey(id: string, channelMessageId: string): string {
+    return `${this.prefix}:conv:{${id}}:dd:${channelMessageId}`;
+  }
+
   /**
-   * Called for every inbound message: create or reopen, refresh the reference, count the turn. `queuedOutbound` is
-   * how many of its outbound messages wait in the queue (retries, agent replies): while there are any, new replies
-   * queue behind them instead of going out at once.
+   * Called for every inbound message: drop a platform retry of a message already received, create or reopen, refresh
+   * the reference, count the turn and append the message to the transcript — one script, so a retry can never count
+   * a turn or write a transcript line. `queuedOutbound` is how many of the conversation's outbound messages wait in
+   * the queue (retries, agent replies): while there are any, new replies queue behind them instead of going out at
+   * once.
    */
-  async touch(
+  async receive(
     reference: ConversationReference,
-  ): Promise<{ state: ConversationState; turns: number; created: boolean; reopened: boolean; queuedOutbound: number }> {
+    message: { id: string; channelMessageId?: string | undefined },
+    dedupeWindowMs: number,
+    transcript: TranscriptEntry,
+  ): Promise<Received> {
     const now = reference.updatedAt;
     const id = reference.conversationId;
+    const dedupe = message.channelMessageId === undefined ? undefined : this.dedupeKey(id, message.channelMessageId);
     const [result] = await Promise.all([
-      (this.redis as any).gwConvTouch(this.key(id), this.outboundKey(id), JSON.stringify(reference), now) as Promise<
-        [string, number, number, number, number]
-      >,
+      (this.redis as any).gwConvReceive(
+        this.key(id),
+        this.outboundKey(id),
+        transcript.key,
+        dedupe ?? this.dedupeKey(id, ''),
+        JSON.stringify(reference),
+        now,
+        message.id,
+        dedupe === undefined ? '' : dedupeWindowMs,
+        transcript.json,
+        transcript.max,
+        transcript.ttlSeconds,
+      ) as Promise<[string, number | string, number, number, number]>,
       this.redis.zadd(this.indexKey, now, id),
     ]);
+    if (result[0] === 'duplicate') return { duplicateOf: String(result[1]) };
     const [state, turns, created, reopened, queuedOutbound] = result;
-    return { state: ConversationState.parse(state), turns, created: created === 1, reopened: reopened === 1, queuedOutbound };
+    return { state: ConversationState.parse(state), turns: Number(turns), created: created === 1, reopened: reopened === 1, queuedOutbound };
   }
 
   /** Records outbound jobs queued for the conversation, in queue order (see touch and outboundHead). */

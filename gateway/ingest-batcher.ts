@@ -12,13 +12,14 @@
  * load a batch is one message written at once; under load the batch grows with the write latency, which is what
  * makes the pipeline's per-message Redis and queue overhead fall as the load rises.
  *
- * A SET that finds another message id there marks a duplicate. The duplicate still rides in the job (MULTI cannot
- * branch); the inbound stage reads the marks back and skips every entry whose mark names another message.
+ * A SET that finds another message id there marks a duplicate: the platform is told so at once (the id it already
+ * has). The duplicate still rides in the job (MULTI cannot branch); the inbound stage drops it when the message
+ * reaches its conversation, by the same platform id marked in the conversation's own slot (ConversationStore.receive).
  *
  * When the shard's newest job is still waiting (its consumer is behind), a batch joins that job instead: one script
- * sets the dedupe marks and appends the entries to the job's `:appended` list, which the inbound stage reads with the
- * job (and folds into the job's data only when an attempt fails, for its retry and the dead-letter view). So a backlog becomes fewer, larger jobs — the consumer catches up with less queue
- * work per message instead of paying it for every message of a backlog written one by one at moderate load.
+ * sets the dedupe marks and appends the entries to the job's data, so the consumer gets them with the job itself. A
+ * backlog thus becomes fewer, larger jobs — the consumer catches up with less queue work per message instead of paying
+ * it for every message of a backlog written one by one at moderate load.
  *
  * Every key here carries the queue's hash tag, so each write stays in one Redis Cluster slot.
  */
@@ -57,31 +58,30 @@ export function dedupeKey(queue: Queue, message: UnifiedMessage): string | undef
   return `${queue.qualifiedName}:dd:${message.channel}|${message.channelMessageId}`;
 }
 
-/** Entries appended to a waiting job after it was written (see above). */
-export function appendedKey(queue: Queue, jobId: string): string {
-  return `${queue.qualifiedName}:${jobId}:appended`;
-}
-
 // KEYS[1] the queue's wait list (BullMQ pushes new jobs on the left). ARGV: the queue's key prefix ("<prefix>:<queue>:"),
-// most entries a waiting job takes on, dedupe window in ms, then per message: dedupe key ('' for none), message id,
-// entry JSON. Returns nil when there is no waiting job or it is full; else per message the id its dedupe mark
-// already named ('' when the mark is new). Atomic with BullMQ's move to active, so a job is never appended to after
-// its consumer took it.
+// most entries a waiting job takes on, dedupe window in ms, the new entries' JSON joined by commas, then per message:
+// dedupe key ('' for none), message id. Returns nil when there is no waiting job, it is full, or its data is not
+// `{"entries":[…]}` as ingest wrote it (a job rewritten after a failed attempt starts with its "done" list); else
+// per message the id its dedupe mark already named ('' when the mark is new). Atomic with BullMQ's move to active, so
+// a job is never appended to after its consumer took it. `gwJoined` (a field of the job's hash, which BullMQ leaves
+// alone) counts the entries a job took on.
 const APPEND_LUA = `
 local tail = redis.call('LINDEX', KEYS[1], 0)
 if not tail then return nil end
-local list = ARGV[1] .. tail .. ':appended'
-local n = (#ARGV - 3) / 3
-if redis.call('LLEN', list) + n > tonumber(ARGV[2]) then return nil end
+local job = ARGV[1] .. tail
+local data = redis.call('HGET', job, 'data')
+if not data or string.sub(data, 1, 12) ~= '{"entries":[' or string.sub(data, -2) ~= ']}' then return nil end
+local n = (#ARGV - 4) / 2
+local joined = tonumber(redis.call('HGET', job, 'gwJoined') or '0')
+if joined + n > tonumber(ARGV[2]) then return nil end
 local found = {}
 for i = 0, n - 1 do
-  local key, id = ARGV[4 + i * 3], ARGV[5 + i * 3]
+  local key, id = ARGV[5 + i * 2], ARGV[6 + i * 2]
   local previous = false
   if key ~= '' then previous = redis.call('SET', key, id, 'PX', ARGV[3], 'NX', 'GET') end
   found[i + 1] = previous or ''
-  redis.call('RPUSH', list, ARGV[6 + i * 3])
 end
-redis.call('PEXPIRE', list, ARGV[3])
+redis.call('HSET', job, 'data', string.sub(data, 1, -3) .. ',' .. ARGV[4] .. ']}', 'gwJoined', joined + n)
 return found
 `;
 
@@ -177,8 +177,9 @@ export class IngestBatcher {
 
   /** Appends the batch to the shard's newest waiting job; undefined when there is none with room. */
   private async appendToWaitingJob(queue: Queue, batch: Pending[]): Promise<string[] | undefined> {
-    const args: Array<string | number> = [`${queue.qualifiedName}:`, this.opts.maxBatch, this.opts.dedupeWindowMs];
-    for (const { entry } of batch) args.push(dedupeKey(queue, entry.message) ?? '', entry.message.id, JSON.stringify(entry));
+    const entries = batch.map((p) => JSON.stringify(p.entry)).join(',');
+    const args: Array<string | number> = [`${queue.qualifiedName}:`, this.opts.maxBatch, this.opts.dedupeWindowMs, entries];
+    for (const { entry } of batch) args.push(dedupeKey(queue, entry.message) ?? '', entry.message.id);
     const script = this.opts.redis as unknown as { gwInboundAppend(key: string, ...args: Array<string | number>): Promise<string[] | null> };
     return (await script.gwInboundAppend(`${queue.qualifiedName}:wait`, ...args)) ?? undefined;
   }

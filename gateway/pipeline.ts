@@ -4,7 +4,7 @@
  *   adapter verifies + decodes ─▶ 1. ingest: dedupe + durable enqueue on in-<shard> ─▶ adapter acks 2xx
  *                                    (group commit: what arrives while a shard's write is in flight shares a job)
  *                                 2. inbound stage: per job, conversations in parallel, each one's messages in order:
- *                                    conversation state ─▶ bot (only in state `bot`)
+ *                                    receive (platform retry? drop; state, turn, transcript) ─▶ bot (only in state `bot`)
  *                                    ├─ replies ─▶ first delivery attempt right away; what fails ─▶ out-<shard>
  *                                    ├─ hand-off ─▶ state handoff_pending + event
  *                                    └─ state agent/handoff_pending ─▶ event for the helpdesk, no bot
@@ -16,13 +16,13 @@
  */
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { ChannelAdapter, IngestResult, RedisClient, ReferenceInput } from '../adapters/types.js';
-import { DeliveryError, type DeliveryFailureReason } from '../adapters/types.js';
+import { DeliveryError, type DeliveryFailureReason, type SendResult } from '../adapters/types.js';
 import type { Bot } from '../bot/types.js';
 import type { PipelineConfig } from '../config/schema.js';
 import type { ConversationReference } from './conversation-reference.js';
 import type { ConversationStore } from './conversations.js';
 import type { GatewayEvents } from './events.js';
-import { appendedKey, asInboundJob, dedupeKey, IngestBatcher, type InboundEntry, type InboundJob } from './ingest-batcher.js';
+import { asInboundJob, IngestBatcher, type InboundEntry, type InboundJob } from './ingest-batcher.js';
 import type { Logger } from './logger.js';
 import { contentAsText, createMessage, UnifiedMessage, type Content, type DecisionTrace, type Sender } from './message.js';
 import type { Metrics } from './metrics.js';
@@ -123,13 +123,12 @@ export class Pipeline {
    * messages run in order, and after a failure its later messages wait for the job's retry. What succeeded is
    * recorded in the job, so a retry does not answer a message twice.
    */
-  private async processInbound(job: Job<InboundJob>, shard: number): Promise<void> {
-    const queue = this.queueAt('in', shard);
-    const { data, entries, appended } = await this.jobEntries(job, queue);
+  private async processInbound(job: Job<InboundJob>): Promise<void> {
+    const data = asInboundJob(job.data);
     const done = new Set(data.done ?? []);
-    for (const e of data.entries) if (!done.has(e.message.id) && !entries.includes(e)) done.add(e.message.id);
     const byConversation = new Map<string, InboundEntry[]>();
-    for (const entry of entries) {
+    for (const entry of data.entries) {
+      if (done.has(entry.message.id)) continue;
       const list = byConversation.get(entry.message.conversationId);
       if (list) list.push(entry);
       else byConversation.set(entry.message.conversationId, [entry]);
@@ -150,48 +149,12 @@ export class Pipeline {
         }
       }),
     );
-    // The appended entries become part of the job's data only when it fails (for its retry, the dead-letter view
-    // and a replay); a finished job just drops the list. No append happens while the job is active.
-    if (failures.length > 0) await job.updateData({ ...data, done: [...done] });
-    if (appended) await this.deps.redis.del(appended);
-    if (failures.length > 0) throw failures[0];
-  }
-
-  /**
-   * The job's data with the entries appended while it waited (ingest-batcher.ts), the entries still to handle — not
-   * done by an earlier attempt, not a platform retry of a message queued earlier — and the appended list's key when
-   * there was one. The appended list and the dedupe marks of the job's own entries are read in one round trip; only
-   * appended entries need a second one.
-   */
-  private async jobEntries(job: Job<InboundJob>, queue: Queue): Promise<{ data: InboundJob; entries: InboundEntry[]; appended?: string }> {
-    const key = appendedKey(queue, job.id!);
-    const written = asInboundJob(job.data);
-    const done = new Set(written.done ?? []);
-    const pendingOwn = written.entries.filter((e) => !done.has(e.message.id));
-    const [list, own] = await Promise.all([this.deps.redis.lrange(key, 0, -1), this.withoutDuplicates(pendingOwn, queue)]);
-    if (list.length === 0) return { data: written, entries: own };
-    // Entries already in the data (folded in by a failed attempt that crashed before dropping the list) are
-    // recognised by their message id.
-    const known = new Set(written.entries.map((e) => e.message.id));
-    const added = list.map((json) => JSON.parse(json) as InboundEntry).filter((e) => !known.has(e.message.id));
-    const data = { ...written, entries: [...written.entries, ...added] };
-    return { data, entries: [...own, ...(await this.withoutDuplicates(added, queue))], appended: key };
-  }
-
-  /**
-   * Entries whose dedupe mark names another message are platform retries of a message queued earlier (the group
-   * commit writes them into the job regardless, see ingest-batcher.ts). A missing mark (dedupe window over) counts
-   * as ours.
-   */
-  private async withoutDuplicates(entries: InboundEntry[], queue: Queue): Promise<InboundEntry[]> {
-    const keyed = entries.flatMap((e) => {
-      const key = dedupeKey(queue, e.message);
-      return key === undefined ? [] : [{ e, key }];
-    });
-    if (keyed.length === 0) return entries;
-    const owners = await this.deps.redis.mget(...keyed.map((k) => k.key));
-    const dropped = new Set(keyed.filter((k, i) => owners[i] != null && owners[i] !== k.e.message.id).map((k) => k.e));
-    return dropped.size === 0 ? entries : entries.filter((e) => !dropped.has(e));
+    if (failures.length > 0) {
+      // What this attempt finished, for the retry. `done` goes first: ingest only joins new messages to a job whose
+      // data still starts with its entries (ingest-batcher.ts), so a job rewritten here is never joined again.
+      await job.updateData({ done: [...done], entries: data.entries });
+      throw failures[0];
+    }
   }
 
   /**
@@ -200,11 +163,9 @@ export class Pipeline {
    */
   async pendingInbound(conversationId: string): Promise<UnifiedMessage[]> {
     const running = this.inProgress.get(conversationId)?.map((e) => e.message) ?? [];
-    const queue = this.queue('in', conversationId);
-    const jobs: Job<InboundJob>[] = (await queue.getWaiting(0, 200)).filter(Boolean);
-    const appended = await Promise.all(jobs.map((job) => this.deps.redis.lrange(appendedKey(queue, job.id!), 0, -1)));
+    const jobs: Job<InboundJob>[] = (await this.queue('in', conversationId).getWaiting(0, 200)).filter(Boolean);
     const waiting = jobs
-      .flatMap((job, i) => [...(job.data ? asInboundJob(job.data).entries : []), ...appended[i]!.map((json) => JSON.parse(json) as InboundEntry)])
+      .flatMap((job) => (job.data ? asInboundJob(job.data).entries : []))
       .map((e) => e.message)
       .filter((m) => m.conversationId === conversationId);
     return [...running, ...waiting];
@@ -226,7 +187,12 @@ export class Pipeline {
     // One round trip: these are auto-pipelined. The bot's read starts now too, and is dropped unless the bot runs.
     const prepared = bot.prepare?.(message.conversationId);
     prepared?.catch(() => undefined);
-    const [conversation] = await Promise.all([conversations.touch(reference), transcripts.append(message)]);
+    const conversation = await conversations.receive(reference, message, this.deps.config.dedupeWindowSeconds * 1000, transcripts.entry(message));
+    if (conversation.duplicateOf !== undefined) {
+      // Ingest wrote a platform retry into the job (a group commit cannot branch); the first copy is, or was, answered.
+      log.debug({ duplicateOf: conversation.duplicateOf }, 'duplicate dropped');
+      return;
+    }
 
     // The gateway owns the state: a conversation with (or waiting for) a human never gets a bot reply.
     if (conversation.state !== 'bot') {
@@ -246,8 +212,11 @@ export class Pipeline {
 
     const botSender: Sender = { id: 'bot', role: 'bot' };
     const replies = decision.replies.map((content) => this.outboundMessage(message, content, botSender, decision.trace));
-    await this.deliverReplies(replies, reference, conversation.queuedOutbound > 0, log);
-    await decision.settled;
+    // The bot's own writes go out with the first reply's transcript line (one round trip), or now if none went out.
+    let committed: Promise<void> | undefined;
+    const commit = () => (committed ??= this.commitTurn(decision.commit, log));
+    await this.deliverReplies(replies, reference, conversation.queuedOutbound > 0, log, commit);
+    await commit();
 
     if (decision.handoff) {
       const change = await conversations.transition(message.conversationId, 'handoff_pending', 'bot', decision.handoff.reason, [
@@ -258,6 +227,19 @@ export class Pipeline {
       events.emit('conversation.handoff_requested', { conversationId: message.conversationId, request: decision.handoff, message });
     }
     metrics.stageSeconds.observe({ stage: 'inbound' }, (performance.now() - started) / 1000);
+  }
+
+  /**
+   * Runs the bot's writes for a turn. Its replies may already be out, so a failure here is logged, not thrown: a
+   * retry of the job would answer the customer a second time.
+   */
+  private async commitTurn(commit: (() => Promise<void>) | undefined, log: Logger): Promise<void> {
+    try {
+      await commit?.();
+    } catch (err) {
+      log.error({ err }, 'bot context not saved for this turn');
+      this.deps.metrics.failures.inc({ stage: 'bot', reason: 'context_write' });
+    }
   }
 
   // ── 3. Anyone (bot, agent, timeout) sends to a conversation through its reference ──────────────────────────────
@@ -327,11 +309,17 @@ export class Pipeline {
    * goes to the outbound queue, whose stage retries, waits and dead-letters. Replies queue directly while the
    * conversation already has messages waiting there, so they keep their order.
    */
-  private async deliverReplies(replies: UnifiedMessage[], reference: ConversationReference, queuedBefore: boolean, log: Logger): Promise<void> {
+  private async deliverReplies(
+    replies: UnifiedMessage[],
+    reference: ConversationReference,
+    queuedBefore: boolean,
+    log: Logger,
+    onDelivered: () => void,
+  ): Promise<void> {
     for (let i = 0; i < replies.length; i++) {
       const message = replies[i]!;
       const paused = (this.channelPausedUntil.get(message.channel) ?? 0) > Date.now();
-      const queued = queuedBefore || paused ? { message } : await this.firstAttempt(message, reference, log.child({ replyId: message.id }));
+      const queued = queuedBefore || paused ? { message } : await this.firstAttempt(message, reference, log.child({ replyId: message.id }), onDelivered);
       if (queued === undefined) continue;
       return this.enqueueOutbound([queued, ...replies.slice(i + 1).map((m) => ({ message: m }))]);
     }
@@ -342,8 +330,9 @@ export class Pipeline {
     message: UnifiedMessage,
     reference: ConversationReference,
     log: Logger,
+    onDelivered: () => void,
   ): Promise<QueuedOutbound | undefined> {
-    const attempt = await this.attemptDelivery(message, reference, 1, log);
+    const attempt = await this.attemptDelivery(message, reference, 1, log, onDelivered);
     switch (attempt.outcome) {
       case 'delivered':
         return undefined;
@@ -418,9 +407,16 @@ export class Pipeline {
 
   /**
    * One delivery attempt through the outbound hooks and the adapter; logs (to a logger that names the message) and
-   * counts it, never throws.
+   * counts it, never throws. `onDelivered` runs the moment the platform has the message, in the same tick as the
+   * after-send hooks, so writes waiting for a delivery share their round trip.
    */
-  private async attemptDelivery(message: UnifiedMessage, reference: ConversationReference, attempt: number, log: Logger): Promise<Attempt> {
+  private async attemptDelivery(
+    message: UnifiedMessage,
+    reference: ConversationReference,
+    attempt: number,
+    log: Logger,
+    onDelivered?: () => void,
+  ): Promise<Attempt> {
     const started = performance.now();
     const { metrics, hooks, events } = this.deps;
     const adapter = this.deps.adapters.get(message.channel);
@@ -439,19 +435,9 @@ export class Pipeline {
     }
     // Rasa's OutputChannel idea: what the channel cannot send natively goes out as text.
     const toSend = renderForChannel(checked.message, adapter.capabilities);
+    let result: SendResult;
     try {
-      const result = await adapter.send(toSend, reference);
-      await hooks.after(toSend, reference, result);
-      metrics.messagesOut.inc({ channel: message.channel, result: 'delivered' });
-      metrics.stageSeconds.observe({ stage: 'deliver' }, (performance.now() - started) / 1000);
-      metrics.stageSeconds.observe({ stage: 'end_to_end' }, (Date.now() - message.receivedAt) / 1000);
-      log.info({ attempt, channelMessageId: result.channelMessageId }, 'delivered');
-      events.emit('message.delivered', {
-        conversationId: message.conversationId,
-        message: toSend,
-        ...(result.channelMessageId !== undefined && { channelMessageId: result.channelMessageId }),
-      });
-      return { outcome: 'delivered' };
+      result = await adapter.send(toSend, reference);
     } catch (err) {
       const code = err instanceof DeliveryError ? err.code : undefined;
       log.warn({ err, attempt, code }, 'delivery failed');
@@ -469,6 +455,24 @@ export class Pipeline {
         ...(err instanceof DeliveryError && err.reason !== undefined && { reason: err.reason }),
       };
     }
+    // Delivered: from here on nothing may send the message again, so a failing after-send hook is only logged.
+    onDelivered?.();
+    try {
+      await hooks.after(toSend, reference, result);
+    } catch (err) {
+      log.error({ err }, 'after-send hook failed (the message was delivered)');
+      metrics.failures.inc({ stage: 'deliver', reason: 'after_send_hook' });
+    }
+    metrics.messagesOut.inc({ channel: message.channel, result: 'delivered' });
+    metrics.stageSeconds.observe({ stage: 'deliver' }, (performance.now() - started) / 1000);
+    metrics.stageSeconds.observe({ stage: 'end_to_end' }, (Date.now() - message.receivedAt) / 1000);
+    log.info({ attempt, channelMessageId: result.channelMessageId }, 'delivered');
+    events.emit('message.delivered', {
+      conversationId: message.conversationId,
+      message: toSend,
+      ...(result.channelMessageId !== undefined && { channelMessageId: result.channelMessageId }),
+    });
+    return { outcome: 'delivered' };
   }
 
   private emitDeliveryFailed(message: UnifiedMessage, attempt: Extract<Attempt, { outcome: 'failed' }>): void {
@@ -533,7 +537,7 @@ export class Pipeline {
     // Concurrency 1 is what keeps a conversation's messages in order: BullMQ's worker may start concurrently fetched
     // jobs in a different order than Redis popped them. Parallelism comes from the number of shards instead.
     const common = { connection: connection as never, prefix, concurrency: 1, autorun: true };
-    const inbound = new Worker<InboundJob>(queueName('in', shard), async (job) => this.processInbound(job, shard), common);
+    const inbound = new Worker<InboundJob>(queueName('in', shard), async (job) => this.processInbound(job), common);
     const outbound: Worker<OutboundJob> = new Worker<OutboundJob>(
       queueName('out', shard),
       async (job, token) => this.processOutbound(job, outbound, token),

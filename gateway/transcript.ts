@@ -3,6 +3,14 @@ import type { RedisClient } from '../adapters/types.js';
 import { cappedPush, defineCappedPush } from './capped-list.js';
 import { UnifiedMessage } from './message.js';
 
+/** One transcript line and where it goes: the conversation's capped, expiring list. */
+export interface TranscriptEntry {
+  key: string;
+  json: string;
+  max: number;
+  ttlSeconds: number;
+}
+
 export class Transcripts {
   constructor(
     private readonly redis: RedisClient,
@@ -13,15 +21,20 @@ export class Transcripts {
     defineCappedPush(redis);
   }
 
-  private key(conversationId: string): string {
+  key(conversationId: string): string {
     return `${this.prefix}:conv:{${conversationId}}:transcript`;
   }
 
-  async append(message: UnifiedMessage): Promise<void> {
-    const key = this.key(message.conversationId);
+  /** What append() writes, for a script that appends as one of its steps (ConversationStore.receive). */
+  entry(message: UnifiedMessage): TranscriptEntry {
     // The raw platform payload stays out: transcripts are for people, and raw can be large.
     const { raw: _raw, ...rest } = message;
-    await cappedPush(this.redis, key, this.maxMessages, this.retentionSeconds, JSON.stringify(rest));
+    return { key: this.key(message.conversationId), json: JSON.stringify(rest), max: this.maxMessages, ttlSeconds: this.retentionSeconds };
+  }
+
+  async append(message: UnifiedMessage): Promise<void> {
+    const { key, json } = this.entry(message);
+    await cappedPush(this.redis, key, this.maxMessages, this.retentionSeconds, json);
   }
 
   async list(conversationId: string, limit = this.maxMessages): Promise<UnifiedMessage[]> {

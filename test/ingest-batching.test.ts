@@ -89,6 +89,13 @@ describe('ingest group commit: messages that arrive together share one queue job
     const [late] = await ingestTogether(gw, [{ user: 'b-2', id: 'm5', text: 'dos' }]);
     assert.equal(late!.duplicate, true);
     assert.equal(late!.messageId, results[4]!.messageId);
+    // It still rides in a job of its own (the write cannot branch); reaching its conversation, it is dropped.
+    await eventually(async () => (await inboundJobs(gw)).length === 2 && (await inboundJobs(gw)).every((j) => j.finishedOn), 'the late job done');
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(repliesTo('b-2'), ['echo:uno', 'echo:dos'], 'no second answer');
+    const conversation = decodeAppMessage({ userId: 'b-2', messageId: 'x', text: 'x' }, channel, 'shop').conversationId;
+    const transcript = await gw.gateway.transcripts.list(conversation);
+    assert.equal(transcript.filter((m) => m.direction === 'in').length, 2, 'no transcript line for the retry');
   });
 
   it('after a failure retries only what is left: no message is answered twice, a conversation keeps its order', async () => {
@@ -145,8 +152,8 @@ describe('ingest group commit: messages that arrive together share one queue job
     await new Promise((r) => setTimeout(r, 200));
     assert.deepEqual(repliesTo('j-1'), ['echo:hold', 'echo:boom']);
     assert.deepEqual(repliesTo('j-2'), ['echo:second'], 'answered once, not again on the retry');
-    // The failed attempt folded the appended entries into the job itself (what its retry, the dead-letter view and a
-    // replay read), with what it had finished.
+    // The joined entries are in the job's own data (what its retry, the dead-letter view and a replay read), and the
+    // failed attempt recorded what it had finished.
     const later = (await inboundJobs(gw)).find((j) => j.id !== first!.messageId)!;
     const data = later.data as InboundJob;
     assert.deepEqual(data.entries.map((e) => e.message.content.type === 'text' && e.message.content.text), ['second', 'boom', 'second']);

@@ -76,6 +76,27 @@ describe('pipeline: order, retries, dead letters, state checks, shard ownership'
     assert.equal(callback.requests.filter((r) => r.json().userId === 'r-1').length, 3, 'two failures, one success, no more');
   });
 
+  it('never sends a delivered message again when an after-send hook fails: logged, not retried', async () => {
+    callback.setHandler((_req, res) => void res.end('ok'));
+    let failures = 0;
+    gw.gateway.hooks.use({
+      name: 'flaky-archive',
+      afterSend: (message) => {
+        if (message.conversationId === conversation && failures++ === 0) throw new Error('archive unavailable');
+      },
+    });
+    let conversation = '';
+    ({ conversationId: conversation } = await send('ah-1', 'ah-1-a', 'archive me'));
+    await send('ah-1', 'ah-1-b', 'and me');
+    await eventually(() => repliesTo('ah-1').length === 2, 'both replies');
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(repliesTo('ah-1'), ['echo:archive me', 'echo:and me'], 'each reply sent once, in order');
+    assert.equal(failures, 2, 'the hook ran for both');
+    assert.ok(gw.logs.some((l) => l.msg === 'after-send hook failed (the message was delivered)'), 'the failure is logged');
+    const transcript = await gw.gateway.transcripts.list(conversation);
+    assert.equal(transcript.filter((m) => m.direction === 'out').length, 2, 'the transcript hook ran before the failing one');
+  });
+
   it('delivers a reply on its first attempt inside the inbound job: one queue job per message', async () => {
     callback.setHandler((_req, res) => void res.end('ok'));
     const { conversationId } = await send('f-1', 'f-1-a', 'first try');

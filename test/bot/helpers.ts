@@ -98,7 +98,7 @@ export async function startTestBot(
         conversation: { id: conversationId, turns: n, reference: { conversationId, channel, channelType: 'web', peerId: user, context: {}, updatedAt: Date.now() } },
         ...(prepared && { prepared }),
       });
-      await decision.settled;
+      await decision.commit?.();
       return decision;
     },
     async stop() {
