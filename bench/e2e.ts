@@ -14,7 +14,6 @@
  * Writes bench/results/<date>.json and bench/results/<date>.svg and prints a summary table.
  */
 import { spawn } from 'node:child_process';
-import http from 'node:http';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -24,7 +23,6 @@ import { Redis } from 'ioredis';
 import WebSocket from 'ws';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { sign } from '../adapters/app/signature.js';
-import { createWechatCrypto } from '../adapters/shared/wechat-crypto.js';
 import { conversationIdFor } from '../gateway/message.js';
 import { freePort, startPrivateRedis } from '../gateway/redis-server.js';
 import { renderChart } from './lib/chart.js';
@@ -32,6 +30,8 @@ import { loadCorpus, textSource } from './lib/corpus.js';
 import { commandsPerMessage, redisCounters, rssMb, startRole, type RoleProcess } from './lib/processes.js';
 import { startReceiver } from './lib/receiver.js';
 import { summarize } from './lib/stats.js';
+import { evenly, pacedRequests } from './lib/load.js';
+import { wecomChannelOptions, wecomRequest, type WebhookRequest } from './lib/wecom-requests.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -52,8 +52,6 @@ const shards = Number(args.shards);
 const workerCount = Number(args.workers);
 const channels = new Set(args.channels!.split(','));
 const APP_SECRET = 'bench-app-secret-0123456789';
-const WECOM = { corpId: 'wwbench0123456789', token: 'benchToken', encodingAESKey: 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG', agentId: 1000002 };
-const wecomCrypto = createWechatCrypto({ token: WECOM.token, encodingAESKey: WECOM.encodingAESKey, receiveId: WECOM.corpId });
 
 const work = mkdtempSync(join(tmpdir(), 'gw-bench-'));
 const redisServer = await startPrivateRedis({ dataDir: join(work, 'redis') });
@@ -75,7 +73,7 @@ writeFileSync(
     channels: [
       { id: 'web', type: 'web', options: { secret: 'bench-web-secret-0123456789', heartbeatSeconds: 60 } },
       { id: 'app', type: 'app', options: { apps: [{ id: 'bench', secret: APP_SECRET, callbackUrl: `${receiver.url}/replies` }] } },
-      { id: 'wecom', type: 'wecom-app', options: { ...WECOM, corpSecret: 'bench-corp-secret-0123456789', apiBaseUrl: receiver.url } },
+      { id: 'wecom', type: 'wecom-app', options: wecomChannelOptions(receiver.url) },
     ],
     // The shipped bot, except that web visitors sending dozens of messages are not handed to a human for
     // "unanswered turns" (the widget phase reuses each socket for many messages).
@@ -106,6 +104,8 @@ interface PhaseResult {
   handedOff: number;
   latencyMs: ReturnType<typeof summarize>;
   ackLatencyMs?: ReturnType<typeof summarize>;
+  /** Accepted messages per inbound queue job: how much ingest's group commit batched (1 at low load). */
+  messagesPerInboundJob: number;
   redisCommandsPerMessage: number;
   /** The most frequent Redis commands per delivered message (script bodies' commands under their own names). */
   redisTopCommands: Record<string, number>;
@@ -137,6 +137,12 @@ async function backlog(): Promise<number> {
   return ((await pipe.exec()) ?? []).reduce((n, [, v]) => n + Number(v ?? 0), 0);
 }
 
+/** Inbound jobs created so far over all shards (BullMQ's per-queue id counters): messages per job = group commit's effect. */
+async function inboundJobsCreated(): Promise<number> {
+  const ids = await redis.mget(...Array.from({ length: shards }, (_, i) => `gw:{in-${i}}:id`));
+  return ids.reduce((n, v) => n + Number(v ?? 0), 0);
+}
+
 /** Lets the previous phase's backlog drain, so each phase starts from an idle gateway. */
 async function settle(timeoutMs = 180_000): Promise<number> {
   const deadline = Date.now() + timeoutMs;
@@ -158,6 +164,7 @@ async function phase(
   const leftOver = await settle();
   if (leftOver > 0) console.log(`(${leftOver} jobs still queued from the previous phase)`);
   const before = await redisCounters(redis);
+  const jobsBefore = await inboundJobsCreated();
   const cpuBefore = gatewayProcesses.map((p) => p.cpuSeconds());
   const ownCpuBefore = process.cpuUsage();
   const t0 = performance.now();
@@ -173,6 +180,7 @@ async function phase(
   }
   const ownCpu = process.cpuUsage(ownCpuBefore);
   const after = await redisCounters(redis);
+  const jobs = (await inboundJobsCreated()) - jobsBefore;
   const wall = (lastArrival - t0) / 1000;
   const result: PhaseResult = {
     channel,
@@ -185,6 +193,7 @@ async function phase(
     handedOff,
     latencyMs: summarize(latencies),
     ...(ack && { ackLatencyMs: summarize(ack) }),
+    messagesPerInboundJob: Math.round(((sent.size + handedOff) / Math.max(1, jobs)) * 100) / 100,
     redisCommandsPerMessage: Math.round(((after.commands - before.commands) / Math.max(1, latencies.length)) * 10) / 10,
     redisTopCommands: commandsPerMessage(before.byCommand, after.byCommand, latencies.length),
     redisCpuPercent: Math.round(((after.cpuSeconds - before.cpuSeconds) / Math.max(wall, 0.001)) * 1000) / 10,
@@ -196,7 +205,7 @@ async function phase(
   };
   console.log(
     `${channel.padEnd(5)} offered ${String(offered).padStart(5)}/s → delivered ${String(result.deliveredPerSec).padStart(5)}/s` +
-      `  p50 ${result.latencyMs.p50} ms  p99 ${result.latencyMs.p99} ms  errors ${result.errors}${result.handedOff ? ` (+${result.handedOff} after a hand-off)` : ''}  redis ${result.redisCommandsPerMessage} cmd/msg` +
+      `  p50 ${result.latencyMs.p50} ms  p99 ${result.latencyMs.p99} ms  errors ${result.errors}${result.handedOff ? ` (+${result.handedOff} after a hand-off)` : ''}  ${result.messagesPerInboundJob} msg/job  redis ${result.redisCommandsPerMessage} cmd/msg` +
       `  cpu ${result.cpuMsPerMessage.ingress}+${workerCpu(result)} ms/msg (load generator ${result.loadGeneratorCpuMsPerMessage})`,
   );
   return result;
@@ -204,14 +213,6 @@ async function phase(
 
 /** Requests prebuilt for an open-loop phase, per second of it (more than the gateway can take on this machine). */
 const PREBUILT_MAX_RATE = 1500;
-
-interface WebhookRequest {
-  path: string;
-  headers: Record<string, string>;
-  body: string;
-  /** What the reply will be matched by, when it is known before the answer (WeCom: the user id). */
-  key?: string;
-}
 
 /**
  * Webhooks at a fixed rate, or as fast as possible. Fixed rates are sent open-loop on an even schedule (request k at
@@ -241,7 +242,7 @@ function webhookLoad(
       sent.set(keyFromAck ? keyFromAck(body) : request.key!, sentAt);
     };
     if (rate !== 'max') {
-      await pacedRequests(rate, seconds, () => prebuilt[next++] ?? build(seq++), answered, () => errors++);
+      await pacedRequests(base, rate, seconds, () => prebuilt[next++] ?? build(seq++), answered, () => errors++);
       return { sent, errors, ack };
     }
     await autocannon({
@@ -265,59 +266,6 @@ function webhookLoad(
   };
 }
 
-/** Calls `fire` rate × seconds times, the k-th at t0 + k/rate (open loop: nothing waits for an answer). */
-function evenly(rate: number, seconds: number, fire: () => void): Promise<void> {
-  const total = Math.round(rate * seconds);
-  const t0 = performance.now();
-  let issued = 0;
-  return new Promise<void>((resolve) => {
-    const timer = setInterval(() => {
-      const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * rate) + 1);
-      for (; issued < due; issued++) fire();
-      if (issued === total) {
-        clearInterval(timer);
-        resolve();
-      }
-    }, 2);
-  });
-}
-
-/** Open-loop, evenly paced POSTs to the gateway over keep-alive connections; resolves when all are answered. */
-async function pacedRequests(
-  rate: number,
-  seconds: number,
-  nextRequest: () => WebhookRequest,
-  answered: (request: WebhookRequest, sentAt: number, status: number, body: string) => void,
-  failed: () => void,
-): Promise<void> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
-  const { hostname, port } = new URL(base);
-  const responses: Promise<void>[] = [];
-  await evenly(rate, seconds, () => {
-    const request = nextRequest();
-    const sentAt = performance.now();
-    responses.push(
-      new Promise<void>((settle) => {
-        const req = http.request({ agent, hostname, port, method: 'POST', path: request.path, headers: request.headers }, (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            answered(request, sentAt, res.statusCode ?? 0, Buffer.concat(chunks).toString());
-            settle();
-          });
-        });
-        req.on('error', () => {
-          failed();
-          settle();
-        });
-        req.end(request.body);
-      }),
-    );
-  });
-  await Promise.all(responses);
-  agent.destroy();
-}
-
 /** Signed app-channel webhooks; one message per customer, so hand-off rules never silence one mid-run. */
 const appLoad = (rate: number | 'max', seconds: number) =>
   webhookLoad(rate, seconds, 202, (n) => {
@@ -328,21 +276,7 @@ const appLoad = (rate: number | 'max', seconds: number) =>
   }, (body) => JSON.parse(body).id);
 
 /** WeCom self-built-app callbacks: XML, AES-256-CBC encrypted with the EncodingAESKey, msg_signature signed. */
-const wecomLoad = (rate: number | 'max', seconds: number) =>
-  webhookLoad(rate, seconds, 200, (n) => {
-    const user = `wu${n}`;
-    const now = Math.floor(Date.now() / 1000);
-    const text = nextText().replace(/[<&]/g, ' ');
-    const plain = `<xml><ToUserName><![CDATA[${WECOM.corpId}]]></ToUserName><FromUserName><![CDATA[${user}]]></FromUserName><CreateTime>${now}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[${text}]]></Content><MsgId>${7_000_000_000_000 + n}</MsgId><AgentID>${WECOM.agentId}</AgentID></xml>`;
-    const encrypt = wecomCrypto.encrypt(plain);
-    const nonce = String(n);
-    return {
-      key: user,
-      path: `/webhooks/wecom?msg_signature=${wecomCrypto.signature(String(now), nonce, encrypt)}&timestamp=${now}&nonce=${nonce}`,
-      headers: { 'content-type': 'text/xml' },
-      body: `<xml><ToUserName><![CDATA[${WECOM.corpId}]]></ToUserName><Encrypt><![CDATA[${encrypt}]]></Encrypt><AgentID><![CDATA[${WECOM.agentId}]]></AgentID></xml>`,
-    };
-  });
+const wecomLoad = (rate: number | 'max', seconds: number) => webhookLoad(rate, seconds, 200, (n) => wecomRequest('wecom', n, nextText()));
 
 /**
  * Web-widget visitors over WebSocket, sending at a fixed overall rate. About five messages per visitor: a visitor

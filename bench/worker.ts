@@ -29,6 +29,7 @@ import { freePort, startPrivateRedis } from '../gateway/redis-server.js';
 import { loadCorpus, textSource } from './lib/corpus.js';
 import { commandsPerMessage, redisCounters, startRole, type RoleProcess } from './lib/processes.js';
 import { startReceiver } from './lib/receiver.js';
+import { WECOM, wecomChannelOptions } from './lib/wecom-requests.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -44,7 +45,7 @@ const messages = Number(args.messages);
 const workerCount = Number(args.workers);
 const shards = Number(args.shards);
 const CHANNEL = 'wecom';
-const AGENT_ID = 1000002;
+const AGENT_ID = WECOM.agentId;
 
 const work = mkdtempSync(join(tmpdir(), 'gw-bench-worker-'));
 const redisServer = await startPrivateRedis({ dataDir: join(work, 'redis') });
@@ -60,18 +61,7 @@ writeFileSync(
     pipeline: { shards, keepCompleted: 100, keepFailed: 10_000 },
     log: { level: 'warn' },
     channels: [
-      {
-        id: CHANNEL,
-        type: 'wecom-app',
-        options: {
-          corpId: 'wwbench0123456789',
-          token: 'benchToken',
-          encodingAESKey: 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG',
-          agentId: AGENT_ID,
-          corpSecret: 'bench-corp-secret-0123456789',
-          apiBaseUrl: receiver.url,
-        },
-      },
+      { id: CHANNEL, type: 'wecom-app', options: wecomChannelOptions(receiver.url) },
     ],
     bot: { ...shipped.bot, policy: { ...shipped.bot?.policy, handoffAfterUnanswered: 0 } },
   }),
@@ -95,7 +85,7 @@ function entry(): InboundEntry {
     timestamp: now,
     content: { type: 'text', text },
     metadata: { agentId: String(AGENT_ID), msgType: 'text' },
-    raw: { format: 'wecom-app/xml', truncated: false, payload: { ToUserName: 'wwbench0123456789', FromUserName: peer, CreateTime: String(Math.floor(now / 1000)), MsgType: 'text', Content: text, MsgId: String(7_000_000_000_000 + user), AgentID: String(AGENT_ID) } },
+    raw: { format: 'wecom-app/xml', truncated: false, payload: { ToUserName: WECOM.corpId, FromUserName: peer, CreateTime: String(Math.floor(now / 1000)), MsgType: 'text', Content: text, MsgId: String(7_000_000_000_000 + user), AgentID: String(AGENT_ID) } },
   });
   return { message, reference: { peerId: peer, context: { agentId: String(AGENT_ID) } } };
 }
