@@ -53,10 +53,6 @@ writeFileSync(
   }),
 );
 const ingress = await startRole('ingress', configPath, { REDIS_URL: redisServer.url, LOG_LEVEL: 'warn' });
-if (args.pin) {
-  execSync(`taskset -a -cp 0 ${ingress.child.pid}`);
-  for (const pid of [process.pid, redisServer.process.pid]) execSync(`taskset -a -cp 1 ${pid}`);
-}
 const nextText = textSource(loadCorpus());
 let seq = 0;
 
@@ -104,6 +100,10 @@ async function phase(rate: number, seconds: number): Promise<Row> {
 
 const rows: Row[] = [];
 try {
+  if (args.pin) {
+    execSync(`taskset -a -cp 0 ${ingress.child.pid}`);
+    for (const pid of [process.pid, redisServer.process.pid]) execSync(`taskset -a -cp 1 ${pid}`);
+  }
   console.log(`ingress benchmark: ${cpus().length} cores, one ingress process, no workers${args.pin ? ', pinned' : ''}`);
   await phase(1000, 5); // warm-up: JIT, connections
   for (const load of loads) rows.push(await phase(load, durationS));

@@ -118,11 +118,6 @@ async function fill(count: number, size: number): Promise<string[]> {
 const workers: RoleProcess[] = [];
 const env = { REDIS_URL: redisServer.url, LOG_LEVEL: 'warn' };
 for (let i = 0; i < workerCount; i++) workers.push({ ...(await startRole('worker', configPath, env)), role: `worker-${i + 1}` });
-if (args.pin) {
-  // Workers on core 0, everything else on core 1: the scheduler then moves nothing between cores mid-run.
-  for (const w of workers) execSync(`taskset -a -cp 0 ${w.child.pid}`);
-  for (const pid of [process.pid, redisServer.process.pid]) execSync(`taskset -a -cp 1 ${pid}`);
-}
 
 interface Row {
   jobSize: number;
@@ -165,6 +160,11 @@ async function drain(count: number, size: number): Promise<Row> {
 
 const rows: Row[] = [];
 try {
+  if (args.pin) {
+    // Workers on core 0, everything else on core 1: the scheduler then moves nothing between cores mid-run.
+    for (const w of workers) execSync(`taskset -a -cp 0 ${w.child.pid}`);
+    for (const pid of [process.pid, redisServer.process.pid]) execSync(`taskset -a -cp 1 ${pid}`);
+  }
   console.log(`worker benchmark: ${cpus().length} cores, ${workerCount} worker process(es), ${shards} shards`);
   // Warm-up (JIT, connections, model): after a short one the first measured size ran at up to twice its later CPU.
   for (const size of [1, 8, 1]) await drain(4000, size);
