@@ -5,6 +5,7 @@
  *   MULTI
  *     SET <queue>:dd:<channel>|<platform id> <message id> PX <window> NX GET   ← one per message that has a platform id
  *     addStandardJob(<queue>, { entries: [...] })                             ← BullMQ's own add script
+ *     LLEN <queue>:active, LLEN <queue>:wait                                  ← is the consumer behind?
  *   EXEC
  *
  * So the dedupe marks and the job become durable together or not at all (no window in which a platform retry is
@@ -19,7 +20,9 @@
  * When the shard's newest job is still waiting (its consumer is behind), a batch joins that job instead: one script
  * sets the dedupe marks and appends the entries to the job's data, so the consumer gets them with the job itself. A
  * backlog thus becomes fewer, larger jobs — the consumer catches up with less queue work per message instead of paying
- * it for every message of a backlog written one by one at moderate load.
+ * it for every message of a backlog written one by one at moderate load. A shard's write only tries this after the
+ * previous one saw the consumer behind (or joined): at low load every job is taken at once, and a try that finds
+ * nothing to join would cost a round trip before the write.
  *
  * Every key here carries the queue's hash tag, so each write stays in one Redis Cluster slot.
  */
@@ -105,6 +108,12 @@ export class IngestBatcher {
   private readonly pending = new Map<number, Pending[]>();
   /** Shards with a write scheduled or in flight: arrivals meanwhile join the next batch. */
   private readonly busy = new Set<number>();
+  /**
+   * Shards whose next write first tries to join the waiting job: the last write saw the consumer behind (a job
+   * running, or more than ours waiting) or joined one. At low load the consumer takes each job at once, so trying
+   * would only cost a round trip before every write.
+   */
+  private readonly joinNext = new Set<number>();
 
   constructor(private readonly opts: IngestBatcherOptions) {
     opts.redis.defineCommand('gwInboundAppend', { numberOfKeys: 1, lua: APPEND_LUA });
@@ -138,11 +147,13 @@ export class IngestBatcher {
   private async write(shard: number, batch: Pending[]): Promise<void> {
     try {
       const queue = this.opts.queueAt(shard);
-      const appended = await this.appendToWaitingJob(queue, batch);
+      // A join that succeeds keeps the shard in joinNext; one that finds no job with room takes it out.
+      const appended = this.joinNext.has(shard) ? await this.appendToWaitingJob(queue, batch) : undefined;
       if (appended) {
         batch.forEach((p, i) => p.resolve(appended[i] !== '' && appended[i] !== p.entry.message.id ? appended[i] : undefined));
         return;
       }
+      this.joinNext.delete(shard);
       // BullMQ's client is the ioredis connection the gateway gave it.
       const multi = (await queue.backend.client).multi() as unknown as ChainableCommander;
       const marked: Pending[] = [];
@@ -156,6 +167,8 @@ export class IngestBatcher {
       const job = new Job(queue, 'inbound', data, { ...this.opts.jobOptions, jobId: batch[0]!.entry.message.id });
       // Queued on the transaction synchronously (as BullMQ's own addBulk does); EXEC sends it.
       void job.addJob(multi as never);
+      // Whether the consumer is behind: it is running a job, or ours is not the only one waiting.
+      multi.llen(`${queue.qualifiedName}:active`).llen(`${queue.qualifiedName}:wait`);
       const results = (await multi.exec()) ?? [];
       const failed = results.find(([err]: [Error | null, unknown]) => err);
       if (failed) {
@@ -169,6 +182,8 @@ export class IngestBatcher {
         const previous = results[i]![1] as string | null;
         duplicateOf.set(p, previous !== null && previous !== p.entry.message.id ? previous : undefined);
       });
+      const [active, waiting] = results.slice(-2).map(([, n]) => Number(n));
+      if (active! > 0 || waiting! > 1) this.joinNext.add(shard);
       for (const p of batch) p.resolve(duplicateOf.get(p));
     } catch (err) {
       for (const p of batch) p.reject(err as Error);

@@ -24,7 +24,8 @@ import type { ConversationStore } from './conversations.js';
 import type { GatewayEvents } from './events.js';
 import { asInboundJob, IngestBatcher, type InboundEntry, type InboundJob } from './ingest-batcher.js';
 import type { Logger } from './logger.js';
-import { contentAsText, createMessage, UnifiedMessage, type Content, type DecisionTrace, type Sender } from './message.js';
+import { MessageLog } from './message-log.js';
+import { contentAsText, createMessage, SCHEMA_VERSION, UnifiedMessage, type Content, type DecisionTrace, type Sender } from './message.js';
 import type { Metrics } from './metrics.js';
 import type { OutboundHooks } from './outbound-hooks.js';
 import { queueName, shardOf, type Stage } from './queues.js';
@@ -173,8 +174,8 @@ export class Pipeline {
 
   private async handleInbound(entry: InboundEntry): Promise<void> {
     const started = performance.now();
-    const message = UnifiedMessage.parse(entry.message);
-    const log = this.deps.log.child({ msgId: message.id, conv: message.conversationId, channel: message.channel });
+    const message = queuedMessage(entry.message);
+    const log = new MessageLog(this.deps.log, { msgId: message.id, conv: message.conversationId, channel: message.channel });
     const { conversations, transcripts, events, bot, metrics } = this.deps;
 
     const reference: ConversationReference = {
@@ -233,7 +234,7 @@ export class Pipeline {
    * Runs the bot's writes for a turn. Its replies may already be out, so a failure here is logged, not thrown: a
    * retry of the job would answer the customer a second time.
    */
-  private async commitTurn(commit: (() => Promise<void>) | undefined, log: Logger): Promise<void> {
+  private async commitTurn(commit: (() => Promise<void>) | undefined, log: MessageLog): Promise<void> {
     try {
       await commit?.();
     } catch (err) {
@@ -313,13 +314,13 @@ export class Pipeline {
     replies: UnifiedMessage[],
     reference: ConversationReference,
     queuedBefore: boolean,
-    log: Logger,
+    log: MessageLog,
     onDelivered: () => void,
   ): Promise<void> {
     for (let i = 0; i < replies.length; i++) {
       const message = replies[i]!;
       const paused = (this.channelPausedUntil.get(message.channel) ?? 0) > Date.now();
-      const queued = queuedBefore || paused ? { message } : await this.firstAttempt(message, reference, log.child({ replyId: message.id }), onDelivered);
+      const queued = queuedBefore || paused ? { message } : await this.firstAttempt(message, reference, log.with({ replyId: message.id }), onDelivered);
       if (queued === undefined) continue;
       return this.enqueueOutbound([queued, ...replies.slice(i + 1).map((m) => ({ message: m }))]);
     }
@@ -329,7 +330,7 @@ export class Pipeline {
   private async firstAttempt(
     message: UnifiedMessage,
     reference: ConversationReference,
-    log: Logger,
+    log: MessageLog,
     onDelivered: () => void,
   ): Promise<QueuedOutbound | undefined> {
     const attempt = await this.attemptDelivery(message, reference, 1, log, onDelivered);
@@ -358,7 +359,7 @@ export class Pipeline {
     const message = UnifiedMessage.parse(job.data.message);
     // A failure already recorded by the first attempt: fail the job with it (a replay clears it first).
     if (job.data.failure !== undefined) throw new UnrecoverableError(job.data.failure);
-    const log = this.deps.log.child({ msgId: message.id, conv: message.conversationId, channel: message.channel });
+    const log = new MessageLog(this.deps.log, { msgId: message.id, conv: message.conversationId, channel: message.channel });
     if (!(await this.isFirstInLine(message.conversationId, job.id!, log))) {
       // An earlier message of this conversation is still waiting for a retry: go after it, without using an attempt.
       await job.moveToDelayed(Date.now() + this.deps.config.deliveryBackoffMs, token);
@@ -393,7 +394,7 @@ export class Pipeline {
    * and runs the next one; this keeps a conversation's messages in order across retries. A head that no longer
    * waits in the queue (removed by hand) is dropped from the line.
    */
-  private async isFirstInLine(conversationId: string, jobId: string, log: Logger): Promise<boolean> {
+  private async isFirstInLine(conversationId: string, jobId: string, log: MessageLog): Promise<boolean> {
     const { conversations } = this.deps;
     for (;;) {
       const head = await conversations.outboundHead(conversationId);
@@ -414,7 +415,7 @@ export class Pipeline {
     message: UnifiedMessage,
     reference: ConversationReference,
     attempt: number,
-    log: Logger,
+    log: MessageLog,
     onDelivered?: () => void,
   ): Promise<Attempt> {
     const started = performance.now();
@@ -597,6 +598,18 @@ export class Pipeline {
     await Promise.all([...this.workers.keys()].map((s) => this.stopShard(s, true)));
     await Promise.all([...this.queues.values()].map((q) => q.close()));
   }
+}
+
+/**
+ * A message of an inbound job. Ingest validated it against this same schema before queueing it, so the stage checks
+ * only the schema version (a full parse per message would repeat ingest's work); a job written by a gateway of
+ * another version is refused for good and shows in the dead-letter view.
+ */
+function queuedMessage(message: UnifiedMessage): UnifiedMessage {
+  if (message?.schemaVersion !== SCHEMA_VERSION) {
+    throw new UnrecoverableError(`queued message has schemaVersion ${String(message?.schemaVersion)}; this gateway reads ${SCHEMA_VERSION}`);
+  }
+  return message;
 }
 
 export class UnknownConversationError extends Error {

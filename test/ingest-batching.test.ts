@@ -169,6 +169,17 @@ describe('ingest group commit: messages that arrive together share one queue job
     assert.deepEqual(repliesTo('l-1'), ['echo:from before the upgrade']);
   });
 
+  it('refuses for good a job written by a gateway of another message schema version', async () => {
+    const gw = await start(config(), flakyEchoBot());
+    const message = { ...decodeAppMessage({ userId: 'v-1', messageId: 'v1', text: 'from the future' }, channel, 'shop'), schemaVersion: 99 };
+    const job = await gw.gateway.pipeline.queueAt('in', 0).add('inbound', { entries: [{ message: message as never, reference: { peerId: 'v-1', context: {} } }] }, { attempts: 3 });
+    await eventually(async () => (await job.isFailed()) || undefined, 'the job failed');
+    const failed = (await gw.gateway.pipeline.queueAt('in', 0).getJob(job.id!))!;
+    assert.equal(failed.attemptsMade, 1, 'not retried');
+    assert.match(failed.failedReason, /schemaVersion 99/);
+    assert.deepEqual(repliesTo('v-1'), []);
+  });
+
   it("answers a burst inside one job as one turn: the bot's burst window sees the job's later messages", async () => {
     const gw = await start(
       config({ bot: { fallback: 'got: {{text}}', policy: { burstWindowMs: { app: 300 }, handoffAfterUnanswered: 0 } } }),
