@@ -110,6 +110,8 @@ interface PhaseResult {
   /** The most frequent Redis commands per delivered message (script bodies' commands under their own names). */
   redisTopCommands: Record<string, number>;
   redisCpuPercent: number;
+  /** Redis forks (AOF rewrites) during the phase, the last one's pause, and AOF writes held back by a slow fsync. */
+  redisPauses: { forks: number; latestForkMs: number; delayedFsyncs: number };
   /** CPU time each gateway process spent per delivered message: a figure that holds on a busy machine. */
   cpuMsPerMessage: Record<string, number>;
   /** The benchmark process itself (load generator + loopback platform): CPU the gateway could not use. */
@@ -197,6 +199,7 @@ async function phase(
     redisCommandsPerMessage: Math.round(((after.commands - before.commands) / Math.max(1, latencies.length)) * 10) / 10,
     redisTopCommands: commandsPerMessage(before.byCommand, after.byCommand, latencies.length),
     redisCpuPercent: Math.round(((after.cpuSeconds - before.cpuSeconds) / Math.max(wall, 0.001)) * 1000) / 10,
+    redisPauses: { forks: after.forks - before.forks, latestForkMs: after.latestForkMs, delayedFsyncs: after.delayedFsyncs - before.delayedFsyncs },
     cpuMsPerMessage: Object.fromEntries(
       gatewayProcesses.map((p, i) => [p.role, Math.round(((p.cpuSeconds() - cpuBefore[i]!) * 1000 / Math.max(1, latencies.length)) * 100) / 100]),
     ),
@@ -206,7 +209,8 @@ async function phase(
   console.log(
     `${channel.padEnd(5)} offered ${String(offered).padStart(5)}/s → delivered ${String(result.deliveredPerSec).padStart(5)}/s` +
       `  p50 ${result.latencyMs.p50} ms  p99 ${result.latencyMs.p99} ms  errors ${result.errors}${result.handedOff ? ` (+${result.handedOff} after a hand-off)` : ''}  ${result.messagesPerInboundJob} msg/job  redis ${result.redisCommandsPerMessage} cmd/msg` +
-      `  cpu ${result.cpuMsPerMessage.ingress}+${workerCpu(result)} ms/msg (load generator ${result.loadGeneratorCpuMsPerMessage})`,
+      `  cpu ${result.cpuMsPerMessage.ingress}+${workerCpu(result)} ms/msg (load generator ${result.loadGeneratorCpuMsPerMessage})` +
+      (result.redisPauses.forks || result.redisPauses.delayedFsyncs ? `  redis forks ${result.redisPauses.forks} (last ${result.redisPauses.latestForkMs} ms), delayed fsyncs ${result.redisPauses.delayedFsyncs}` : ''),
   );
   return result;
 }

@@ -75,6 +75,7 @@ export function cpuSeconds(pid: number): number {
 export async function redisCounters(redis: { info(section: string): Promise<string> }) {
   const stats = await redis.info('stats');
   const cpu = await redis.info('cpu');
+  const persistence = await redis.info('persistence');
   const num = (text: string, key: string) => Number(new RegExp(`${key}:([\\d.]+)`).exec(text)?.[1] ?? 0);
   // cmdstat_<name>:calls=<n>,... — commands run inside Lua scripts count under their own names too.
   const byCommand = new Map<string, number>();
@@ -82,6 +83,11 @@ export async function redisCounters(redis: { info(section: string): Promise<stri
   return {
     commands: num(stats, 'total_commands_processed'),
     cpuSeconds: num(cpu, 'used_cpu_user') + num(cpu, 'used_cpu_sys'),
+    /** Forks (AOF rewrites) and the longest one: a fork pauses Redis, which shows as a latency spike. */
+    forks: num(stats, 'total_forks'),
+    latestForkMs: num(stats, 'latest_fork_usec') / 1000,
+    /** Writes Redis held back because an fsync of the AOF took over 2 s (a slow disk). */
+    delayedFsyncs: num(persistence, 'aof_delayed_fsync'),
     byCommand,
   };
 }
