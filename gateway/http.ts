@@ -17,7 +17,7 @@ export interface HttpDeps {
   readiness(): Promise<{ ok: boolean; checks: Record<string, { ok: boolean; detail?: string }> }>;
   /** Refreshes gauges that are read on demand (queue depths) before a scrape. */
   beforeScrape?(): Promise<void>;
-  /** Extra routers (admin, REST API, static pages) mounted before the webhooks. */
+  /** Extra routers (admin, REST API, static pages), mounted after the webhooks. */
   mount?: (app: Express) => void;
 }
 
@@ -36,6 +36,28 @@ export function createHttpApp(deps: HttpDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback');
+
+  // The webhooks first: they carry the traffic, and one lookup by channel id finds the channel's router (rather
+  // than a walk past every other route and every other channel's mount point).
+  const channelRouters = new Map<string, express.Router>();
+  for (const adapter of deps.adapters.values()) {
+    if (!adapter.routes) continue;
+    const router = express.Router();
+    router.use(rawBody(deps.bodyLimitBytes));
+    adapter.routes(router);
+    channelRouters.set(adapter.id, router);
+  }
+  app.use('/webhooks/:channelId', (req: Request, res, next) => {
+    const id = String(req.params.channelId);
+    const router = channelRouters.get(id);
+    const unknown = () =>
+      deps.adapters.has(id)
+        ? notFound('unknown_route', `channel ${id} has no route ${req.method} ${req.originalUrl}`)
+        : notFound('unknown_channel', `no channel with id "${id}" is configured`);
+    if (!router) return next(unknown());
+    // Leaving the channel's router without an answer ('router' included) means it has no such route.
+    router(req, res, (err?: unknown) => next(err && err !== 'router' && err !== 'route' ? err : unknown()));
+  });
 
   app.get('/healthz', (_req, res) => {
     res.json({ ok: true });
@@ -59,21 +81,6 @@ export function createHttpApp(deps: HttpDeps): Express {
 
   deps.mount?.(app);
 
-  for (const adapter of deps.adapters.values()) {
-    if (!adapter.routes) continue;
-    const router = express.Router();
-    router.use(rawBody(deps.bodyLimitBytes));
-    adapter.routes(router);
-    app.use(`/webhooks/${adapter.id}`, router);
-  }
-  app.use('/webhooks/:channelId', (req: Request, _res, next) => {
-    const id = String(req.params.channelId);
-    next(
-      deps.adapters.has(id)
-        ? notFound('unknown_route', `channel ${id} has no route ${req.method} ${req.originalUrl}`)
-        : notFound('unknown_channel', `no channel with id "${id}" is configured`),
-    );
-  });
   app.use((req, _res, next) => next(notFound('not_found', `no route ${req.method} ${req.path}`)));
   app.use(errorHandler(deps));
   return app;
