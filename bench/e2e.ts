@@ -438,7 +438,10 @@ await redisServer.stop();
 rmSync(work, { recursive: true, force: true });
 
 const sustained = Math.max(0, ...results.filter((r) => r.channel === 'wecom' && r.offered !== 'max' && r.errors === 0 && r.deliveredPerSec >= 0.95 * Number(r.offered)).map((r) => Number(r.offered)));
-const max = results.find((r) => r.channel === 'wecom' && r.offered === 'max');
+// The gateway's throughput: the most WeCom replies/s delivered in any phase. Under fixed overload (2,000–4,000 offered)
+// jobs grow and it delivers more than in the 64-connection open-loop phase, whose closed loop keeps jobs small.
+const wecom = results.filter((r) => r.channel === 'wecom');
+const max = wecom.length ? wecom.reduce((a, b) => (b.deliveredPerSec > a.deliveredPerSec ? b : a)) : undefined;
 const report = {
   date: new Date().toISOString(),
   machine: { cores: cpus().length, cpu: cpus()[0]?.model, memoryGb: Math.round(totalmem() / 2 ** 30), node: process.version },
@@ -450,6 +453,7 @@ const report = {
     bareEnqueueRequestsPerSec: bare.requestsPerSec,
     // A message is one queue job when its reply goes out on the first attempt (the outbound queue holds retries).
     maxDeliveredPerSec: max?.deliveredPerSec,
+    maxDeliveredAtOffered: max?.offered,
     ratioToQueueCeiling: max ? Math.round((max.deliveredPerSec / ceiling.jobsPerSec) * 100) / 100 : undefined,
     ratioToBareEnqueue: max ? Math.round((max.deliveredPerSec / bare.requestsPerSec) * 100) / 100 : undefined,
     sustainedMsgPerSec: sustained,
