@@ -14,18 +14,18 @@
  * Writes bench/results/<date>.json and bench/results/<date>.svg and prints a summary table.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
 import WebSocket from 'ws';
-import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { sign } from '../adapters/app/signature.js';
 import { conversationIdFor } from '../gateway/message.js';
 import { freePort, startPrivateRedis } from '../gateway/redis-server.js';
 import { renderChart } from './lib/chart.js';
+import { shippedBot, writeBenchConfig } from './lib/config.js';
 import { loadCorpus, textSource } from './lib/corpus.js';
 import { commandsPerMessage, redisCounters, rssMb, startRole, type RoleProcess } from './lib/processes.js';
 import { startReceiver } from './lib/receiver.js';
@@ -60,26 +60,16 @@ const receiver = await startReceiver();
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
 
-// The shipped bot configuration, so the figures include its real work (rules, KB, intent model when configured).
-const shipped = parseYaml(readFileSync('config/gateway.yaml', 'utf8')) as Record<string, any>;
-const configPath = join(work, 'bench.yaml');
-writeFileSync(
-  configPath,
-  toYaml({
-    server: { host: '127.0.0.1', port, adminKey: 'bench-admin-key-0123456789' },
-    redis: { prefix: 'gw' },
-    pipeline: { shards, keepCompleted: 100, keepFailed: 10_000 },
-    log: { level: 'warn' },
-    channels: [
-      { id: 'web', type: 'web', options: { secret: 'bench-web-secret-0123456789', heartbeatSeconds: 60 } },
-      { id: 'app', type: 'app', options: { apps: [{ id: 'bench', secret: APP_SECRET, callbackUrl: `${receiver.url}/replies` }] } },
-      { id: 'wecom', type: 'wecom-app', options: wecomChannelOptions(receiver.url) },
-    ],
-    // The shipped bot, except that web visitors sending dozens of messages are not handed to a human for
-    // "unanswered turns" (the widget phase reuses each socket for many messages).
-    bot: { ...shipped.bot, policy: { ...shipped.bot?.policy, handoffAfterUnanswered: 0 } },
-  }),
-);
+const configPath = writeBenchConfig(work, {
+  port,
+  pipeline: { shards, keepCompleted: 100, keepFailed: 10_000 },
+  channels: [
+    { id: 'web', type: 'web', options: { secret: 'bench-web-secret-0123456789', heartbeatSeconds: 60 } },
+    { id: 'app', type: 'app', options: { apps: [{ id: 'bench', secret: APP_SECRET, callbackUrl: `${receiver.url}/replies` }] } },
+    { id: 'wecom', type: 'wecom-app', options: wecomChannelOptions(receiver.url) },
+  ],
+  bot: shippedBot(),
+});
 const env = { REDIS_URL: redisServer.url, LOG_LEVEL: 'warn' };
 const profArgs = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${join('bench', 'results', 'profiles')}`] : [];
 const ingress = await startRole('ingress', configPath, env, profArgs);

@@ -17,8 +17,8 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
-import { stringify as toYaml } from 'yaml';
 import { freePort, startPrivateRedis } from '../gateway/redis-server.js';
+import { writeBenchConfig } from './lib/config.js';
 import { loadCorpus, textSource } from './lib/corpus.js';
 import { pacedRequests } from './lib/load.js';
 import { commandsPerMessage, redisCounters, startRole } from './lib/processes.js';
@@ -40,18 +40,12 @@ const redisServer = await startPrivateRedis({ dataDir: join(work, 'redis') });
 const redis = new Redis(redisServer.url);
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
-const configPath = join(work, 'bench.yaml');
-writeFileSync(
-  configPath,
-  toYaml({
-    server: { host: '127.0.0.1', port, adminKey: 'bench-admin-key-0123456789' },
-    redis: { prefix: 'gw' },
-    pipeline: { shards: 16 },
-    log: { level: 'warn' },
-    // Nothing is sent in this benchmark; the API base URL only has to be valid.
-    channels: [{ id: 'wecom', type: 'wecom-app', options: wecomChannelOptions('http://127.0.0.1:9') }],
-  }),
-);
+// Nothing is sent in this benchmark; the API base URL only has to be valid.
+const configPath = writeBenchConfig(work, {
+  port,
+  pipeline: { shards: 16 },
+  channels: [{ id: 'wecom', type: 'wecom-app', options: wecomChannelOptions('http://127.0.0.1:9') }],
+});
 const ingress = await startRole('ingress', configPath, { REDIS_URL: redisServer.url, LOG_LEVEL: 'warn' });
 const nextText = textSource(loadCorpus());
 let seq = 0;

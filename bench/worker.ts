@@ -15,17 +15,17 @@
  * Writes bench/results/<date>-worker.json.
  */
 import { execSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import type { InboundEntry, InboundJob } from '../gateway/ingest-batcher.js';
 import { conversationIdFor, createMessage } from '../gateway/message.js';
 import { queueName, shardOf } from '../gateway/queues.js';
 import { freePort, startPrivateRedis } from '../gateway/redis-server.js';
+import { shippedBot, writeBenchConfig } from './lib/config.js';
 import { loadCorpus, textSource } from './lib/corpus.js';
 import { commandsPerMessage, redisCounters, startRole, type RoleProcess } from './lib/processes.js';
 import { startReceiver } from './lib/receiver.js';
@@ -51,21 +51,12 @@ const work = mkdtempSync(join(tmpdir(), 'gw-bench-worker-'));
 const redisServer = await startPrivateRedis({ dataDir: join(work, 'redis') });
 const redis = new Redis(redisServer.url);
 const receiver = await startReceiver();
-const shipped = parseYaml(readFileSync('config/gateway.yaml', 'utf8')) as Record<string, any>;
-const configPath = join(work, 'bench.yaml');
-writeFileSync(
-  configPath,
-  toYaml({
-    server: { host: '127.0.0.1', port: await freePort(), adminKey: 'bench-admin-key-0123456789' },
-    redis: { prefix: 'gw' },
-    pipeline: { shards, keepCompleted: 100, keepFailed: 10_000 },
-    log: { level: 'warn' },
-    channels: [
-      { id: CHANNEL, type: 'wecom-app', options: wecomChannelOptions(receiver.url) },
-    ],
-    bot: { ...shipped.bot, policy: { ...shipped.bot?.policy, handoffAfterUnanswered: 0 } },
-  }),
-);
+const configPath = writeBenchConfig(work, {
+  port: await freePort(),
+  pipeline: { shards, keepCompleted: 100, keepFailed: 10_000 },
+  channels: [{ id: CHANNEL, type: 'wecom-app', options: wecomChannelOptions(receiver.url) }],
+  bot: shippedBot(),
+});
 const queues = Array.from({ length: shards }, (_, i) => new Queue(queueName('in', i), { connection: redis as never, prefix: 'gw' }));
 const nextText = textSource(loadCorpus());
 let user = 0;
