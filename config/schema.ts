@@ -92,7 +92,9 @@ export const PipelineConfig = z
       .int()
       .positive()
       .default(3 * 24 * 3600)
-      .describe('How long a platform message id is remembered to drop retries (longer than any platform retries)'),
+      .describe(
+        'How long a platform message id is remembered to drop retries (longer than any platform retries). Each message leaves two small marks (≈ 150 bytes each) in Redis for this long: one by its queue, which answers the platform, and one in its conversation, which keeps a retry that rode in a queue job from being answered',
+      ),
     ingestBatchMax: z
       .number()
       .int()
