@@ -37,12 +37,17 @@ export class RunBatcher {
     this.scheduled = false;
     const all = this.waiting;
     this.waiting = [];
-    for (let i = 0; i < all.length; i += this.maxBatch) {
-      const batch = all.slice(i, i + this.maxBatch);
-      this.run(batch.map((w) => w.text)).then(
-        (rows) => batch.forEach((w, k) => w.resolve(rows[k]!)),
-        (err: Error) => batch.forEach((w) => w.reject(err)),
-      );
+    for (let i = 0; i < all.length; i += this.maxBatch) void this.runBatch(all.slice(i, i + this.maxBatch));
+  }
+
+  private async runBatch(batch: Waiting[]): Promise<void> {
+    try {
+      const rows = await this.run(batch.map((w) => w.text));
+      batch.forEach((w, k) => w.resolve(rows[k]!));
+    } catch (err) {
+      // One text the model cannot take must not fail the others that happened to share its run: each runs alone.
+      if (batch.length === 1) return batch[0]!.reject(err as Error);
+      await Promise.all(batch.map((w) => this.runBatch([w])));
     }
   }
 }
