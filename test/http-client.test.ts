@@ -4,7 +4,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { AxiosError } from 'axios';
-import { createHttpClient } from '../adapters/shared/http-client.js';
+import { createHttpClient, postJson } from '../adapters/shared/http-client.js';
 import { proxyConfigured } from '../adapters/shared/http-transport.js';
 
 interface Seen {
@@ -127,6 +127,37 @@ describe('platform HTTP client', () => {
     await client.get('/moved', { maxRedirects: 2 });
     assert.deepEqual(calls, [], 'no setsockopt on reuse');
     agent.destroy();
+  });
+
+  it('sends a message-send call (postJson) through the same pool with the base URL, params, headers and timeout of the client', async () => {
+    const client = createHttpClient(`${base}/api`, 100);
+    seen.length = 0;
+    const res = await postJson<{ path: string }>(client, '/send', { touser: 'u1', text: '你好' }, { params: { access_token: 'a b+c' }, headers: { 'X-Trace': 't2' } });
+    assert.equal(res.status, 200);
+    assert.equal(res.data.path, '/api/send', 'a JSON answer is parsed');
+    const first = seen[0]!;
+    assert.equal(first.method, 'POST');
+    assert.equal(new URL(first.url, base).searchParams.get('access_token'), 'a b+c');
+    assert.equal(first.headers['x-trace'], 't2');
+    assert.equal(first.headers['content-type'], 'application/json');
+    assert.deepEqual(JSON.parse(first.body), { touser: 'u1', text: '你好' });
+
+    // A signed body goes out byte for byte; the caller's content type wins; every status comes back as it is.
+    const signed = '{"b":1,  "a":2}';
+    const busy = await postJson(client, `${base}/busy`, signed, { headers: { 'Content-Type': 'application/json; charset=utf-8' } });
+    assert.equal(seen[1]!.body, signed);
+    assert.equal(seen[1]!.headers['content-type'], 'application/json; charset=utf-8');
+    assert.equal(busy.status, 429);
+    assert.equal(busy.headers['retry-after'], '7');
+    const text = await postJson(client, `${base}/bytes`, {});
+    assert.equal(typeof text.data, 'string', 'an answer that is not JSON stays text');
+
+    await assert.rejects(postJson(client, `${base}/slow`, {}), (err: AxiosError) => err instanceof AxiosError && err.code === 'ETIMEDOUT');
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((r) => closed.close(r));
+    await assert.rejects(postJson(createHttpClient(`http://127.0.0.1:${port}`), '/', {}), (err: AxiosError) => err instanceof AxiosError && err.code === 'ECONNREFUSED');
   });
 
   it('sends everything through axios own adapter when a proxy is configured in the environment', () => {

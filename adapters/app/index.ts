@@ -10,7 +10,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
 import { parseJsonBody, unauthorized } from '../../gateway/errors.js';
 import type { ContentType, UnifiedMessage } from '../../gateway/message.js';
-import { createHttpClient, deliveryErrorForException, deliveryErrorForStatus } from '../shared/http-client.js';
+import { createHttpClient, deliveryErrorForException, deliveryErrorForStatus, postJson } from '../shared/http-client.js';
 import { refuseUpgrade } from '../shared/live-socket.js';
 import { defineAdapter, type AdapterContext, type ChannelAdapter } from '../types.js';
 import type { ConversationReference } from '../../gateway/conversation-reference.js';
@@ -123,7 +123,7 @@ class AppAdapter implements ChannelAdapter {
       let status: number;
       let retryAfter: string | undefined;
       try {
-        const res = await this.http.post(app.callbackUrl, body, { headers: signedHeaders(app.id, app.secret, body) });
+        const res = await postJson(this.http, app.callbackUrl, body, { headers: signedHeaders(app.id, app.secret, body) });
         status = res.status;
         retryAfter = res.headers['retry-after'] as string | undefined;
       } catch (err) {

@@ -11,7 +11,7 @@
  * The session webhook answers {errcode, errmsg} (errcode 0 = sent).
  */
 import type { AxiosInstance, AxiosResponse } from 'axios';
-import { deliveryErrorForException, retryAfterMs } from '../shared/http-client.js';
+import { deliveryErrorForException, postJson, retryAfterMs } from '../shared/http-client.js';
 import type { FetchedToken, TokenManager } from '../shared/token-manager.js';
 import { DeliveryError } from '../types.js';
 
@@ -70,14 +70,12 @@ export class DingTalkApi {
       this.fetchToken,
       async (token) => {
         try {
-          return await this.http.post(`${this.baseUrl}${path}`, body, {
-            headers: { 'x-acs-dingtalk-access-token': token, 'content-type': 'application/json' },
-          });
+          return await postJson(this.http, `${this.baseUrl}${path}`, body, { headers: { 'x-acs-dingtalk-access-token': token } });
         } catch (err) {
           throw deliveryErrorForException(err, what);
         }
       },
-      (outcome) => ((outcome as AxiosResponse | undefined)?.data as OpenApiAnswer | undefined)?.code === TOKEN_INVALID_CODE,
+      (outcome) => ((outcome as { data?: unknown } | undefined)?.data as OpenApiAnswer | undefined)?.code === TOKEN_INVALID_CODE,
     );
     const answer = (res.data && typeof res.data === 'object' ? res.data : {}) as OpenApiAnswer;
     if (res.status >= 200 && res.status < 300) return answer;
@@ -87,9 +85,9 @@ export class DingTalkApi {
   /** Session webhooks need no token: the URL itself is the credential, valid until sessionWebhookExpiredTime. */
   async sessionWebhook(url: string, body: unknown): Promise<void> {
     const what = 'DingTalk sessionWebhook';
-    let res: AxiosResponse;
+    let res: { status: number; headers: Record<string, unknown>; data: unknown };
     try {
-      res = await this.http.post(url, body, { headers: { 'content-type': 'application/json' } });
+      res = await postJson(this.http, url, body);
     } catch (err) {
       throw deliveryErrorForException(err, what);
     }

@@ -6,7 +6,7 @@
  */
 import type { AxiosInstance } from 'axios';
 import type { Logger } from 'pino';
-import { createHttpClient, deliveryErrorForException, deliveryErrorForStatus } from '../shared/http-client.js';
+import { createHttpClient, deliveryErrorForException, deliveryErrorForStatus, postJson } from '../shared/http-client.js';
 import type { TokenManager } from '../shared/token-manager.js';
 import { DeliveryError, type DeliveryFailureReason } from '../types.js';
 
@@ -79,7 +79,7 @@ export class DouyinApi {
       async (token) => {
         let res;
         try {
-          res = await this.http.post(path, body, { params: query, headers: { 'access-token': token, 'content-type': 'application/json' } });
+          res = await postJson(this.http, path, body, { params: query, headers: { 'access-token': token } });
         } catch (err) {
           throw deliveryErrorForException(err, what);
         }

@@ -7,7 +7,7 @@ import http from 'node:http';
 import https from 'node:https';
 import axios, { AxiosError, type AxiosInstance } from 'axios';
 import { DeliveryError } from '../types.js';
-import { createUndiciAdapter } from './http-transport.js';
+import { createUndiciTransport, type Exchanged, type Params, type UndiciTransport } from './http-transport.js';
 
 /**
  * TCP keep-alive probe interval of the pooled sockets. axios sets 60 s on every request's socket; the agent sets its
@@ -20,11 +20,15 @@ const KEEPALIVE_PROBE_MS = 60_000;
 /** Sockets per platform origin, in the undici pool and in the agents axios's own adapter uses. */
 const MAX_SOCKETS = 64;
 
+/** Each client's undici transport, for postJson. */
+const transports = new WeakMap<AxiosInstance, UndiciTransport>();
+
 export function createHttpClient(baseURL?: string, timeoutMs = 10_000): AxiosInstance {
-  return axios.create({
+  const transport = createUndiciTransport({ connections: MAX_SOCKETS });
+  const client = axios.create({
     ...(baseURL !== undefined && { baseURL }),
     timeout: timeoutMs,
-    adapter: createUndiciAdapter({ connections: MAX_SOCKETS }).adapter,
+    adapter: transport.adapter,
     httpAgent: new http.Agent({ keepAlive: true, keepAliveMsecs: KEEPALIVE_PROBE_MS, maxSockets: MAX_SOCKETS }),
     httpsAgent: new https.Agent({ keepAlive: true, keepAliveMsecs: KEEPALIVE_PROBE_MS, maxSockets: MAX_SOCKETS }),
     maxRedirects: 0,
@@ -32,6 +36,45 @@ export function createHttpClient(baseURL?: string, timeoutMs = 10_000): AxiosIns
     validateStatus: () => true,
     transitional: { clarifyTimeoutError: true },
   });
+  transports.set(client, transport);
+  return client;
+}
+
+/**
+ * An adapter's message-send call: a JSON POST whose answer is read whole, through the client's own pool, URL
+ * building (base URL, params) and timeout, answering every status like the client does — without axios's per-request
+ * machinery, ≈ 0.1 ms of CPU per call in a busy worker (http-transport.ts). A string body goes out byte for byte
+ * (signed bodies); anything else is sent as its JSON. The answer's data is its parsed JSON, or its text when it is
+ * not JSON, as axios gives it. With a proxy configured the call goes through axios.
+ */
+export async function postJson<T = unknown>(
+  client: AxiosInstance,
+  url: string,
+  body: unknown,
+  opts: { params?: Params; headers?: Record<string, string> } = {},
+): Promise<Exchanged<T>> {
+  const transport = transports.get(client);
+  const json = typeof body === 'string' ? body : JSON.stringify(body);
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  for (const [name, value] of Object.entries(opts.headers ?? {})) headers[name.toLowerCase()] = value;
+  if (!transport?.direct) {
+    const res = await client.post(url, json, { params: opts.params, headers });
+    return { status: res.status, headers: res.headers as Record<string, string>, data: res.data as T };
+  }
+  const res = await transport.post({ baseURL: client.defaults.baseURL, timeout: client.defaults.timeout }, url, json, {
+    ...(opts.params && { params: opts.params }),
+    headers,
+  });
+  return { ...res, data: parseJson(res.data) as T };
+}
+
+/** JSON when the text is JSON, else the text itself (axios's default for a JSON answer). */
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
 }
 
 /** Seconds or an HTTP date → milliseconds; undefined when absent or unreadable. */

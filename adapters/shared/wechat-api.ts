@@ -7,7 +7,7 @@
 import type { AxiosInstance, AxiosResponse } from 'axios';
 import type { Logger } from 'pino';
 import type { Readable } from 'node:stream';
-import { createHttpClient, deliveryErrorForException, deliveryErrorForStatus } from './http-client.js';
+import { createHttpClient, deliveryErrorForException, deliveryErrorForStatus, postJson } from './http-client.js';
 import type { FetchedMedia } from './media-store.js';
 import type { TokenManager } from './token-manager.js';
 import { isWechatTokenInvalid, wechatDeliveryError, type WechatApiResult } from './wechat-errors.js';
@@ -87,12 +87,12 @@ export class WechatApi {
    * One API call with the access token: transport failures and HTTP errors become DeliveryErrors, a token-invalid
    * answer refreshes the token and retries once, and a non-zero errcode is mapped by wechatDeliveryError.
    */
-  private async call(what: string, send: (token: string) => Promise<AxiosResponse<WechatApiResult>>): Promise<WechatApiResult> {
+  private async call(what: string, send: (token: string) => Promise<{ status: number; data: WechatApiResult }>): Promise<WechatApiResult> {
     const result = await this.tokens.callWithToken(
       this.tokenKey,
       this.fetchToken,
       async (token) => {
-        let res: AxiosResponse<WechatApiResult>;
+        let res: { status: number; data: WechatApiResult };
         try {
           res = await send(token);
         } catch (err) {
@@ -112,10 +112,7 @@ export class WechatApi {
   /** POSTs JSON to `path?access_token=`; returns the (successful) answer or throws a DeliveryError. */
   postJson(path: string, body: unknown, what: string): Promise<WechatApiResult> {
     return this.call(what, (token) =>
-      this.http.post(path, JSON.stringify(body), {
-        params: { access_token: token },
-        headers: { 'content-type': 'application/json; charset=utf-8' },
-      }),
+      postJson(this.http, path, body, { params: { access_token: token }, headers: { 'content-type': 'application/json; charset=utf-8' } }),
     );
   }
 

@@ -6,7 +6,7 @@
  */
 import type { AxiosInstance } from 'axios';
 import type { Logger } from 'pino';
-import { createHttpClient, deliveryErrorForException, deliveryErrorForStatus } from '../shared/http-client.js';
+import { createHttpClient, deliveryErrorForException, deliveryErrorForStatus, postJson } from '../shared/http-client.js';
 import type { FetchedMedia } from '../shared/media-store.js';
 import type { TokenManager } from '../shared/token-manager.js';
 import { DeliveryError } from '../types.js';
@@ -34,9 +34,7 @@ export class WecomApi {
 
   /** POSTs JSON to `/cgi-bin/<path>`; resolves with the body when errcode is 0, throws DeliveryError otherwise. */
   async post<T extends WecomResult>(path: string, body: unknown, what = path): Promise<T> {
-    return this.withToken(what, (token) =>
-      this.http.post(`/cgi-bin/${path}`, body, { params: { access_token: token }, headers: { 'content-type': 'application/json' } }),
-    );
+    return this.withToken(what, (token) => postJson(this.http, `/cgi-bin/${path}`, body, { params: { access_token: token } }));
   }
 
   /** Uploads a temporary media file (valid 3 days) and returns its media_id. */
