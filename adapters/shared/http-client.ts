@@ -61,7 +61,8 @@ export async function postJson<T = unknown>(
     const res = await client.post(url, json, { params: opts.params, headers });
     return { status: res.status, headers: res.headers as Record<string, string>, data: res.data as T };
   }
-  const res = await transport.post({ baseURL: client.defaults.baseURL, timeout: client.defaults.timeout }, url, json, {
+  const { baseURL, timeout, transitional } = client.defaults;
+  const res = await transport.post({ baseURL, timeout, transitional }, url, json, {
     ...(opts.params && { params: opts.params }),
     headers,
   });

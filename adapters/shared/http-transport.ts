@@ -94,12 +94,11 @@ export interface UndiciTransport {
   direct: boolean;
   /** A POST of `body` as is, its answer read whole as text; every status is returned (see postJson). */
   post(
-    defaults: { baseURL?: string | undefined; timeout?: number | undefined },
+    defaults: Pick<InternalAxiosRequestConfig, 'baseURL' | 'timeout' | 'transitional'>,
     path: string,
     body: string,
     opts: { params?: Params; headers?: Record<string, string> },
   ): Promise<Exchanged<string>>;
-  close(): Promise<void>;
 }
 
 export function createUndiciTransport(opts: TransportOptions): UndiciTransport {
@@ -176,10 +175,9 @@ export function createUndiciTransport(opts: TransportOptions): UndiciTransport {
     post: (defaults, path, body, { params, headers = {} }) => {
       const url = requestUrl(defaults.baseURL, path, plainQuery(params) ?? '');
       // The config an AxiosError carries: what axios would have built for the same call.
-      const config = { url: path, baseURL: defaults.baseURL, method: 'post', timeout: defaults.timeout, transitional: { clarifyTimeoutError: true } };
+      const config = { ...defaults, url: path, method: 'post' };
       return exchange(url, { method: 'POST', headers, body }, (res) => res.text(), config as InternalAxiosRequestConfig);
     },
-    close: () => dispatcher.close(),
   };
 }
 
