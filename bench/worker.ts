@@ -89,7 +89,9 @@ async function fill(count: number, size: number): Promise<string[]> {
     const e = entry();
     peers.push(e.reference.peerId);
     const shard = shardOf(e.message.conversationId, shards);
-    byShard.set(shard, [...(byShard.get(shard) ?? []), e]);
+    const list = byShard.get(shard);
+    if (list) list.push(e);
+    else byShard.set(shard, [e]);
   }
   for (const [shard, list] of byShard) {
     const queue = queues[shard]!;

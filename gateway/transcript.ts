@@ -33,8 +33,8 @@ export class Transcripts {
   }
 
   async append(message: UnifiedMessage): Promise<void> {
-    const { key, json } = this.entry(message);
-    await cappedPush(this.redis, key, this.maxMessages, this.retentionSeconds, json);
+    const { key, json, max, ttlSeconds } = this.entry(message);
+    await cappedPush(this.redis, key, max, ttlSeconds, json);
   }
 
   async list(conversationId: string, limit = this.maxMessages): Promise<UnifiedMessage[]> {
