@@ -8,6 +8,7 @@
  *   npm run bench:ingress                         1,000 and 2,000 callbacks/s, 10 s each
  *   npm run bench:ingress -- --loads 500,3000 --duration 5 --pin
  *       --pin: the ingress process on core 0, Redis and the load generator on core 1 (taskset), for A/B comparisons
+ *   npm run bench:ingress -- --cpu-prof           a V8 CPU profile of the ingress in bench/results/profiles/
  *
  * Writes bench/results/<date>-ingress.json.
  */
@@ -30,6 +31,7 @@ const { values: args } = parseArgs({
     loads: { type: 'string', default: '1000,2000' },
     duration: { type: 'string', default: '10' },
     pin: { type: 'boolean', default: false },
+    'cpu-prof': { type: 'boolean', default: false },
   },
 });
 const loads = args.loads!.split(',').map(Number);
@@ -46,7 +48,8 @@ const configPath = writeBenchConfig(work, {
   pipeline: { shards: 16 },
   channels: [{ id: 'wecom', type: 'wecom-app', options: wecomChannelOptions('http://127.0.0.1:9') }],
 });
-const ingress = await startRole('ingress', configPath, { REDIS_URL: redisServer.url, LOG_LEVEL: 'warn' });
+const profArgs = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${join('bench', 'results', 'profiles')}`] : [];
+const ingress = await startRole('ingress', configPath, { REDIS_URL: redisServer.url, LOG_LEVEL: 'warn' }, profArgs);
 const nextText = textSource(loadCorpus());
 let seq = 0;
 

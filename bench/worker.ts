@@ -11,6 +11,7 @@
  *   npm run bench:worker -- --sizes 1,4,16 --messages 10000 --workers 1
  *   npm run bench:worker -- --workers 1 --pin    the worker on core 0, Redis and the benchmark on core 1 (taskset):
  *                                               the steadiest CPU figures on a 2-core machine, for A/B comparisons
+ *   npm run bench:worker -- --cpu-prof           V8 CPU profiles of the workers in bench/results/profiles/
  *
  * Writes bench/results/<date>-worker.json.
  */
@@ -38,6 +39,7 @@ const { values: args } = parseArgs({
     workers: { type: 'string', default: '2' },
     shards: { type: 'string', default: '16' },
     pin: { type: 'boolean', default: false },
+    'cpu-prof': { type: 'boolean', default: false },
   },
 });
 const sizes = args.sizes!.split(',').map(Number);
@@ -110,7 +112,8 @@ async function fill(count: number, size: number): Promise<string[]> {
 
 const workers: RoleProcess[] = [];
 const env = { REDIS_URL: redisServer.url, LOG_LEVEL: 'warn' };
-for (let i = 0; i < workerCount; i++) workers.push({ ...(await startRole('worker', configPath, env)), role: `worker-${i + 1}` });
+const profArgs = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${join('bench', 'results', 'profiles')}`] : [];
+for (let i = 0; i < workerCount; i++) workers.push({ ...(await startRole('worker', configPath, env, profArgs)), role: `worker-${i + 1}` });
 
 interface Row {
   jobSize: number;
