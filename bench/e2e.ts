@@ -39,7 +39,7 @@ const { values: args } = parseArgs({
     loads: { type: 'string' },
     duration: { type: 'string' },
     sockets: { type: 'string' },
-    shards: { type: 'string', default: '16' },
+    shards: { type: 'string', default: '4' },
     workers: { type: 'string', default: '2' },
     channels: { type: 'string', default: 'wecom,app,ws' },
     'cpu-prof': { type: 'boolean', default: false },

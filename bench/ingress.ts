@@ -45,7 +45,7 @@ const base = `http://127.0.0.1:${port}`;
 // Nothing is sent in this benchmark; the API base URL only has to be valid.
 const configPath = writeBenchConfig(work, {
   port,
-  pipeline: { shards: 16 },
+  pipeline: { shards: 4 },
   channels: [{ id: 'wecom', type: 'wecom-app', options: wecomChannelOptions('http://127.0.0.1:9') }],
 });
 const profArgs = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${join('bench', 'results', 'profiles')}`] : [];

@@ -37,7 +37,7 @@ const { values: args } = parseArgs({
     sizes: { type: 'string', default: '1,8' },
     messages: { type: 'string', default: '10000' },
     workers: { type: 'string', default: '2' },
-    shards: { type: 'string', default: '16' },
+    shards: { type: 'string', default: '4' },
     pin: { type: 'boolean', default: false },
     'cpu-prof': { type: 'boolean', default: false },
   },

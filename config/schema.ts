@@ -83,9 +83,9 @@ export const PipelineConfig = z
       .int()
       .min(1)
       .max(256)
-      .default(16)
+      .default(4)
       .describe(
-        'Queues per stage. A conversation always maps to one shard and each shard has exactly one consumer running one job at a time, so more shards = more parallelism',
+        'Queues per stage. A conversation always maps to one shard, and each shard has one consumer at a time, which runs one job at a time (the conversations in a job run in parallel). A shard is consumed by one process, so this bounds how many worker processes share the work: set it to at least the number of worker processes (two per process is a good start). More shards than that make each job smaller, which costs more CPU per message under load. Lowering it: workers refuse to start while the queues beyond the new count still hold jobs',
       ),
     dedupeWindowSeconds: z
       .number()
@@ -117,7 +117,7 @@ export const PipelineConfig = z
       .describe('Outbound messages kept per conversation for clients that reconnect'),
   })
   .default({
-    shards: 16,
+    shards: 4,
     dedupeWindowSeconds: 3 * 24 * 3600,
     ingestBatchMax: 64,
     inboundAttempts: 3,

@@ -24,6 +24,7 @@ import { Pipeline } from './pipeline.js';
 import { sendRateLimitHook } from './send-rate-limit.js';
 import { clusterNodes, connectRedis, describeTarget, type RedisTarget } from './redis.js';
 import { Transcripts } from './transcript.js';
+import { checkShardCount } from './shard-count.js';
 import { createHandoffLayer, transcriptRetentionSeconds, type HandoffLayer } from './handoff/index.js';
 import { newMessageId } from './message.js';
 import { MediaStore } from '../adapters/shared/media-store.js';
@@ -232,6 +233,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         for (const adapter of adapters.values()) await adapter.start?.();
       }
       if (consumes) await pipeline.startWorkers();
+      else await checkShardCount(redis, prefix, config.pipeline.shards, log);
       if (consumes) await handoff.start();
       started = true;
       log.info({ url: gateway.url, role, redis: describeTarget(target), channels: [...adapters.keys()] }, 'gateway started');

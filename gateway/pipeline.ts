@@ -29,6 +29,7 @@ import { contentAsText, createMessage, SCHEMA_VERSION, UnifiedMessage, type Cont
 import type { Metrics } from './metrics.js';
 import type { OutboundHooks } from './outbound-hooks.js';
 import { queueName, shardOf, type Stage } from './queues.js';
+import { claimShardCount } from './shard-count.js';
 import { ShardLeases } from './shards.js';
 import type { Transcripts } from './transcript.js';
 
@@ -515,6 +516,10 @@ export class Pipeline {
 
   /** Start consuming: claims shards through leases and runs one worker per stage for each owned shard. */
   async startWorkers(): Promise<void> {
+    // Refuses a lowered shard count while the queues it would abandon still hold jobs (shard-count.ts).
+    await claimShardCount(this.deps.redis, this.deps.prefix, this.deps.config.shards, (stage, shard) =>
+      this.queueAt(stage, shard).getJobCountByTypes('wait', 'active', 'delayed', 'prioritized', 'waiting-children'),
+    );
     this.leases = new ShardLeases({
       redis: this.deps.redis,
       prefix: this.deps.prefix,

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 import { signedHeaders } from '../adapters/app/signature.js';
 import type { Bot } from '../bot/types.js';
+import { queueName } from '../gateway/queues.js';
 import { eventually, startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { startRecorder } from './helpers/http-recorder.js';
 import { startTestRedis } from './helpers/redis.js';
@@ -210,6 +213,36 @@ describe('pipeline: order, retries, dead letters, state checks, shard ownership'
     assert.deepEqual(repliesTo('h-1'), ['one moment'], 'no bot reply after the hand-off');
     const history = await gw.gateway.conversations.history(first.conversationId);
     assert.deepEqual(history.map((h) => [h.from, h.to, h.by]), [['bot', 'handoff_pending', 'bot']]);
+  });
+
+  it('refuses to start workers with fewer shards while the queues they would abandon hold jobs', async () => {
+    const prefix = 'shrink';
+    const withShards = (shards: number) => ({ ...config(), pipeline: { ...config().pipeline, shards } });
+    const first = await startTestGateway(withShards(4), redis.url, { bot: echoBot, prefix, role: 'worker' });
+    await first.stop();
+    // A job left behind in the last of the four shards, as a retry waiting there would be.
+    const connection = new Redis(redis.url);
+    const leftover = new Queue(queueName('in', 3), { connection, prefix });
+    try {
+      await leftover.add('inbound', { entries: [] }, { delay: 60_000 });
+      await assert.rejects(startTestGateway(withShards(2), redis.url, { bot: echoBot, prefix, role: 'worker' }), (err: Error) => {
+        assert.equal(err.name, 'ShardCountError');
+        assert.match(err.message, /pipeline\.shards is 2, but queue \{in-3\} \(written while it was 4\) still holds 1 unfinished job/);
+        return true;
+      });
+      // An ingress writing with another count than the workers read says so.
+      const ingress = await startTestGateway(withShards(2), redis.url, { bot: echoBot, prefix, role: 'ingress' });
+      await ingress.stop();
+      assert.ok(ingress.logs.some((l) => l.workerShards === 4 && l.shards === 2), 'ingress warns about the shard count');
+      // Once the old queues are empty the lower count is taken, and recorded.
+      await leftover.obliterate({ force: true });
+      const second = await startTestGateway(withShards(2), redis.url, { bot: echoBot, prefix, role: 'worker' });
+      await second.stop();
+      assert.equal(await connection.get(`${prefix}:pipeline:shards`), '2');
+    } finally {
+      await leftover.close();
+      connection.disconnect();
+    }
   });
 
   it('splits shards between worker processes and never lets two consume one shard', async () => {

@@ -38,7 +38,13 @@ export async function startTestGateway(
   });
   const log = createLogger(config.log.level, sink);
   const gateway = createGateway({ config, redisUrl, role: opts.role ?? 'all', log, ...(opts.bot && { bot: opts.bot }) });
-  await gateway.start();
+  try {
+    await gateway.start();
+  } catch (err) {
+    // What did start (connections, a listening server) must not keep the test process alive.
+    await gateway.stop().catch(() => undefined);
+    throw err;
+  }
   return { gateway, url: gateway.url, logs, stop: () => gateway.stop() };
 }
 
