@@ -27,7 +27,7 @@ import { freePort, startPrivateRedis } from '../gateway/redis-server.js';
 import { renderChart } from './lib/chart.js';
 import { shippedBot, writeBenchConfig } from './lib/config.js';
 import { loadCorpus, textSource } from './lib/corpus.js';
-import { commandsPerMessage, redisCounters, rssMb, startRole, type RoleProcess } from './lib/processes.js';
+import { commandsPerMessage, cpuProfileArgs, redisCounters, rssMb, startRole, type RoleProcess } from './lib/processes.js';
 import { startReceiver } from './lib/receiver.js';
 import { summarize } from './lib/stats.js';
 import { evenly, pacedRequests } from './lib/load.js';
@@ -71,7 +71,7 @@ const configPath = writeBenchConfig(work, {
   bot: shippedBot(),
 });
 const env = { REDIS_URL: redisServer.url, LOG_LEVEL: 'warn' };
-const profArgs = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${join('bench', 'results', 'profiles')}`] : [];
+const profArgs = cpuProfileArgs(args['cpu-prof']);
 const ingress = await startRole('ingress', configPath, env, profArgs);
 // Worker processes split the shards between them through Redis leases, as `npm run start:worker` ×N would.
 const workers: RoleProcess[] = [];

@@ -22,7 +22,7 @@ import { freePort, startPrivateRedis } from '../gateway/redis-server.js';
 import { writeBenchConfig } from './lib/config.js';
 import { loadCorpus, textSource } from './lib/corpus.js';
 import { pacedRequests } from './lib/load.js';
-import { commandsPerMessage, redisCounters, startRole } from './lib/processes.js';
+import { commandsPerMessage, cpuProfileArgs, redisCounters, startRole } from './lib/processes.js';
 import { summarize } from './lib/stats.js';
 import { wecomChannelOptions, wecomRequest } from './lib/wecom-requests.js';
 
@@ -48,7 +48,7 @@ const configPath = writeBenchConfig(work, {
   pipeline: { shards: 4 },
   channels: [{ id: 'wecom', type: 'wecom-app', options: wecomChannelOptions('http://127.0.0.1:9') }],
 });
-const profArgs = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${join('bench', 'results', 'profiles')}`] : [];
+const profArgs = cpuProfileArgs(args['cpu-prof']);
 const ingress = await startRole('ingress', configPath, { REDIS_URL: redisServer.url, LOG_LEVEL: 'warn' }, profArgs);
 const nextText = textSource(loadCorpus());
 let seq = 0;

@@ -28,7 +28,7 @@ import { queueName, shardOf } from '../gateway/queues.js';
 import { freePort, startPrivateRedis } from '../gateway/redis-server.js';
 import { shippedBot, writeBenchConfig } from './lib/config.js';
 import { loadCorpus, textSource } from './lib/corpus.js';
-import { commandsPerMessage, redisCounters, startRole, type RoleProcess } from './lib/processes.js';
+import { commandsPerMessage, cpuProfileArgs, redisCounters, startRole, type RoleProcess } from './lib/processes.js';
 import { startReceiver } from './lib/receiver.js';
 import { WECOM, wecomChannelOptions } from './lib/wecom-requests.js';
 
@@ -112,7 +112,7 @@ async function fill(count: number, size: number): Promise<string[]> {
 
 const workers: RoleProcess[] = [];
 const env = { REDIS_URL: redisServer.url, LOG_LEVEL: 'warn' };
-const profArgs = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${join('bench', 'results', 'profiles')}`] : [];
+const profArgs = cpuProfileArgs(args['cpu-prof']);
 for (let i = 0; i < workerCount; i++) workers.push({ ...(await startRole('worker', configPath, env, profArgs)), role: `worker-${i + 1}` });
 
 interface Row {

@@ -1,6 +1,12 @@
 /** Gateway processes as a user deploys them (one per role), started from a config file, with RSS readings. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** Node options for a role process: with `profile`, a V8 CPU profile written to bench/results/profiles/ on exit. */
+export function cpuProfileArgs(profile: boolean | undefined): string[] {
+  return profile ? ['--cpu-prof', `--cpu-prof-dir=${join('bench', 'results', 'profiles')}`] : [];
+}
 
 export interface RoleProcess {
   role: string;
