@@ -166,7 +166,7 @@ export class ConversationStore {
     return { state: ConversationState.parse(state), turns: Number(turns), created: created === 1, reopened: reopened === 1, queuedOutbound };
   }
 
-  /** Records outbound jobs queued for the conversation, in queue order (see touch and outboundHead). */
+  /** Records outbound jobs queued for the conversation, in queue order (see receive and outboundHead). */
   async markOutboundQueued(id: string, jobIds: readonly string[]): Promise<void> {
     if (jobIds.length === 0) return;
     const key = this.outboundKey(id);

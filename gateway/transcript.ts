@@ -21,7 +21,7 @@ export class Transcripts {
     defineCappedPush(redis);
   }
 
-  key(conversationId: string): string {
+  private key(conversationId: string): string {
     return `${this.prefix}:conv:{${conversationId}}:transcript`;
   }
 

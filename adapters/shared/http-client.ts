@@ -1,7 +1,8 @@
 /**
  * One keep-alive axios client per adapter instance (reusing connections to a platform matters at load; plain
- * requests go out through an undici pool, see http-transport.ts), and the mapping from an HTTP failure to a DeliveryError: network errors, 5xx and 408 retry; 429 pauses the shard for
- * Retry-After; any other 4xx cannot be fixed by retrying.
+ * requests go out through an undici pool, see http-transport.ts), and the mapping from an HTTP failure to a
+ * DeliveryError: network errors, 5xx and 408 retry; 429 pauses the shard for Retry-After; any other 4xx cannot be
+ * fixed by retrying.
  */
 import http from 'node:http';
 import https from 'node:https';
