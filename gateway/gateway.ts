@@ -75,6 +75,11 @@ export function createGateway(options: GatewayOptions): Gateway {
   const prefix = config.redis.prefix;
   const redis = connectRedis(target);
   redis.on('error', (err) => log.error({ err: err.message }, 'redis connection error'));
+  // BullMQ's queues get a connection of their own: BullMQ defines its ~50 Lua scripts on the connection it is given,
+  // and ioredis copies every script of a connection into each pipeline it builds — one per auto-pipelined tick. On
+  // the command client that copying cost ≈ 38 µs per pipeline with BullMQ's scripts, ≈ 8 µs with only the gateway's.
+  const queueRedis = connectRedis(target, { autoPipelining: false });
+  queueRedis.on('error', (err) => log.error({ err: err.message }, 'redis connection error'));
 
   const metrics = new Metrics();
   const events = new GatewayEvents();
@@ -122,6 +127,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     config: config.pipeline,
     prefix,
     redis,
+    queueRedis,
     connect: () => connectRedis(target, { autoPipelining: false }),
     processId: `${hostname()}:${process.pid}:${newMessageId().slice(-8)}`,
     log,
@@ -133,7 +139,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     metrics,
     hooks,
   });
-  const handoff = createHandoffLayer({ config, redis, connect: () => connectRedis(target, { autoPipelining: false }), log, conversations, transcripts, events, pipeline });
+  const handoff = createHandoffLayer({ config, redis, queueRedis, connect: () => connectRedis(target, { autoPipelining: false }), log, conversations, transcripts, events, pipeline });
 
   for (const channel of config.channels) {
     if (!channel.enabled) continue;
@@ -253,6 +259,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       await closing;
       await live.close();
       await redis.quit().catch(() => redis.disconnect());
+      await queueRedis.quit().catch(() => queueRedis.disconnect());
       log.info('gateway stopped');
     },
   };

@@ -62,6 +62,8 @@ export interface PipelineDeps {
   config: PipelineConfig;
   prefix: string;
   redis: RedisClient;
+  /** The connection BullMQ's queues (producers) use; it carries BullMQ's scripts, which the command client should not. */
+  queueRedis: RedisClient;
   /** Opens a new Redis connection (each shard's workers get their own). */
   connect: () => RedisClient;
   processId: string;
@@ -499,7 +501,7 @@ export class Pipeline {
     if (!queue) {
       const { keepCompleted, keepFailed } = this.deps.config;
       queue = new Queue(name, {
-        connection: this.deps.redis,
+        connection: this.deps.queueRedis,
         prefix: this.deps.prefix,
         defaultJobOptions: { removeOnComplete: { count: keepCompleted }, removeOnFail: { count: keepFailed } },
       });

@@ -192,4 +192,17 @@ describe('ingest group commit: messages that arrive together share one queue job
     await new Promise((r) => setTimeout(r, 500));
     assert.deepEqual(repliesTo('w-1'), ['got: my order\nnever arrived']);
   });
+
+  it("keeps BullMQ's scripts off the auto-pipelined command client (ioredis copies a client's scripts into every pipeline)", async () => {
+    const gw = await start(config(), flakyEchoBot());
+    await ingestTogether(gw, [{ user: 's-1', id: 's1', text: 'hi' }]);
+    await eventually(() => repliesTo('s-1').length === 1, 'the reply');
+    const scripts = (client: unknown) => Object.keys((client as { scriptsSet: Record<string, unknown> }).scriptsSet);
+    // The client the ingest writes its MULTI on.
+    const queueClient = await gw.gateway.pipeline.queueAt('in', 0).backend.client;
+    assert.ok(scripts(queueClient).some((name) => name.startsWith('addStandardJob:')), "the queues' connection has BullMQ's add script");
+    const own = scripts(gw.gateway.redis);
+    assert.ok(own.includes('gwConvReceive'), "the command client has the gateway's scripts");
+    assert.deepEqual(own.filter((name) => name.includes(':')), [], 'and none of BullMQ\'s (named "<script>:<version>")');
+  });
 });

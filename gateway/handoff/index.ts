@@ -26,6 +26,8 @@ import { HandoffService } from './service.js';
 export interface HandoffLayerDeps {
   config: GatewayConfig;
   redis: RedisClient;
+  /** The connection BullMQ's queues (producers) use; it carries BullMQ's scripts, which the command client should not. */
+  queueRedis: RedisClient;
   connect: () => RedisClient;
   log: Logger;
   conversations: ConversationStore;
@@ -45,6 +47,7 @@ export function createHandoffLayer(deps: HandoffLayerDeps) {
   const service = new HandoffService({
     config: config.handoff,
     redis,
+    queueRedis: deps.queueRedis,
     connect: deps.connect,
     prefix,
     conversations: deps.conversations,
@@ -56,7 +59,7 @@ export function createHandoffLayer(deps: HandoffLayerDeps) {
   });
   const endpoints = new WebhookEndpoints(redis, whPrefix, config.webhooks.endpoints);
   const store = new WebhookStore(redis, whPrefix, config.webhooks.logRetentionSeconds);
-  const dispatcher = new WebhookDispatcher({ redis, connect: deps.connect, prefix, config: config.webhooks, endpoints, store, log: log.child({ component: 'webhooks' }) });
+  const dispatcher = new WebhookDispatcher({ redis, queueRedis: deps.queueRedis, connect: deps.connect, prefix, config: config.webhooks, endpoints, store, log: log.child({ component: 'webhooks' }) });
   const chatwoot = config.handoff.chatwoot
     ? new ChatwootConnector({
         config: config.handoff.chatwoot,

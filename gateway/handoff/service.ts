@@ -55,6 +55,8 @@ export const HANDOFF_QUEUE = '{handoff}';
 export interface HandoffDeps {
   config: HandoffConfig;
   redis: RedisClient;
+  /** The connection BullMQ's queues (producers) use; it carries BullMQ's scripts, which the command client should not. */
+  queueRedis: RedisClient;
   /** Opens a new Redis connection for a worker (closed with it). */
   connect: () => RedisClient;
   prefix: string;
@@ -75,7 +77,7 @@ export class HandoffService {
 
   constructor(private readonly deps: HandoffDeps) {
     this.queue = new Queue(HANDOFF_QUEUE, {
-      connection: deps.redis,
+      connection: deps.queueRedis,
       prefix: deps.prefix,
       defaultJobOptions: { removeOnComplete: true, removeOnFail: { count: 1000 } },
     });

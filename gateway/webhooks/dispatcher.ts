@@ -57,6 +57,8 @@ export const WEBHOOK_QUEUE = '{webhooks}';
 
 export interface DispatcherDeps {
   redis: RedisClient;
+  /** The connection BullMQ's queues (producers) use; it carries BullMQ's scripts, which the command client should not. */
+  queueRedis: RedisClient;
   /** Opens a new Redis connection for a worker (closed with it). */
   connect: () => RedisClient;
   prefix: string;
@@ -76,7 +78,7 @@ export class WebhookDispatcher {
 
   constructor(private readonly deps: DispatcherDeps) {
     this.queue = new Queue(WEBHOOK_QUEUE, {
-      connection: deps.redis,
+      connection: deps.queueRedis,
       prefix: deps.prefix,
       defaultJobOptions: { removeOnComplete: true, removeOnFail: true },
     });
