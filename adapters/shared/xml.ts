@@ -4,11 +4,12 @@
  *   refused, only the five predefined XML entities and character references are ever decoded — nothing expands,
  *   and no parser here ever opens a file or URL),
  * - the size is capped before any work is done,
- * - the document is validated first, so malformed input becomes a 400 instead of a half-parsed object,
+ * - the parser is a strict XML 1.0 one (@rgrove/parse-xml): a document that is not well-formed is a 400, never a
+ *   half-parsed object — checked in the same pass that reads it,
  * - every value stays a string (`MsgId` is a 64-bit integer that a JS number would silently round),
  * - CDATA sections are read as plain text.
  */
-import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { parseXml as parseXmlDocument, XmlElement, XmlError, XmlText } from '@rgrove/parse-xml';
 import { HttpError } from '../../gateway/errors.js';
 
 export const XML_MAX_BYTES = 128 * 1024;
@@ -16,18 +17,13 @@ export const XML_MAX_BYTES = 128 * 1024;
 const CDATA = /<!\[CDATA\[[\s\S]*?\]\]>/g;
 const DECLARATION = /<!\s*(DOCTYPE|ENTITY|ELEMENT|ATTLIST|NOTATION)/i;
 
-const parser = new XMLParser({
-  ignoreAttributes: true,
-  parseTagValue: false,
-  parseAttributeValue: false,
-  trimValues: true,
-  processEntities: true,
-  htmlEntities: false,
-  ignoreDeclaration: true,
-  ignorePiTags: true,
-});
+/** A parsed element: its trimmed text, or — when it has child elements — a record of them (repeats as arrays). */
+export type ParsedXmlValue = string | ParsedXml | ParsedXmlValue[];
+export interface ParsedXml {
+  [name: string]: ParsedXmlValue;
+}
 
-export function parseXml(text: string, opts: { maxBytes?: number } = {}): Record<string, unknown> {
+export function parseXml(text: string, opts: { maxBytes?: number } = {}): ParsedXml {
   const maxBytes = opts.maxBytes ?? XML_MAX_BYTES;
   const size = Buffer.byteLength(text);
   if (size > maxBytes) throw new HttpError(413, 'payload_too_large', `the XML body is ${size} bytes; at most ${maxBytes} are accepted`);
@@ -36,18 +32,35 @@ export function parseXml(text: string, opts: { maxBytes?: number } = {}): Record
   if (DECLARATION.test(text.replace(CDATA, ''))) {
     throw new HttpError(400, 'malformed_xml', 'DOCTYPE/ENTITY declarations are not accepted in webhook XML');
   }
-  const valid = XMLValidator.validate(text);
-  if (valid !== true) {
-    throw new HttpError(400, 'malformed_xml', `the request body is not well-formed XML: ${valid.err.msg} (line ${valid.err.line})`);
-  }
-  let doc: unknown;
+  let root: XmlElement | null;
   try {
-    doc = parser.parse(text);
+    // An undeclared entity reference stays as literal text: nothing is ever resolved.
+    root = parseXmlDocument(text, { ignoreUndefinedEntities: true }).root;
   } catch (err) {
-    throw new HttpError(400, 'malformed_xml', `the request body is not well-formed XML: ${(err as Error).message}`);
+    if (!(err instanceof XmlError)) throw err;
+    throw new HttpError(400, 'malformed_xml', `the request body is not well-formed XML: ${err.message}`);
   }
-  if (!doc || typeof doc !== 'object') throw new HttpError(400, 'malformed_xml', 'the XML document has no root element');
-  return doc as Record<string, unknown>;
+  if (!root) throw new HttpError(400, 'malformed_xml', 'the XML document has no root element');
+  return { [root.name]: valueOf(root) };
+}
+
+/** Attributes are ignored (platform XML carries none that matter); text beside child elements too. */
+function valueOf(element: XmlElement): ParsedXmlValue {
+  let record: ParsedXml | undefined;
+  let text = '';
+  for (const child of element.children) {
+    if (child instanceof XmlElement) {
+      record ??= {};
+      const value = valueOf(child);
+      const previous = record[child.name];
+      if (previous === undefined) record[child.name] = value;
+      else if (Array.isArray(previous)) previous.push(value);
+      else record[child.name] = [previous, value];
+    } else if (child instanceof XmlText) {
+      text += child.text;
+    }
+  }
+  return record ?? text.trim();
 }
 
 /** The `<xml>…</xml>` root every WeChat-family payload uses, as a record of (string) fields. */

@@ -30,6 +30,29 @@ test('malformed, empty, rootless and oversized documents', () => {
   assert.throws(() => parseXml(`<xml><a>${'x'.repeat(2000)}</a></xml>`, { maxBytes: 1000 }), status(413, 'payload_too_large'));
 });
 
+test('nested and repeated elements: records and arrays, as in WeChat menu events (SendPicsInfo); attributes and comments ignored', () => {
+  const xml = parseWechatXml(
+    '<?xml version="1.0" encoding="UTF-8"?><!-- event --><xml><Event><![CDATA[pic_sysphoto]]></Event>' +
+      '<SendPicsInfo><Count>2</Count><PicList><item><PicMd5Sum><![CDATA[a1]]></PicMd5Sum></item>' +
+      '<item><PicMd5Sum><![CDATA[b2]]></PicMd5Sum></item></PicList></SendPicsInfo>' +
+      '<ScanCodeInfo><ScanType>qrcode</ScanType><ScanResult> 1 </ScanResult></ScanCodeInfo><Empty/><Blank></Blank><A lang="x">v</A></xml>',
+  );
+  assert.deepEqual(xml, {
+    Event: 'pic_sysphoto',
+    SendPicsInfo: { Count: '2', PicList: { item: [{ PicMd5Sum: 'a1' }, { PicMd5Sum: 'b2' }] } },
+    ScanCodeInfo: { ScanType: 'qrcode', ScanResult: '1' },
+    Empty: '',
+    Blank: '',
+    A: 'v',
+  });
+});
+
+test('a malformed document is refused in the same pass that reads it, and the reason names the place', () => {
+  assert.throws(() => parseXml('<xml><a>1</a></b></xml>'), (e: unknown) => e instanceof HttpError && e.status === 400 && /line 1/i.test(e.message));
+  assert.throws(() => parseXml('<xml>1</xml><second/>'), status(400, 'malformed_xml'));
+  assert.throws(() => parseXml('<xml><a>x & y</a></xml>'), status(400, 'malformed_xml'));
+});
+
 test('buildXml writes the passive-reply layout and round-trips, even with "]]>" in text', () => {
   const text = buildXml({ ToUserName: 'o1', CreateTime: 1700000000, MsgType: 'text', Content: 'a]]>b', Skip: undefined });
   assert.equal(text, '<xml><ToUserName><![CDATA[o1]]></ToUserName><CreateTime>1700000000</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[a]]]]><![CDATA[>b]]></Content></xml>');
