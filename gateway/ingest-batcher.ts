@@ -89,7 +89,7 @@ return found
 `;
 
 export interface IngestBatcherOptions {
-  /** The connection the queues use (the append script is defined on it). */
+  /** The command client (the append script is defined on it; the queues have a connection of their own). */
   redis: RedisClient;
   queueAt: (shard: number) => Queue;
   jobOptions: JobsOptions;
