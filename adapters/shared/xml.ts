@@ -38,7 +38,8 @@ export function parseXml(text: string, opts: { maxBytes?: number } = {}): Parsed
     root = parseXmlDocument(text, { ignoreUndefinedEntities: true }).root;
   } catch (err) {
     if (!(err instanceof XmlError)) throw err;
-    throw new HttpError(400, 'malformed_xml', `the request body is not well-formed XML: ${err.message}`);
+    // The message's first line names the problem and its place; the lines after it quote the body, which stays out.
+    throw new HttpError(400, 'malformed_xml', `the request body is not well-formed XML: ${err.message.split('\n')[0]}`);
   }
   if (!root) throw new HttpError(400, 'malformed_xml', 'the XML document has no root element');
   return { [root.name]: valueOf(root) };
