@@ -73,19 +73,22 @@ export function createGateway(options: GatewayOptions): Gateway {
   const consumes = role !== 'ingress';
   const log = options.log ?? createLogger(config.log.level);
   const prefix = config.redis.prefix;
+  const logRedisError = (err: Error) => log.error({ err: err.message }, 'redis connection error');
+  /** A new connection without auto-pipelining: for BullMQ (queues and blocking workers) and the live hub's subscriber. */
+  const connectPlain = () => connectRedis(target, { autoPipelining: false });
   const redis = connectRedis(target);
-  redis.on('error', (err) => log.error({ err: err.message }, 'redis connection error'));
+  redis.on('error', logRedisError);
   // BullMQ's queues get a connection of their own: BullMQ defines its ~50 Lua scripts on the connection it is given,
   // and ioredis copies every script of a connection into each pipeline it builds — one per auto-pipelined tick. On
   // the command client that copying cost ≈ 38 µs per pipeline with BullMQ's scripts, ≈ 8 µs with only the gateway's.
-  const queueRedis = connectRedis(target, { autoPipelining: false });
-  queueRedis.on('error', (err) => log.error({ err: err.message }, 'redis connection error'));
+  const queueRedis = connectPlain();
+  queueRedis.on('error', logRedisError);
 
   const metrics = new Metrics();
   const events = new GatewayEvents();
   const conversations = new ConversationStore(redis, prefix);
   const transcripts = new Transcripts(redis, prefix, config.handoff.transcript.maxMessages, transcriptRetentionSeconds(config));
-  const live = new LiveHub(redis, () => connectRedis(target, { autoPipelining: false }), prefix, config.pipeline.missedReplyRetention, RETENTION_SECONDS, log);
+  const live = new LiveHub(redis, connectPlain, prefix, config.pipeline.missedReplyRetention, RETENTION_SECONDS, log);
   const hooks = new OutboundHooks().use({
     name: 'transcript',
     afterSend: (message) => transcripts.append(message),
@@ -128,7 +131,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     prefix,
     redis,
     queueRedis,
-    connect: () => connectRedis(target, { autoPipelining: false }),
+    connect: connectPlain,
     processId: `${hostname()}:${process.pid}:${newMessageId().slice(-8)}`,
     log,
     adapters,
@@ -139,7 +142,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     metrics,
     hooks,
   });
-  const handoff = createHandoffLayer({ config, redis, queueRedis, connect: () => connectRedis(target, { autoPipelining: false }), log, conversations, transcripts, events, pipeline });
+  const handoff = createHandoffLayer({ config, redis, queueRedis, connect: connectPlain, log, conversations, transcripts, events, pipeline });
 
   for (const channel of config.channels) {
     if (!channel.enabled) continue;
