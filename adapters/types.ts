@@ -8,12 +8,12 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { Router } from 'express';
 import type { Redis, Cluster } from 'ioredis';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { ContentType, UnifiedMessage } from '../gateway/message.js';
 import type { ConversationReference } from '../gateway/conversation-reference.js';
+import type { WebhookRoute } from './http.js';
 import type { ChannelMedia } from './shared/media-store.js';
 import type { GatewayEvents } from '../gateway/events.js';
 
@@ -69,8 +69,8 @@ export interface ChannelAdapter {
   readonly type: string;
   /** Content types `send` handles natively; the pipeline renders anything else as text first. */
   readonly capabilities: ReadonlySet<ContentType>;
-  /** Mount routes; the router is served at `/webhooks/<id>`. Raw bodies: see `req.rawBody`. */
-  routes?(router: Router): void;
+  /** The channel's webhook routes, served under `/webhooks/<id>` (called once, when the gateway starts serving). */
+  routes?(): readonly WebhookRoute[];
   /** Handle an HTTP upgrade under `/webhooks/<id>/…`; return false to refuse it. */
   upgrade?(req: IncomingMessage, socket: Duplex, head: Buffer): boolean;
   /** Start long-lived connections (IMAP IDLE, Wechaty, heartbeats). Only called in ingress processes. */
@@ -134,12 +134,5 @@ export class DeliveryError extends Error {
     this.code = opts.code;
     this.rateLimitMs = opts.rateLimitMs;
     this.reason = opts.reason;
-  }
-}
-
-/** Raw request bodies: the HTTP layer keeps the exact bytes so adapters can verify signatures over them. */
-declare module 'node:http' {
-  interface IncomingMessage {
-    rawBody?: Buffer;
   }
 }

@@ -13,6 +13,7 @@ import { createBot, type BotParts } from '../bot/index.js';
 import type { Bot } from '../bot/types.js';
 import type { GatewayConfig } from '../config/schema.js';
 import { mountAdmin } from './admin.js';
+import { createChannelHttp } from './channel-http.js';
 import { ConversationStore } from './conversations.js';
 import { GatewayEvents } from './events.js';
 import { createHttpApp } from './http.js';
@@ -171,8 +172,6 @@ export function createGateway(options: GatewayOptions): Gateway {
     ? createHttpApp({
         log,
         metrics,
-        adapters,
-        bodyLimitBytes: config.server.bodyLimitBytes,
         beforeScrape: async () => {
           const totals = new Map<string, number>();
           for (const queue of pipeline.allQueues()) {
@@ -226,7 +225,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     async start() {
       await botParts?.start();
       if (app) {
-        server = createServer(app);
+        const webhooks = createChannelHttp({ log, metrics, adapters, bodyLimitBytes: config.server.bodyLimitBytes });
+        server = createServer((req, res) => webhooks(req, res) || app(req, res));
         server.keepAliveTimeout = 65_000;
         server.on('upgrade', (req, socket, head) => {
           for (const adapter of adapters.values()) if (adapter.upgrade?.(req, socket, head)) return;

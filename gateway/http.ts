@@ -1,63 +1,30 @@
 /**
- * The HTTP surface: operations endpoints, each channel's routes under /webhooks/<channel-id>, and one error handler
- * that turns every failure into `{error, message}` with a 4xx/5xx and a log line — a bad request never crashes the
- * process and never reaches the queue half-done.
+ * The HTTP surface besides the channels' webhooks (`./channel-http.ts`): operations endpoints, and whatever the
+ * hand-off API, admin and media mount. One way of refusing serves both: every failure becomes `{error, message}` with
+ * a 4xx/5xx, a log line and a metric — a bad request never crashes the process and never reaches the queue half-done.
  */
-import express, { type ErrorRequestHandler, type Express, type Request, type RequestHandler } from 'express';
-import type { ChannelAdapter } from '../adapters/types.js';
+import express, { type ErrorRequestHandler, type Express } from 'express';
 import { HttpError, notFound } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 
-export interface HttpDeps {
+export interface RefusalDeps {
   log: Logger;
   metrics: Metrics;
-  adapters: ReadonlyMap<string, ChannelAdapter>;
-  bodyLimitBytes: number;
+}
+
+export interface HttpDeps extends RefusalDeps {
   readiness(): Promise<{ ok: boolean; checks: Record<string, { ok: boolean; detail?: string }> }>;
   /** Refreshes gauges that are read on demand (queue depths) before a scrape. */
   beforeScrape?(): Promise<void>;
-  /** Extra routers (admin, REST API, static pages), mounted after the webhooks. */
+  /** Extra routers (admin, REST API, static pages), mounted after the operations endpoints. */
   mount?: (app: Express) => void;
-}
-
-/** Keeps the exact request bytes: signatures are computed over them, not over a re-serialised object. */
-function rawBody(limit: number): RequestHandler {
-  const parse = express.raw({ type: () => true, limit });
-  return (req, res, next) =>
-    parse(req, res, (err?: unknown) => {
-      if (err) return next(err);
-      if (Buffer.isBuffer(req.body)) req.rawBody = req.body;
-      next();
-    });
 }
 
 export function createHttpApp(deps: HttpDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback');
-
-  // The webhooks first: they carry the traffic, and one lookup by channel id finds the channel's router (rather
-  // than a walk past every other route and every other channel's mount point).
-  const channelRouters = new Map<string, express.Router>();
-  for (const adapter of deps.adapters.values()) {
-    if (!adapter.routes) continue;
-    const router = express.Router();
-    router.use(rawBody(deps.bodyLimitBytes));
-    adapter.routes(router);
-    channelRouters.set(adapter.id, router);
-  }
-  app.use('/webhooks/:channelId', (req: Request, res, next) => {
-    const id = String(req.params.channelId);
-    const router = channelRouters.get(id);
-    const unknown = () =>
-      deps.adapters.has(id)
-        ? notFound('unknown_route', `channel ${id} has no route ${req.method} ${req.originalUrl}`)
-        : notFound('unknown_channel', `no channel with id "${id}" is configured`);
-    if (!router) return next(unknown());
-    // Leaving the channel's router without an answer ('router' included) means it has no such route.
-    router(req, res, (err?: unknown) => next(err && err !== 'router' && err !== 'route' ? err : unknown()));
-  });
 
   app.get('/healthz', (_req, res) => {
     res.json({ ok: true });
@@ -88,13 +55,20 @@ export function createHttpApp(deps: HttpDeps): Express {
 
 function errorHandler(deps: HttpDeps): ErrorRequestHandler {
   return (err, req, res, _next) => {
-    const { status, code, message, headers } = toHttpError(err);
-    if (status >= 500) deps.log.error({ err, method: req.method, url: req.originalUrl }, 'request failed');
-    else deps.log.warn({ status, error: code, reason: message, method: req.method, url: req.originalUrl, ip: req.ip }, 'request refused');
-    deps.metrics.rejected.inc({ error: code });
+    const { status, code, message, headers } = refusal(deps, err, { method: req.method, url: req.originalUrl, ip: req.ip });
     if (res.headersSent) return;
     res.status(status).set(headers).json({ error: code, message });
   };
+}
+
+/** The answer to a failed request — logged (a warning for 4xx, an error with the stack for 5xx) and counted. */
+export function refusal(deps: RefusalDeps, err: unknown, where: { method?: string | undefined; url?: string | undefined; ip?: string | undefined; forwardedFor?: string | string[] | undefined }): HttpError {
+  const failure = toHttpError(err);
+  const { status, code, message } = failure;
+  if (status >= 500) deps.log.error({ err, method: where.method, url: where.url }, 'request failed');
+  else deps.log.warn({ status, error: code, reason: message, ...where }, 'request refused');
+  deps.metrics.rejected.inc({ error: code });
+  return failure;
 }
 
 function toHttpError(err: unknown): HttpError {

@@ -5,7 +5,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { AxiosInstance } from 'axios';
-import type { Router } from 'express';
+import { reply, type WebhookReply, type WebhookRequest, type WebhookRoute } from '../http.js';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
 import { parseJsonBody, unauthorized } from '../../gateway/errors.js';
@@ -53,22 +53,24 @@ class AppAdapter implements ChannelAdapter {
     this.http = createHttpClient(undefined, options.timeoutMs);
   }
 
-  routes(router: Router): void {
-    router.post('/messages', async (req, res) => {
-      const appId = req.get(HEADER_APP);
-      const app = appId === undefined ? undefined : this.apps.get(appId);
-      if (!app) throw unauthorized('unknown_app', `unknown or missing ${HEADER_APP} header`);
-      const check = verify(app.secret, req.get(HEADER_TIMESTAMP), req.get(HEADER_SIGNATURE), req.rawBody ?? Buffer.alloc(0), this.options.toleranceSeconds);
-      if (!check.ok) throw unauthorized(check.reason, signatureHint(check.reason));
-      const body = AppInbound.parse(parseJsonBody(req.rawBody));
-      const message = decodeAppMessage(body, this, app.id);
-      const result = await this.ctx.ingest(message, {
-        peerId: body.userId,
-        ...(body.userName !== undefined && { peerName: body.userName }),
-        context: { appId: app.id },
-      });
-      res.status(202).json({ id: result.messageId, duplicate: result.duplicate, conversationId: message.conversationId });
+  routes(): WebhookRoute[] {
+    return [{ method: 'POST', path: '/messages', handle: (req) => this.receive(req) }];
+  }
+
+  private async receive(req: WebhookRequest): Promise<WebhookReply> {
+    const appId = req.header(HEADER_APP);
+    const app = appId === undefined ? undefined : this.apps.get(appId);
+    if (!app) throw unauthorized('unknown_app', `unknown or missing ${HEADER_APP} header`);
+    const check = verify(app.secret, req.header(HEADER_TIMESTAMP), req.header(HEADER_SIGNATURE), req.body, this.options.toleranceSeconds);
+    if (!check.ok) throw unauthorized(check.reason, signatureHint(check.reason));
+    const body = AppInbound.parse(parseJsonBody(req.body));
+    const message = decodeAppMessage(body, this, app.id);
+    const result = await this.ctx.ingest(message, {
+      peerId: body.userId,
+      ...(body.userName !== undefined && { peerName: body.userName }),
+      context: { appId: app.id },
     });
+    return reply.json({ id: result.messageId, duplicate: result.duplicate, conversationId: message.conversationId }, 202);
   }
 
   /** `/webhooks/<id>/ws?app=&user=&ts=&sig=` where sig signs "<ts>.<user>" with the app's key; `after` replays. */

@@ -3,10 +3,10 @@
  * send described by templates. See docs/channels-feishu-dingtalk-custom.md and config/examples/{telegram,slack}.yaml.
  */
 import type { AxiosInstance } from 'axios';
-import type { Request, Router } from 'express';
 import { badRequest, HttpError, parseJsonBody, unauthorized } from '../../gateway/errors.js';
 import { contentAsText, type ContentType, type UnifiedMessage } from '../../gateway/message.js';
 import type { ConversationReference } from '../../gateway/conversation-reference.js';
+import { reply, type WebhookReply, type WebhookRequest, type WebhookRoute } from '../http.js';
 import { createHttpClient, deliveryErrorForException, retryAfterMs } from '../shared/http-client.js';
 import { defineAdapter, DeliveryError, type AdapterContext, type ChannelAdapter, type SendResult } from '../types.js';
 import { asId, compileExpression, compileTemplate, type Bindings, type CompiledExpression, type CompiledTemplate } from './expression.js';
@@ -16,7 +16,7 @@ import { createVerifier, type InboundRequestView, type VerifyResult } from './ve
 
 const CAPABILITIES: ReadonlySet<ContentType> = new Set(['text']);
 
-function flatHeaders(req: Request): Record<string, string> {
+function flatHeaders(req: WebhookRequest): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(req.headers)) {
     if (value !== undefined) out[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
@@ -24,9 +24,10 @@ function flatHeaders(req: Request): Record<string, string> {
   return out;
 }
 
-function flatQuery(req: Request): Record<string, string> {
+/** Form-style decoding ("+" is a space), as a generic platform expects; the last of a repeated name wins. */
+function flatQuery(req: WebhookRequest): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [name, value] of new URL(req.originalUrl, 'http://localhost').searchParams) out[name] = value;
+  for (const [name, value] of new URLSearchParams(req.rawQuery)) out[name] = value;
   return out;
 }
 
@@ -84,41 +85,40 @@ class CustomAdapter implements ChannelAdapter {
     };
   }
 
-  routes(router: Router): void {
-    router.post(this.options.inbound.path, async (req, res) => {
-      const rawBody = (req.rawBody ?? Buffer.alloc(0)).toString('utf8');
-      const view: InboundRequestView = { headers: flatHeaders(req), rawBody, body: tryParseJson(rawBody), query: flatQuery(req) };
-      // Verify before looking at the content: a forged request learns nothing about what we accept.
-      const verified = await this.verify(view);
-      if (!verified.ok) throw unauthorized(verified.reason, verified.detail);
-      const body = view.body === undefined ? parseJsonBody(req.rawBody) : view.body;
-      if (body === null || typeof body !== 'object' || Array.isArray(body)) throw badRequest('not_an_object', 'the request body must be a JSON object');
-      const bindings: Bindings = { headers: view.headers, query: view.query };
+  routes(): WebhookRoute[] {
+    return [{ method: 'POST', path: this.options.inbound.path, handle: (req) => this.receive(req) }];
+  }
 
-      if (this.challenge && (await this.challenge.when.evaluate(body, bindings))) {
-        const answer = await this.challenge.body.evaluate(body, bindings);
-        this.ctx.log.info({ channel: this.id }, 'answered the URL verification challenge');
-        if (typeof answer === 'string') res.type('text/plain').send(answer);
-        else res.json(answer ?? {});
-        return;
-      }
+  private async receive(req: WebhookRequest): Promise<WebhookReply> {
+    const rawBody = req.body.toString('utf8');
+    const view: InboundRequestView = { headers: flatHeaders(req), rawBody, body: tryParseJson(rawBody), query: flatQuery(req) };
+    // Verify before looking at the content: a forged request learns nothing about what we accept.
+    const verified = await this.verify(view);
+    if (!verified.ok) throw unauthorized(verified.reason, verified.detail);
+    const body = view.body === undefined ? parseJsonBody(req.body) : view.body;
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) throw badRequest('not_an_object', 'the request body must be a JSON object');
+    const bindings: Bindings = { headers: view.headers, query: view.query };
 
-      const outcome = await mapPayload(this.mapping, body, bindings, this);
-      if (outcome.kind === 'unmappable') {
-        throw new HttpError(422, 'unmappable_payload', `mapping.${outcome.field}: ${outcome.detail}`);
-      }
-      let ackBindings: Bindings = { ...bindings, skipped: true };
-      if (outcome.kind === 'skip') {
-        this.ctx.log.debug({ channel: this.id }, 'event skipped by mapping.skip');
-      } else {
-        const result = await this.ctx.ingest(outcome.message, outcome.reference);
-        ackBindings = { ...bindings, skipped: false, messageId: result.messageId, duplicate: result.duplicate };
-      }
-      const ack = this.ackBody ? await this.ackBody.evaluate(body, ackBindings) : {};
-      res.status(this.options.inbound.ack.status);
-      if (typeof ack === 'string') res.type('text/plain').send(ack);
-      else res.json(ack ?? {});
-    });
+    if (this.challenge && (await this.challenge.when.evaluate(body, bindings))) {
+      const answer = await this.challenge.body.evaluate(body, bindings);
+      this.ctx.log.info({ channel: this.id }, 'answered the URL verification challenge');
+      return typeof answer === 'string' ? reply.text(answer) : reply.json(answer ?? {});
+    }
+
+    const outcome = await mapPayload(this.mapping, body, bindings, this);
+    if (outcome.kind === 'unmappable') {
+      throw new HttpError(422, 'unmappable_payload', `mapping.${outcome.field}: ${outcome.detail}`);
+    }
+    let ackBindings: Bindings = { ...bindings, skipped: true };
+    if (outcome.kind === 'skip') {
+      this.ctx.log.debug({ channel: this.id }, 'event skipped by mapping.skip');
+    } else {
+      const result = await this.ctx.ingest(outcome.message, outcome.reference);
+      ackBindings = { ...bindings, skipped: false, messageId: result.messageId, duplicate: result.duplicate };
+    }
+    const ack = this.ackBody ? await this.ackBody.evaluate(body, ackBindings) : {};
+    const status = this.options.inbound.ack.status;
+    return typeof ack === 'string' ? reply.text(ack, status) : reply.json(ack ?? {}, status);
   }
 
   async send(message: UnifiedMessage, reference: ConversationReference): Promise<SendResult> {

@@ -3,7 +3,7 @@
  * replies through the conversation's session webhook while it is valid, otherwise through the robot OpenAPI
  * (single chat: oToMessages/batchSend, group: groupMessages/send). Acknowledged only once the message is queued.
  */
-import type { Router } from 'express';
+import { reply, type WebhookReply, type WebhookRequest, type WebhookRoute } from '../http.js';
 import { z } from 'zod';
 import { badRequest, parseJsonBody, unauthorized } from '../../gateway/errors.js';
 import { contentAsText, type ContentType, type UnifiedMessage } from '../../gateway/message.js';
@@ -57,30 +57,32 @@ class DingTalkAdapter implements ChannelAdapter {
     }
   };
 
-  routes(router: Router): void {
-    router.post('/', async (req, res) => {
-      const check = verifyRobotSign(req.get('timestamp'), req.get('sign'), this.options.appSecret, this.options.toleranceSeconds);
-      if (!check.ok) {
-        throw unauthorized(
-          check.reason,
-          check.reason === 'stale_timestamp'
-            ? `the timestamp header is more than ${this.options.toleranceSeconds} s from the gateway clock`
-            : 'headers timestamp (ms) and sign = base64(HMAC-SHA256(app secret, timestamp + "\\n" + app secret)) are required and must match',
-        );
-      }
-      const parsed = RobotCallback.safeParse(parseJsonBody(req.rawBody));
-      if (!parsed.success) {
-        throw badRequest('invalid_callback', parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; '));
-      }
-      const { message, reference, webhookRefused } = decodeRobotCallback(parsed.data, this, {
-        robotCode: this.options.robotCode ?? this.options.appKey,
-        webhookAllowed: this.webhookAllowed,
-      });
-      if (webhookRefused) this.ctx.log.warn({ channel: this.id }, 'sessionWebhook outside sessionWebhookOrigins ignored; replies use the OpenAPI');
-      const result = await this.ctx.ingest(message, reference);
-      this.ctx.log.debug({ channel: this.id, messageId: result.messageId, duplicate: result.duplicate }, 'DingTalk message accepted');
-      res.json({});
+  routes(): WebhookRoute[] {
+    return [{ method: 'POST', path: '/', handle: (req) => this.receive(req) }];
+  }
+
+  private async receive(req: WebhookRequest): Promise<WebhookReply> {
+    const check = verifyRobotSign(req.header('timestamp'), req.header('sign'), this.options.appSecret, this.options.toleranceSeconds);
+    if (!check.ok) {
+      throw unauthorized(
+        check.reason,
+        check.reason === 'stale_timestamp'
+          ? `the timestamp header is more than ${this.options.toleranceSeconds} s from the gateway clock`
+          : 'headers timestamp (ms) and sign = base64(HMAC-SHA256(app secret, timestamp + "\\n" + app secret)) are required and must match',
+      );
+    }
+    const parsed = RobotCallback.safeParse(parseJsonBody(req.body));
+    if (!parsed.success) {
+      throw badRequest('invalid_callback', parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; '));
+    }
+    const { message, reference, webhookRefused } = decodeRobotCallback(parsed.data, this, {
+      robotCode: this.options.robotCode ?? this.options.appKey,
+      webhookAllowed: this.webhookAllowed,
     });
+    if (webhookRefused) this.ctx.log.warn({ channel: this.id }, 'sessionWebhook outside sessionWebhookOrigins ignored; replies use the OpenAPI');
+    const result = await this.ctx.ingest(message, reference);
+    this.ctx.log.debug({ channel: this.id, messageId: result.messageId, duplicate: result.duplicate }, 'DingTalk message accepted');
+    return reply.json({});
   }
 
   async send(message: UnifiedMessage, reference: ConversationReference): Promise<SendResult> {

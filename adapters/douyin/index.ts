@@ -3,7 +3,7 @@
  * `/webhooks/<id>` (verify_webhook challenge answered; X-Douyin-Signature checked over the raw bytes), replies out
  * through `POST /im/send/msg/` as the authorised enterprise account, answering the customer's latest message.
  */
-import type { Router } from 'express';
+import { reply, type WebhookReply, type WebhookRequest, type WebhookRoute } from '../http.js';
 import { z } from 'zod';
 import type { ConversationReference } from '../../gateway/conversation-reference.js';
 import { badRequest, HttpError, parseJsonBody, unauthorized } from '../../gateway/errors.js';
@@ -52,48 +52,50 @@ class DouyinAdapter implements ChannelAdapter {
     });
   }
 
-  routes(router: Router): void {
-    router.post('/', async (req, res) => {
-      const raw = req.rawBody ?? Buffer.alloc(0);
-      if (raw.length > this.options.maxJsonBytes) {
-        throw new HttpError(413, 'payload_too_large', `the webhook body is ${raw.length} bytes; at most ${this.options.maxJsonBytes} are accepted`);
-      }
-      if (!verifyDouyinSignature(this.options.webhookSecret ?? this.options.clientSecret, raw, req.get(SIGNATURE_HEADER))) {
-        throw unauthorized('bad_signature', `${SIGNATURE_HEADER} must be hex(sha1(client_secret + raw body)); check clientSecret / webhookSecret`);
-      }
-      const body = parseJsonBody(raw);
-      if (!body || typeof body !== 'object' || Array.isArray(body) || typeof (body as DouyinEvent).event !== 'string') {
-        throw badRequest('invalid_event', 'expected a JSON object with an "event" field');
-      }
-      const event = body as DouyinEvent;
-      if (event.event === 'verify_webhook') {
-        const challenge = parseContent(event.content).challenge;
-        if (challenge === undefined) throw badRequest('missing_challenge', 'verify_webhook without content.challenge');
-        this.ctx.log.info('Douyin webhook URL verified');
-        // The same value and type back ({"challenge": 12345}).
-        return void res.status(200).json({ challenge });
-      }
-      if (event.to_user_id && event.event.startsWith('im_') && event.to_user_id !== this.options.accountOpenId && event.event !== 'im_send_msg') {
-        this.ctx.log.info({ event: event.event }, 'event for another authorised account acknowledged and ignored');
-        return void res.status(200).end();
-      }
-      const decoded = decodeDouyinEvent(event, this, { clientKey: this.options.clientKey, msgIdHeader: req.get('msg-id') });
-      if (decoded.kind === 'skip') {
-        this.ctx.log.debug({ event: event.event, reason: decoded.reason }, 'Douyin event not ingested');
-        return void res.status(200).end();
-      }
-      await this.ctx.ingest(decoded.message, {
-        peerId: decoded.userId,
-        ...(decoded.message.sender.name && { peerName: decoded.message.sender.name }),
-        ...(decoded.conversationShortId && { threadId: decoded.conversationShortId }),
-        context: {
-          accountOpenId: decoded.accountOpenId || this.options.accountOpenId,
-          ...(decoded.conversationShortId && { conversationId: decoded.conversationShortId }),
-          ...(decoded.serverMessageId && { replyToMsgId: decoded.serverMessageId }),
-        },
-      });
-      res.status(200).end();
+  routes(): WebhookRoute[] {
+    return [{ method: 'POST', path: '/', handle: (req) => this.receive(req) }];
+  }
+
+  private async receive(req: WebhookRequest): Promise<WebhookReply> {
+    const raw = req.body;
+    if (raw.length > this.options.maxJsonBytes) {
+      throw new HttpError(413, 'payload_too_large', `the webhook body is ${raw.length} bytes; at most ${this.options.maxJsonBytes} are accepted`);
+    }
+    if (!verifyDouyinSignature(this.options.webhookSecret ?? this.options.clientSecret, raw, req.header(SIGNATURE_HEADER))) {
+      throw unauthorized('bad_signature', `${SIGNATURE_HEADER} must be hex(sha1(client_secret + raw body)); check clientSecret / webhookSecret`);
+    }
+    const body = parseJsonBody(raw);
+    if (!body || typeof body !== 'object' || Array.isArray(body) || typeof (body as DouyinEvent).event !== 'string') {
+      throw badRequest('invalid_event', 'expected a JSON object with an "event" field');
+    }
+    const event = body as DouyinEvent;
+    if (event.event === 'verify_webhook') {
+      const challenge = parseContent(event.content).challenge;
+      if (challenge === undefined) throw badRequest('missing_challenge', 'verify_webhook without content.challenge');
+      this.ctx.log.info('Douyin webhook URL verified');
+      // The same value and type back ({"challenge": 12345}).
+      return reply.json({ challenge });
+    }
+    if (event.to_user_id && event.event.startsWith('im_') && event.to_user_id !== this.options.accountOpenId && event.event !== 'im_send_msg') {
+      this.ctx.log.info({ event: event.event }, 'event for another authorised account acknowledged and ignored');
+      return reply.empty();
+    }
+    const decoded = decodeDouyinEvent(event, this, { clientKey: this.options.clientKey, msgIdHeader: req.header('msg-id') });
+    if (decoded.kind === 'skip') {
+      this.ctx.log.debug({ event: event.event, reason: decoded.reason }, 'Douyin event not ingested');
+      return reply.empty();
+    }
+    await this.ctx.ingest(decoded.message, {
+      peerId: decoded.userId,
+      ...(decoded.message.sender.name && { peerName: decoded.message.sender.name }),
+      ...(decoded.conversationShortId && { threadId: decoded.conversationShortId }),
+      context: {
+        accountOpenId: decoded.accountOpenId || this.options.accountOpenId,
+        ...(decoded.conversationShortId && { conversationId: decoded.conversationShortId }),
+        ...(decoded.serverMessageId && { replyToMsgId: decoded.serverMessageId }),
+      },
     });
+    return reply.empty();
   }
 
   async send(message: UnifiedMessage, reference: ConversationReference): Promise<SendResult> {

@@ -3,7 +3,7 @@
  * verification-token checks, `im.message.receive_v1` decoding, replies through im/v1/messages with a cached
  * tenant_access_token. The platform is acknowledged (HTTP 200) only once the message is queued.
  */
-import type { Router } from 'express';
+import { reply, type WebhookReply, type WebhookRequest, type WebhookRoute } from '../http.js';
 import { z } from 'zod';
 import { badRequest, HttpError, parseJsonBody, unauthorized } from '../../gateway/errors.js';
 import { contentAsText, type ContentType, type UnifiedMessage } from '../../gateway/message.js';
@@ -54,65 +54,64 @@ class FeishuAdapter implements ChannelAdapter {
     this.api = new FeishuApi(createHttpClient(undefined, options.timeoutMs), options.apiBaseUrl.replace(/\/+$/, ''), options.appId, options.appSecret, tokens);
   }
 
-  routes(router: Router): void {
-    router.post('/', async (req, res) => {
-      const raw = req.rawBody ?? Buffer.alloc(0);
-      const { encryptKey, verificationToken } = this.options;
-      const timestamp = req.get(HEADER_TIMESTAMP);
-      const nonce = req.get(HEADER_NONCE);
-      const given = req.get(HEADER_SIGNATURE);
-      const signed = timestamp !== undefined && nonce !== undefined && given !== undefined;
-      // The signature covers the exact bytes, so it is checked before anything is parsed.
-      if (encryptKey && signed && !signatureMatches(given, signature(timestamp, nonce, encryptKey, raw))) {
-        throw unauthorized('bad_signature', 'X-Lark-Signature does not match sha256(timestamp + nonce + encrypt key + body)');
-      }
-      let body = parseJsonBody(raw) as Record<string, unknown>;
-      if (body && typeof body === 'object' && typeof body.encrypt === 'string') {
-        if (!encryptKey) throw badRequest('encrypted_without_key', 'the event is encrypted but no encryptKey is configured for this channel');
-        try {
-          body = JSON.parse(decrypt(encryptKey, body.encrypt)) as Record<string, unknown>;
-        } catch (err) {
-          throw badRequest('decrypt_failed', `the encrypt field does not decrypt with the configured Encrypt Key: ${(err as Error).message}`);
-        }
-      }
-      let envelope;
+  routes(): WebhookRoute[] {
+    return [{ method: 'POST', path: '/', handle: (req) => this.receive(req) }];
+  }
+
+  private async receive(req: WebhookRequest): Promise<WebhookReply> {
+    const raw = req.body;
+    const { encryptKey, verificationToken } = this.options;
+    const timestamp = req.header(HEADER_TIMESTAMP);
+    const nonce = req.header(HEADER_NONCE);
+    const given = req.header(HEADER_SIGNATURE);
+    const signed = timestamp !== undefined && nonce !== undefined && given !== undefined;
+    // The signature covers the exact bytes, so it is checked before anything is parsed.
+    if (encryptKey && signed && !signatureMatches(given, signature(timestamp, nonce, encryptKey, raw))) {
+      throw unauthorized('bad_signature', 'X-Lark-Signature does not match sha256(timestamp + nonce + encrypt key + body)');
+    }
+    let body = parseJsonBody(raw) as Record<string, unknown>;
+    if (body && typeof body === 'object' && typeof body.encrypt === 'string') {
+      if (!encryptKey) throw badRequest('encrypted_without_key', 'the event is encrypted but no encryptKey is configured for this channel');
       try {
-        envelope = parseEnvelope(body);
+        body = JSON.parse(decrypt(encryptKey, body.encrypt)) as Record<string, unknown>;
       } catch (err) {
-        throw badRequest('unknown_payload', (err as Error).message);
+        throw badRequest('decrypt_failed', `the encrypt field does not decrypt with the configured Encrypt Key: ${(err as Error).message}`);
       }
-      if (verificationToken && envelope.token !== verificationToken) {
-        throw unauthorized('bad_token', 'the verification token in the payload does not match');
-      }
-      if (envelope.kind === 'challenge') {
-        // The request-URL check is not signed (the token above authenticates it); answer at once.
-        this.ctx.log.info({ channel: this.id }, 'answered the Feishu URL verification');
-        res.json({ challenge: envelope.challenge });
-        return;
-      }
-      if (encryptKey && !signed) {
-        throw unauthorized('missing_signature', 'events must carry X-Lark-Request-Timestamp, X-Lark-Request-Nonce and X-Lark-Signature');
-      }
-      if (envelope.kind === 'legacy' || envelope.eventType !== 'im.message.receive_v1') {
-        this.ctx.log.debug({ channel: this.id, eventType: envelope.eventType }, 'Feishu event acknowledged, not a message');
-        res.json({});
-        return;
-      }
-      const event = MessageReceiveEvent.safeParse(envelope.event);
-      if (!event.success) {
-        throw badRequest('invalid_event', `im.message.receive_v1: ${event.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-      }
-      const botOpenId = await this.botOpenIdFor(event.data);
-      const outcome = decodeMessageEvent(event.data, envelope.eventId, this, { groupMessages: this.options.groupMessages, botOpenId });
-      if (outcome.kind === 'skip') {
-        this.ctx.log.debug({ channel: this.id, reason: outcome.reason }, 'Feishu message skipped');
-        res.json({});
-        return;
-      }
-      const result = await this.ctx.ingest(outcome.message, outcome.reference);
-      this.ctx.log.debug({ channel: this.id, messageId: result.messageId, duplicate: result.duplicate }, 'Feishu message accepted');
-      res.json({});
-    });
+    }
+    let envelope;
+    try {
+      envelope = parseEnvelope(body);
+    } catch (err) {
+      throw badRequest('unknown_payload', (err as Error).message);
+    }
+    if (verificationToken && envelope.token !== verificationToken) {
+      throw unauthorized('bad_token', 'the verification token in the payload does not match');
+    }
+    if (envelope.kind === 'challenge') {
+      // The request-URL check is not signed (the token above authenticates it); answer at once.
+      this.ctx.log.info({ channel: this.id }, 'answered the Feishu URL verification');
+      return reply.json({ challenge: envelope.challenge });
+    }
+    if (encryptKey && !signed) {
+      throw unauthorized('missing_signature', 'events must carry X-Lark-Request-Timestamp, X-Lark-Request-Nonce and X-Lark-Signature');
+    }
+    if (envelope.kind === 'legacy' || envelope.eventType !== 'im.message.receive_v1') {
+      this.ctx.log.debug({ channel: this.id, eventType: envelope.eventType }, 'Feishu event acknowledged, not a message');
+      return reply.json({});
+    }
+    const event = MessageReceiveEvent.safeParse(envelope.event);
+    if (!event.success) {
+      throw badRequest('invalid_event', `im.message.receive_v1: ${event.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    }
+    const botOpenId = await this.botOpenIdFor(event.data);
+    const outcome = decodeMessageEvent(event.data, envelope.eventId, this, { groupMessages: this.options.groupMessages, botOpenId });
+    if (outcome.kind === 'skip') {
+      this.ctx.log.debug({ channel: this.id, reason: outcome.reason }, 'Feishu message skipped');
+      return reply.json({});
+    }
+    const result = await this.ctx.ingest(outcome.message, outcome.reference);
+    this.ctx.log.debug({ channel: this.id, messageId: result.messageId, duplicate: result.duplicate }, 'Feishu message accepted');
+    return reply.json({});
   }
 
   /** Only a group message under the 'mention' policy needs to know who the bot is. */

@@ -7,7 +7,7 @@
  *                        (the bot runs later on the pipeline; media downloads start after the ack)
  *   send()               customer-service send API, images uploaded through the media API, token via TokenManager
  */
-import type { Router } from 'express';
+import { reply, type WebhookRoute } from '../http.js';
 import { z } from 'zod';
 import { contentAsText, type Content, type ContentType, type UnifiedMessage } from '../../gateway/message.js';
 import type { ConversationReference } from '../../gateway/conversation-reference.js';
@@ -116,30 +116,33 @@ export class WechatChannelAdapter implements ChannelAdapter {
     ctx.media.setFetcher((mediaId) => this.api.fetchMedia(mediaId));
   }
 
-  routes(router: Router): void {
-    router.get('/', (req, res) => {
-      res.type('text/plain').send(this.endpoint.handshake(req.query));
-    });
-
-    router.post('/', async (req, res) => {
-      const opened = this.endpoint.open(req.query, req.rawBody, req.get('content-type'));
-      const message = this.product.decode(opened.fields, {
-        channel: this,
-        format: opened.format,
-        mediaUrl: (mediaId) => this.ctx.media.urlFor(mediaId),
-      });
-      const mediaIds = mediaIdsOf(message.content);
-      await Promise.all(mediaIds.map((mediaId) => this.ctx.media.register(mediaId)));
-      const result = await this.ctx.ingest(message, this.referenceFor(message));
-      // The documented "stop retrying" answer; the reply itself goes out through the send API.
-      res.type('text/plain').send('success');
-      this.ctx.log.debug({ msgId: result.messageId, duplicate: result.duplicate, encrypted: opened.encrypted }, 'push accepted');
-      if (this.options.prefetchMedia && !result.duplicate) {
-        for (const mediaId of mediaIds) {
-          this.ctx.media.resolve(mediaId).catch((err) => this.ctx.log.warn({ err: (err as Error).message }, 'inbound media download failed; retried on first request'));
-        }
-      }
-    });
+  routes(): WebhookRoute[] {
+    return [
+      { method: 'GET', path: '/', handle: (req) => reply.text(this.endpoint.handshake(req.query)) },
+      {
+        method: 'POST',
+        path: '/',
+        handle: async (req) => {
+          const opened = this.endpoint.open(req.query, req.body, req.header('content-type'));
+          const message = this.product.decode(opened.fields, {
+            channel: this,
+            format: opened.format,
+            mediaUrl: (mediaId) => this.ctx.media.urlFor(mediaId),
+          });
+          const mediaIds = mediaIdsOf(message.content);
+          await Promise.all(mediaIds.map((mediaId) => this.ctx.media.register(mediaId)));
+          const result = await this.ctx.ingest(message, this.referenceFor(message));
+          this.ctx.log.debug({ msgId: result.messageId, duplicate: result.duplicate, encrypted: opened.encrypted }, 'push accepted');
+          if (this.options.prefetchMedia && !result.duplicate) {
+            for (const mediaId of mediaIds) {
+              this.ctx.media.resolve(mediaId).catch((err) => this.ctx.log.warn({ err: (err as Error).message }, 'inbound media download failed; retried on first request'));
+            }
+          }
+          // The documented "stop retrying" answer; the reply itself goes out through the send API.
+          return reply.text('success');
+        },
+      },
+    ];
   }
 
   private referenceFor(message: UnifiedMessage): ReferenceInput {

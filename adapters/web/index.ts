@@ -6,6 +6,7 @@
  * Replies reach the socket through the gateway's live hub, so the process that runs the bot need not be the one
  * holding the socket.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -13,12 +14,15 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
 import { badRequest, parseJsonBody } from '../../gateway/errors.js';
 import type { ContentType, UnifiedMessage } from '../../gateway/message.js';
+import { reply, type WebhookReply, type WebhookRoute } from '../http.js';
 import { defineAdapter, type AdapterContext, type ChannelAdapter } from '../types.js';
 import { ClientFrame, decodeClientMessage, toClientMessage } from './protocol.js';
 import { issueVisitorToken, newVisitorId, verifyVisitorToken } from './visitor-token.js';
 import { refuseUpgrade, sharedSecret } from '../shared/live-socket.js';
 
 const WIDGET_JS = readFileSync(new URL('./widget.js', import.meta.url), 'utf8');
+const WIDGET_ETAG = `"${createHash('sha1').update(WIDGET_JS).digest('base64url')}"`;
+const WIDGET_CACHE = 'public, max-age=300';
 const DEMO_HTML = readFileSync(new URL('./demo.html', import.meta.url), 'utf8');
 
 export const WebOptions = z
@@ -64,26 +68,36 @@ class WebAdapter implements ChannelAdapter {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes });
   }
 
-  routes(router: import('express').Router): void {
-    router.get('/widget.js', (_req, res) => {
-      res.type('application/javascript').set('Cache-Control', 'public, max-age=300').send(WIDGET_JS);
-    });
+  routes(): WebhookRoute[] {
+    const routes: WebhookRoute[] = [
+      {
+        method: 'GET',
+        path: '/widget.js',
+        // Pages load it on every visit: a revalidation that matches costs a 304 and no body.
+        handle: (req): WebhookReply => {
+          const headers: Record<string, string> = { etag: WIDGET_ETAG, 'cache-control': WIDGET_CACHE };
+          if (req.header('if-none-match') === WIDGET_ETAG) return { status: 304, headers, body: '' };
+          return { status: 200, headers: { ...headers, 'content-type': 'application/javascript; charset=utf-8' }, body: WIDGET_JS };
+        },
+      },
+      // A token before the first socket, for pages that want the visitor id early. Body: {} or {token} to renew.
+      {
+        method: 'POST',
+        path: '/session',
+        handle: (req) => {
+          const body = req.body.length ? (parseJsonBody(req.body) as { token?: unknown }) : {};
+          if (body.token !== undefined && typeof body.token !== 'string') throw badRequest('invalid_token', 'token must be a string');
+          const session = this.session(body.token);
+          if (!session.ok) return reply.json({ error: session.reason, message: 'the visitor token is not valid; connect without one' }, 401);
+          return reply.json(session.frame);
+        },
+      },
+    ];
     if (this.options.demoPage) {
-      router.get('/', (_req, res) => {
-        res.type('html').send(DEMO_HTML.replaceAll('{{CHANNEL}}', this.id).replaceAll('{{TITLE}}', escapeHtml(this.options.title)));
-      });
+      const page = DEMO_HTML.replaceAll('{{CHANNEL}}', this.id).replaceAll('{{TITLE}}', escapeHtml(this.options.title));
+      routes.push({ method: 'GET', path: '/', handle: () => reply.html(page) });
     }
-    // A token before the first socket, for pages that want the visitor id early. Body: {} or {token} to renew.
-    router.post('/session', (req, res) => {
-      const body = req.rawBody?.length ? (parseJsonBody(req.rawBody) as { token?: unknown }) : {};
-      if (body.token !== undefined && typeof body.token !== 'string') throw badRequest('invalid_token', 'token must be a string');
-      const session = this.session(body.token);
-      if (!session.ok) {
-        res.status(401).json({ error: session.reason, message: 'the visitor token is not valid; connect without one' });
-        return;
-      }
-      res.json(session.frame);
-    });
+    return routes;
   }
 
   private session(token: string | undefined): { ok: true; visitorId: string; frame: object } | { ok: false; reason: string } {

@@ -7,8 +7,8 @@
  *        → verify the signature over Encrypt, decrypt, parse the inner XML (hardened parser), hand the fields over,
  *        and answer an empty 200 only once they are durably accepted (WeCom retries 3 times on anything else).
  */
-import type { Request, Router } from 'express';
 import type { Logger } from 'pino';
+import { reply, type WebhookRoute } from '../http.js';
 import { badRequest, HttpError, unauthorized } from '../../gateway/errors.js';
 import { WechatCryptoError, type WechatCrypto } from '../shared/wechat-crypto.js';
 import { parseWechatXml } from '../shared/xml.js';
@@ -23,62 +23,50 @@ export interface WecomCallbackDeps {
   onMessage(fields: WecomFields): Promise<void>;
 }
 
-/**
- * Query values read from the raw URL with decodeURIComponent: `echostr` and `Encrypt` are base64, and
- * URLSearchParams would turn a literal "+" into a space and break the signature (WeCom doc: URL-decode first).
- */
-export function rawQuery(req: Request): Record<string, string> {
-  const url = req.originalUrl ?? req.url;
-  const at = url.indexOf('?');
-  const out: Record<string, string> = {};
-  if (at < 0) return out;
-  for (const pair of url.slice(at + 1).split('&')) {
-    if (!pair) continue;
-    const eq = pair.indexOf('=');
-    const name = eq < 0 ? pair : pair.slice(0, eq);
-    const value = eq < 0 ? '' : pair.slice(eq + 1);
-    try {
-      out[decodeURIComponent(name)] = decodeURIComponent(value);
-    } catch {
-      throw badRequest('malformed_query', `query parameter ${name.slice(0, 40)} is not valid percent-encoding`);
-    }
-  }
-  return out;
-}
-
-export function mountWecomCallback(router: Router, deps: WecomCallbackDeps): void {
+/** The callback's two routes. Query values arrive decoded with decodeURIComponent (`req.query`): `echostr` and
+ *  `Encrypt` are base64, and form-style decoding would turn a literal "+" into a space and break the signature
+ *  (WeCom doc: URL-decode first). */
+export function wecomCallbackRoutes(deps: WecomCallbackDeps): WebhookRoute[] {
   const { crypto } = deps;
-
-  router.get('/', (req, res) => {
-    const q = rawQuery(req);
-    if (!q.msg_signature || !q.timestamp || !q.nonce || !q.echostr) {
-      throw badRequest('missing_parameters', 'URL verification needs msg_signature, timestamp, nonce and echostr');
-    }
-    if (!crypto.verify(q.msg_signature, q.timestamp, q.nonce, q.echostr)) {
-      throw unauthorized('bad_signature', 'msg_signature does not match sha1(sort(Token, timestamp, nonce, echostr)); check the Token');
-    }
-    const { message } = decrypt(crypto, q.echostr);
-    deps.log.info('WeCom callback URL verified');
-    res.status(200).type('text/plain').send(message);
-  });
-
-  router.post('/', async (req, res) => {
-    const q = rawQuery(req);
-    if (!q.msg_signature || !q.timestamp || !q.nonce) {
-      throw unauthorized('missing_signature', 'msg_signature, timestamp and nonce query parameters are required');
-    }
-    const outer = parseWechatXml((req.rawBody ?? Buffer.alloc(0)).toString('utf8'), { maxBytes: deps.maxXmlBytes });
-    const encrypt = typeof outer.Encrypt === 'string' ? outer.Encrypt : undefined;
-    if (!encrypt) throw badRequest('missing_encrypt', 'the callback XML has no <Encrypt> element (the app must use safe mode)');
-    if (!crypto.verify(q.msg_signature, q.timestamp, q.nonce, encrypt)) {
-      throw unauthorized('bad_signature', 'msg_signature does not match sha1(sort(Token, timestamp, nonce, Encrypt)); check the Token');
-    }
-    const { message } = decrypt(crypto, encrypt);
-    const fields = parseWechatXml(message, { maxBytes: deps.maxXmlBytes });
-    await deps.onMessage(fields);
-    // An empty 200 means "received, no passive reply"; replies go out through the send API.
-    res.status(200).type('text/plain').send('');
-  });
+  return [
+    {
+      method: 'GET',
+      path: '/',
+      handle: (req) => {
+        const q = req.query;
+        if (!q.msg_signature || !q.timestamp || !q.nonce || !q.echostr) {
+          throw badRequest('missing_parameters', 'URL verification needs msg_signature, timestamp, nonce and echostr');
+        }
+        if (!crypto.verify(q.msg_signature, q.timestamp, q.nonce, q.echostr)) {
+          throw unauthorized('bad_signature', 'msg_signature does not match sha1(sort(Token, timestamp, nonce, echostr)); check the Token');
+        }
+        const { message } = decrypt(crypto, q.echostr);
+        deps.log.info('WeCom callback URL verified');
+        return reply.text(message);
+      },
+    },
+    {
+      method: 'POST',
+      path: '/',
+      handle: async (req) => {
+        const q = req.query;
+        if (!q.msg_signature || !q.timestamp || !q.nonce) {
+          throw unauthorized('missing_signature', 'msg_signature, timestamp and nonce query parameters are required');
+        }
+        const outer = parseWechatXml(req.body.toString('utf8'), { maxBytes: deps.maxXmlBytes });
+        const encrypt = typeof outer.Encrypt === 'string' ? outer.Encrypt : undefined;
+        if (!encrypt) throw badRequest('missing_encrypt', 'the callback XML has no <Encrypt> element (the app must use safe mode)');
+        if (!crypto.verify(q.msg_signature, q.timestamp, q.nonce, encrypt)) {
+          throw unauthorized('bad_signature', 'msg_signature does not match sha1(sort(Token, timestamp, nonce, Encrypt)); check the Token');
+        }
+        const { message } = decrypt(crypto, encrypt);
+        const fields = parseWechatXml(message, { maxBytes: deps.maxXmlBytes });
+        await deps.onMessage(fields);
+        // An empty 200 means "received, no passive reply"; replies go out through the send API.
+        return reply.text('');
+      },
+    },
+  ];
 }
 
 function decrypt(crypto: WechatCrypto, encrypt: string): { message: string } {

@@ -3,7 +3,7 @@
  * `/webhooks/<id>` (GET = URL verification, POST = messages and events), is acknowledged with an empty 200 once
  * ingested, and replies go out through `message/send` (touser + agentid) as pipeline delivery jobs.
  */
-import type { Router } from 'express';
+import type { WebhookRoute } from '../http.js';
 import { z } from 'zod';
 import type { ConversationReference } from '../../gateway/conversation-reference.js';
 import { contentAsText, type ContentType, type UnifiedMessage } from '../../gateway/message.js';
@@ -12,7 +12,7 @@ import { TokenManager } from '../shared/token-manager.js';
 import { createWechatCrypto } from '../shared/wechat-crypto.js';
 import { defineAdapter, DeliveryError, type AdapterContext, type ChannelAdapter, type SendResult } from '../types.js';
 import { WecomApi } from './api.js';
-import { mountWecomCallback } from './callback.js';
+import { wecomCallbackRoutes } from './callback.js';
 import { decodeWecomAppMessage } from './decode.js';
 import { common, Secret } from './options.js';
 import type { WecomResult } from './errors.js';
@@ -51,8 +51,8 @@ class WecomAppAdapter implements ChannelAdapter {
     ctx.media.setFetcher((mediaId) => this.api.downloadMedia(mediaId, ctx.media.maxBytes));
   }
 
-  routes(router: Router): void {
-    mountWecomCallback(router, {
+  routes(): WebhookRoute[] {
+    return wecomCallbackRoutes({
       crypto: createWechatCrypto({ token: this.options.token, encodingAESKey: this.options.encodingAESKey, receiveId: this.options.corpId }),
       log: this.ctx.log,
       maxXmlBytes: this.options.maxXmlBytes,

@@ -7,7 +7,7 @@
  * Hand-off: `transferSession` moves the session to the servicer pool (2) or to a named servicer (3) inside WeCom;
  * with `handoffToWecomAgent` it runs on the gateway's `conversation.handoff_requested` event.
  */
-import type { Router } from 'express';
+import type { WebhookRoute } from '../http.js';
 import { z } from 'zod';
 import type { ConversationReference } from '../../gateway/conversation-reference.js';
 import { contentAsText, type ContentType, type UnifiedMessage } from '../../gateway/message.js';
@@ -16,7 +16,7 @@ import { TokenManager } from '../shared/token-manager.js';
 import { createWechatCrypto } from '../shared/wechat-crypto.js';
 import { defineAdapter, DeliveryError, type AdapterContext, type ChannelAdapter, type SendResult } from '../types.js';
 import { WecomApi } from '../wecom-app/api.js';
-import { field, mountWecomCallback } from '../wecom-app/callback.js';
+import { field, wecomCallbackRoutes } from '../wecom-app/callback.js';
 import type { WecomResult } from '../wecom-app/errors.js';
 import { truncateBytes } from '../wecom-app/index.js';
 import { common, Secret } from '../wecom-app/options.js';
@@ -92,8 +92,8 @@ class WecomKfAdapter implements ChannelAdapter {
     }
   }
 
-  routes(router: Router): void {
-    mountWecomCallback(router, {
+  routes(): WebhookRoute[] {
+    return wecomCallbackRoutes({
       crypto: createWechatCrypto({ token: this.options.token, encodingAESKey: this.options.encodingAESKey, receiveId: this.options.corpId }),
       log: this.ctx.log,
       maxXmlBytes: this.options.maxXmlBytes,
