@@ -122,10 +122,18 @@ describe('web widget channel, end to end over real Redis', () => {
     }
   });
 
-  it('serves the widget script', async () => {
+  it('serves the widget script, and a 304 without the body when the page already has it', async () => {
     const res = await fetch(`${gw.url}/webhooks/web/widget.js`);
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /javascript/);
+    assert.match(res.headers.get('cache-control') ?? '', /max-age=300/);
     assert.match(await res.text(), /new WebSocket/);
+    const etag = res.headers.get('etag');
+    assert.ok(etag);
+    const again = await fetch(`${gw.url}/webhooks/web/widget.js`, { headers: { 'if-none-match': etag } });
+    assert.equal(again.status, 304);
+    assert.equal(await again.text(), '');
+    const stale = await fetch(`${gw.url}/webhooks/web/widget.js`, { headers: { 'if-none-match': '"older"' } });
+    assert.equal(stale.status, 200);
   });
 });
