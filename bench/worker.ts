@@ -122,6 +122,7 @@ interface Row {
   workerCpuMsPerMessage: number;
   redisCommandsPerMessage: number;
   redisCpuMsPerMessage: number;
+  redisBytesPerMessage: { toRedis: number; fromRedis: number };
   redisTopCommands: Record<string, number>;
 }
 
@@ -145,11 +146,15 @@ async function drain(count: number, size: number): Promise<Row> {
     workerCpuMsPerMessage: Math.round((cpu * 1000 * 1000) / delivered) / 1000,
     redisCommandsPerMessage: Math.round(((after.commands - before.commands) / delivered) * 10) / 10,
     redisCpuMsPerMessage: Math.round(((after.cpuSeconds - before.cpuSeconds) * 1000 * 1000) / delivered) / 1000,
+    redisBytesPerMessage: {
+      toRedis: Math.round((after.netInputBytes - before.netInputBytes) / delivered),
+      fromRedis: Math.round((after.netOutputBytes - before.netOutputBytes) / delivered),
+    },
     redisTopCommands: commandsPerMessage(before.byCommand, after.byCommand, delivered),
   };
   console.log(
     `job size ${String(size).padStart(3)}: ${row.messagesPerSec} msg/s, worker CPU ${row.workerCpuMsPerMessage} ms/msg, ` +
-      `Redis ${row.redisCommandsPerMessage} cmd/msg and ${row.redisCpuMsPerMessage} ms CPU/msg${delivered < count ? ` (${count - delivered} undelivered)` : ''}`,
+      `Redis ${row.redisCommandsPerMessage} cmd/msg, ${row.redisCpuMsPerMessage} ms CPU/msg, ${row.redisBytesPerMessage.toRedis}/${row.redisBytesPerMessage.fromRedis} bytes/msg in/out${delivered < count ? ` (${count - delivered} undelivered)` : ''}`,
   );
   return row;
 }

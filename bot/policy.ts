@@ -38,6 +38,13 @@ export interface PolicyDeps {
   close?: () => Promise<void>;
 }
 
+/** What prepare() started for a message: its conversation's context, its text and the intent model's answer. */
+interface PreparedTurn {
+  ctx: ConversationContext;
+  text: string;
+  prediction: Promise<IntentPrediction> | undefined;
+}
+
 interface Turn {
   message: UnifiedMessage;
   text: string;
@@ -75,17 +82,26 @@ export class PolicyBot implements Bot {
     await this.deps.close?.();
   }
 
-  /** The conversation's context: the one read decide() needs before it can start. */
-  prepare(conversationId: string): Promise<ConversationContext> {
-    return this.deps.context.load(conversationId);
+  /**
+   * The conversation's context — the one read decide() needs before it can start — and the message's intent. The
+   * pipeline prepares all the messages of a queue job in the same turn of the event loop, so their predictions share
+   * one model run (bot/intent/run-batcher.ts); asked for later, from decide(), they arrived a few at a time.
+   */
+  prepare(message: UnifiedMessage): Promise<PreparedTurn> {
+    const text = textOf(message.content).trim();
+    const classifier = text ? this.deps.classifier?.() : undefined;
+    const prediction = classifier?.predict(text);
+    prediction?.catch(() => undefined); // surfaced by decide() when it runs; dropped with the turn otherwise
+    return this.deps.context.load(message.conversationId).then((ctx) => ({ ctx, text, prediction }));
   }
 
   async decide({ message, conversation, prepared }: BotInput): Promise<BotDecision> {
     const started = performance.now();
     const { context, entities } = this.deps;
-    // `prepared` is what prepare() above returned for this conversation.
-    const ctx = await ((prepared as Promise<ConversationContext> | undefined) ?? context.load(conversation.id));
-    let text = textOf(message.content).trim();
+    // `prepared` is what prepare() above returned for this message.
+    const early = await ((prepared as Promise<PreparedTurn> | undefined) ?? this.prepare(message));
+    const ctx = early.ctx;
+    let text = early.text;
 
     const burst = await this.burst(message, ctx, text);
     if (burst === 'deferred') {
@@ -104,8 +120,9 @@ export class PolicyBot implements Bot {
     if (ctx.awaiting && captured[ctx.awaiting] !== undefined) delete ctx.awaiting;
     if (message.content.type !== 'event') ctx.turns += 1;
 
-    const classifier = text ? this.deps.classifier?.() : undefined;
-    const prediction = classifier ? await classifier.predict(text) : undefined;
+    // A burst joins earlier texts to this one: that text is new to the model.
+    const classifier = text !== early.text && text ? this.deps.classifier?.() : undefined;
+    const prediction = classifier ? await classifier.predict(text) : await early.prediction;
     const turn: Turn = {
       message,
       text,

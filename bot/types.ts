@@ -14,7 +14,7 @@ export interface BotInput {
     turns: number;
     reference: ConversationReference;
   };
-  /** What this bot's prepare() started reading for the conversation, when the pipeline called it. */
+  /** What this bot's prepare() started for the message, when the pipeline called it. */
   prepared?: Promise<unknown>;
 }
 
@@ -43,11 +43,12 @@ export interface BotDecision {
 
 export interface Bot {
   /**
-   * Starts reading what decide() will need for this conversation. The pipeline calls it together with its own
-   * reads and writes for the message (conversation state, transcript), so they share one Redis round trip, and hands
-   * the result back as `BotInput.prepared` — or drops it when the conversation is not the bot's.
+   * Starts what decide() will need for this message (reads of the conversation, the intent model's answer). The
+   * pipeline calls it together with its own reads and writes for the message (conversation state, transcript), so
+   * they share one Redis round trip — and for all the messages of a queue job at once, so work that batches (model
+   * runs) can — and hands the result back as `BotInput.prepared`, or drops it when the conversation is not the bot's.
    */
-  prepare?(conversationId: string): Promise<unknown>;
+  prepare?(message: UnifiedMessage): Promise<unknown>;
   decide(input: BotInput): Promise<BotDecision>;
   /** Reported on /readyz (e.g. a model that failed to load). */
   health?(): { ok: boolean; detail?: string };

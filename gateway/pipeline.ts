@@ -188,8 +188,9 @@ export class Pipeline {
       channelType: message.channelType,
       updatedAt: Date.now(),
     };
-    // One round trip: these are auto-pipelined. The bot's read starts now too, and is dropped unless the bot runs.
-    const prepared = bot.prepare?.(message.conversationId);
+    // One round trip: these are auto-pipelined. The bot's reads (and its model run, shared by the job's messages)
+    // start now too, and are dropped unless the bot runs.
+    const prepared = bot.prepare?.(message);
     prepared?.catch(() => undefined);
     const conversation = await conversations.receive(reference, message, this.deps.config.dedupeWindowSeconds * 1000, transcripts.entry(message));
     if (conversation.duplicateOf !== undefined) {

@@ -88,6 +88,9 @@ export async function redisCounters(redis: { info(section: string): Promise<stri
   for (const [, name, calls] of (await redis.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) byCommand.set(name!, Number(calls));
   return {
     commands: num(stats, 'total_commands_processed'),
+    /** Bytes clients sent to Redis and received from it: what the commands and their replies weigh on the wire. */
+    netInputBytes: num(stats, 'total_net_input_bytes'),
+    netOutputBytes: num(stats, 'total_net_output_bytes'),
     cpuSeconds: num(cpu, 'used_cpu_user') + num(cpu, 'used_cpu_sys'),
     /** Forks (AOF rewrites) and the longest one: a fork pauses Redis, which shows as a latency spike. */
     forks: num(stats, 'total_forks'),

@@ -92,7 +92,7 @@ export async function startTestBot(
         metadata,
       });
       // As the pipeline does: the context read starts first, and the turn counts once its context write landed.
-      const prepared = parts.bot.prepare?.(conversationId);
+      const prepared = parts.bot.prepare?.(message);
       const decision = await parts.bot.decide({
         message,
         conversation: { id: conversationId, turns: n, reference: { conversationId, channel, channelType: 'web', peerId: user, context: {}, updatedAt: Date.now() } },

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import type { IntentClassifier } from '../../bot/intent/types.js';
 import { FaqEntry } from '../../bot/kb/entry.js';
+import { createMessage } from '../../gateway/message.js';
 import { startTestRedis } from '../helpers/redis.js';
 import { KeywordClassifier, replyText, startTestBot, type TestBot } from './helpers.js';
 
@@ -122,5 +124,51 @@ describe('decision policy over real Redis', () => {
     assert.deepEqual(seen, [['idiot']]);
     assert.equal(d.trace.stage, 'intent');
     assert.match(d.trace.reason ?? '', /sensitive: idiot/);
+  });
+
+  it('predicts the intents of messages prepared together in one batch, and decide() uses those predictions', async () => {
+    // Resolves predictions asked for in the same turn of the event loop together, as the ONNX run batcher does.
+    const asked: string[] = [];
+    const batches: number[] = [];
+    let waiting = 0;
+    const batching: IntentClassifier = {
+      predict(text) {
+        asked.push(text);
+        if (waiting++ === 0) setImmediate(() => (batches.push(waiting), (waiting = 0)));
+        return classifier.predict(text);
+      },
+      health: () => ({ ok: true }),
+    };
+    const own = await startTestBot(config, redis.url, { prefix: 'batch', classifier: batching });
+    try {
+      const texts = ['where is my parcel', 'good morning', 'purple pears', 'track it please'];
+      const messages = texts.map((text, i) =>
+        createMessage({ channel: 'web', channelType: 'web', direction: 'in', conversationId: `web.b-${i}`, sender: { id: `b-${i}`, role: 'customer' }, content: { type: 'text', text } }),
+      );
+      // As the pipeline does for the messages of one queue job: all prepared in one tick, then decided.
+      const prepared = messages.map((message) => own.parts.bot.prepare!(message));
+      const decisions = await Promise.all(
+        messages.map((message, i) =>
+          own.parts.bot.decide({
+            message,
+            conversation: { id: message.conversationId, turns: 1, reference: { conversationId: message.conversationId, channel: 'web', channelType: 'web', peerId: `b-${i}`, context: {}, updatedAt: Date.now() } },
+            prepared: prepared[i]!,
+          }),
+        ),
+      );
+      assert.deepEqual(batches, [4], 'one batch for the four texts');
+      assert.deepEqual(asked, texts, 'each text predicted once: decide() used what prepare() started');
+      assert.deepEqual(
+        decisions.map((d) => d.trace.stage),
+        ['intent', 'intent', 'fallback', 'intent'],
+      );
+      assert.deepEqual(
+        decisions.map((d) => d.trace.intent?.label),
+        ['order_status', 'greeting', 'order_status', 'order_status'],
+        'each message got its own prediction (the fallback one below the threshold)',
+      );
+    } finally {
+      await own.stop();
+    }
   });
 });
