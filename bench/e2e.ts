@@ -451,7 +451,14 @@ await receiver.close();
 await redisServer.stop();
 rmSync(work, { recursive: true, force: true });
 
-const sustained = Math.max(0, ...results.filter((r) => r.channel === 'wecom' && r.offered !== 'max' && r.errors === 0 && r.deliveredPerSec >= 0.95 * Number(r.offered)).map((r) => Number(r.offered)));
+// Sustained: the rate is carried without a backlog — nearly all of it delivered within the phase, and the tail stays
+// under half a second (a queue that grows through the phase shows as a p99 of seconds).
+const sustained = Math.max(
+  0,
+  ...results
+    .filter((r) => r.channel === 'wecom' && r.offered !== 'max' && r.errors === 0 && r.deliveredPerSec >= 0.97 * Number(r.offered) && r.latencyMs.p99 <= 500)
+    .map((r) => Number(r.offered)),
+);
 // The gateway's throughput: the most WeCom replies/s delivered in any phase. Under fixed overload (2,000–4,000 offered)
 // jobs grow and it delivers more than in the 64-connection open-loop phase, whose closed loop keeps jobs small.
 const wecom = results.filter((r) => r.channel === 'wecom');
