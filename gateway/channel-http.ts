@@ -35,7 +35,15 @@ export function createChannelHttp(deps: ChannelHttpDeps): (req: IncomingMessage,
   return (req, res) => {
     const url = req.url ?? '/';
     if (!url.startsWith(WEBHOOK_PREFIX)) return false;
-    void serve(deps, routes, req, res, url).catch((err) => writeError(deps, req, res, err));
+    void serve(deps, routes, req, res, url).catch((err) => {
+      try {
+        writeError(deps, req, res, err);
+      } catch (writeErr) {
+        // Nothing sensible can be sent any more; drop the connection rather than leave a rejection unhandled.
+        deps.log.error({ err: writeErr }, 'could not answer a webhook request');
+        res.destroy();
+      }
+    });
     return true;
   };
 }

@@ -29,6 +29,8 @@ describe('channel webhook dispatcher', () => {
     { method: 'POST', path: '/slow-down', handle: () => Promise.reject(new HttpError(429, 'rate_limited', 'wait', { 'retry-after': '3' })) },
     { method: 'POST', path: '/broken', handle: () => Promise.reject(new Error('secret internals')) },
     { method: 'POST', path: '/empty', handle: () => reply.empty(204) },
+    // A header value Node refuses to write: even the error answer cannot go out.
+    { method: 'POST', path: '/unanswerable', handle: () => Promise.reject(new HttpError(429, 'rate_limited', 'wait', { 'retry-after': 'bad\nvalue' })) },
   ];
   const adapter = { id: 'hook', type: 'test', capabilities: new Set(), routes: () => routes } as unknown as ChannelAdapter;
 
@@ -125,6 +127,13 @@ describe('channel webhook dispatcher', () => {
     assert.doesNotMatch(body.message, /secret internals/);
     assert.ok(logLines.some((l) => l.msg === 'request failed'));
     assert.equal((await fetch(`${base}/webhooks/hook/empty`, { method: 'POST' })).status, 204);
+  });
+
+  it('drops the connection when not even the error can be written, logs it, and keeps serving', async () => {
+    logLines.length = 0;
+    await assert.rejects(fetch(`${base}/webhooks/hook/unanswerable`, { method: 'POST', body: 'x' }));
+    assert.ok(logLines.some((l) => l.msg === 'could not answer a webhook request'));
+    assert.equal((await fetch(`${base}/webhooks/hook?echostr=2`)).status, 200);
   });
 
   it('closes the connection after refusing a body it did not read, and the next request is served', async () => {
