@@ -120,9 +120,8 @@ export class PolicyBot implements Bot {
     if (ctx.awaiting && captured[ctx.awaiting] !== undefined) delete ctx.awaiting;
     if (message.content.type !== 'event') ctx.turns += 1;
 
-    // A burst joins earlier texts to this one: that text is new to the model.
-    const classifier = text !== early.text && text ? this.deps.classifier?.() : undefined;
-    const prediction = classifier ? await classifier.predict(text) : await early.prediction;
+    // A burst joins earlier texts to this one: that text is new to the model, so only it is predicted here.
+    const prediction = text === early.text ? await early.prediction : text ? await this.deps.classifier?.()?.predict(text) : undefined;
     const turn: Turn = {
       message,
       text,

@@ -15,7 +15,7 @@ import type { WebhookReply, WebhookRequest, WebhookRoute } from '../adapters/htt
 import { badRequest, HttpError, notFound } from './errors.js';
 import { refusal, type RefusalDeps } from './http.js';
 
-export const WEBHOOK_PREFIX = '/webhooks/';
+const WEBHOOK_PREFIX = '/webhooks/';
 
 export interface ChannelHttpDeps extends RefusalDeps {
   adapters: ReadonlyMap<string, ChannelAdapter>;
@@ -109,7 +109,7 @@ function writeError(deps: ChannelHttpDeps, req: IncomingMessage, res: ServerResp
 }
 
 /** Query values decoded with decodeURIComponent ('+' kept: base64 values), first of a repeated name. */
-export function decodeQuery(rawQuery: string): Record<string, string> {
+function decodeQuery(rawQuery: string): Record<string, string> {
   // No prototype: a parameter named "__proto__" or "constructor" is a value like any other.
   const out: Record<string, string> = Object.create(null);
   if (!rawQuery) return out;

@@ -18,8 +18,9 @@ const CAPABILITIES: ReadonlySet<ContentType> = new Set(['text']);
 
 function flatHeaders(req: WebhookRequest): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (value !== undefined) out[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+  for (const name of Object.keys(req.headers)) {
+    const value = req.header(name);
+    if (value !== undefined) out[name] = value;
   }
   return out;
 }
