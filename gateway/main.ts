@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfigFile } from '../config/load.js';
 import { createGateway, type Role } from './gateway.js';
+import { missingNodeFlags, nodeFlagsFor } from './node-flags.js';
 import { createLogger } from './logger.js';
 import { RedisMissingError, startPrivateRedis, type PrivateRedis } from './redis-server.js';
 
@@ -37,6 +38,11 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const log = createLogger(config.log.level);
+  const missing = missingNodeFlags(role);
+  if (missing.length > 0) {
+    // Started some other way than the npm scripts or the image: it works, with more and longer GC pauses.
+    log.warn({ missing }, `role ${role} runs best with these node flags (gateway/node-flags.ts): node ${nodeFlagsFor(role).join(' ')} …`);
+  }
   let privateRedis: PrivateRedis | undefined;
   let redisUrl = process.env.REDIS_URL || config.redis.url;
   if (!redisUrl && !config.redis.cluster?.length) {

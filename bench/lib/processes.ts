@@ -2,6 +2,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Role } from '../../gateway/gateway.js';
+import { nodeFlagsFor } from '../../gateway/node-flags.js';
 
 /** Node options for a role process: with `profile`, a V8 CPU profile written to bench/results/profiles/ on exit. */
 export function cpuProfileArgs(profile: boolean | undefined): string[] {
@@ -17,8 +19,9 @@ export interface RoleProcess {
   stop(): Promise<void>;
 }
 
-export async function startRole(role: string, configPath: string, env: Record<string, string>, extraNodeArgs: string[] = []): Promise<RoleProcess> {
-  const child = spawn(process.execPath, [...extraNodeArgs, '--import', 'tsx', 'gateway/main.ts', '--role', role, '--config', configPath], {
+export async function startRole(role: Role, configPath: string, env: Record<string, string>, extraNodeArgs: string[] = []): Promise<RoleProcess> {
+  // The role's node flags, as `npm run start:<role>` passes them.
+  const child = spawn(process.execPath, [...nodeFlagsFor(role), ...extraNodeArgs, '--import', 'tsx', 'gateway/main.ts', '--role', role, '--config', configPath], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
