@@ -4,15 +4,17 @@
  *
  * A process that runs the pipeline (`worker`, and `all`) allocates ≈ 140 KB per message — job JSON, Redis command
  * strings, HTTP bodies — nearly all of it garbage within milliseconds. With V8's defaults its young generation is at
- * most 16 MB per semi-space and shrinks back towards 1 MB whenever the process idles (the memory reducer), so on the
- * 2-core benchmark machine at 1,000 msg/s:
+ * most 16 MB per semi-space and shrinks back towards 1 MB while the process idles, as the old generation does (the
+ * memory reducer), so on the 2-core benchmark machine at 1,000 msg/s:
  *   - in steady load a worker ran a young-generation collection every ≈ 150 ms, 5–7 ms each;
  *   - the first second after a quiet spell had one every 15–20 ms while the young generation grew back by doubling,
  *     and the old generation, shrunk too, was collected in full until its limit had grown again. The latency of
  *     that first second set the phase's p99.
- * A fixed 64 MB semi-space and no memory reducer: 4–5× fewer collections, ≈ 40 % less time in GC, no storm after
- * an idle spell (bench/README.md). The price: the young generation holds up to 128 MB of RSS per pipeline process
- * instead of 32 MB.
+ * A fixed 64 MB semi-space and no memory reducer: 4–5× fewer collections, half the time in GC, no storm after
+ * an idle spell (bench/README.md). The price is memory: the young generation holds 128 MB instead of up to 32 MB, and
+ * the old generation no longer shrinks when idle — a benchmark worker peaked at ≈ 530 MB of RSS instead of ≈ 400 MB
+ * (≈ 470 MB with the young-generation flags alone). Where memory is tighter than latency, drop `--no-memory-reducer`
+ * first.
  *
  * The ingress keeps V8's defaults: it holds the idle widget sockets, and even a fixed 16 MB semi-space took 10,000
  * of them from ≈ 280 MB to 316 MB of RSS, over the 300 MB budget.
