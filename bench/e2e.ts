@@ -29,7 +29,7 @@ import { shippedBot, writeBenchConfig } from './lib/config.js';
 import { loadCorpus, textSource } from './lib/corpus.js';
 import { commandsPerMessage, cpuProfileArgs, redisCounters, rssMb, startRole, type RoleProcess } from './lib/processes.js';
 import { startReceiver } from './lib/receiver.js';
-import { summarize } from './lib/stats.js';
+import { latencyBySecond, summarize } from './lib/stats.js';
 import { evenly, pacedRequests } from './lib/load.js';
 import { wecomChannelOptions, wecomRequest, type WebhookRequest } from './lib/wecom-requests.js';
 
@@ -93,6 +93,8 @@ interface PhaseResult {
   /** Accepted messages of conversations a rule or hand-off phrase gave to a human: no bot reply is due. */
   handedOff: number;
   latencyMs: ReturnType<typeof summarize>;
+  /** The same per second of the phase, by send time (the first second after an idle spell is often the slowest). */
+  latencyBySecond: ReturnType<typeof latencyBySecond>;
   ackLatencyMs?: ReturnType<typeof summarize>;
   /** Accepted messages per inbound queue job: how much ingest's group commit batched (1 at low load). */
   messagesPerInboundJob: number;
@@ -163,11 +165,13 @@ async function phase(
   const { sent, errors, ack, handedOff = 0 } = await run();
   await drain(sent.keys(), arrivals);
   const latencies: number[] = [];
+  const timeline: { sentAtMs: number; latencyMs: number }[] = [];
   let lastArrival = t0;
   for (const [id, at] of sent) {
     const arrived = arrivals.get(id);
     if (arrived === undefined) continue;
     latencies.push(arrived - at);
+    timeline.push({ sentAtMs: at - t0, latencyMs: arrived - at });
     lastArrival = Math.max(lastArrival, arrived);
   }
   const ownCpu = process.cpuUsage(ownCpuBefore);
@@ -184,6 +188,7 @@ async function phase(
     errors: errors + (sent.size - latencies.length),
     handedOff,
     latencyMs: summarize(latencies),
+    latencyBySecond: latencyBySecond(timeline),
     ...(ack && { ackLatencyMs: summarize(ack) }),
     messagesPerInboundJob: Math.round(((sent.size + handedOff) / Math.max(1, jobs)) * 100) / 100,
     redisCommandsPerMessage: Math.round(((after.commands - before.commands) / Math.max(1, latencies.length)) * 10) / 10,
@@ -198,7 +203,7 @@ async function phase(
   };
   console.log(
     `${channel.padEnd(5)} offered ${String(offered).padStart(5)}/s → delivered ${String(result.deliveredPerSec).padStart(5)}/s` +
-      `  p50 ${result.latencyMs.p50} ms  p99 ${result.latencyMs.p99} ms  errors ${result.errors}${result.handedOff ? ` (+${result.handedOff} after a hand-off)` : ''}  ${result.messagesPerInboundJob} msg/job  redis ${result.redisCommandsPerMessage} cmd/msg` +
+      `  p50 ${result.latencyMs.p50} ms  p99 ${result.latencyMs.p99} ms (per second: ${result.latencyBySecond.map((s) => Math.round(s.p99)).join(' ')})  errors ${result.errors}${result.handedOff ? ` (+${result.handedOff} after a hand-off)` : ''}  ${result.messagesPerInboundJob} msg/job  redis ${result.redisCommandsPerMessage} cmd/msg` +
       `  cpu ${result.cpuMsPerMessage.ingress}+${workerCpu(result)} ms/msg (load generator ${result.loadGeneratorCpuMsPerMessage})` +
       (result.redisPauses.forks || result.redisPauses.delayedFsyncs ? `  redis forks ${result.redisPauses.forks} (last ${result.redisPauses.latestForkMs} ms), delayed fsyncs ${result.redisPauses.delayedFsyncs}` : ''),
   );

@@ -16,3 +16,16 @@ export function summarize(values: number[]) {
     max: round(sorted[sorted.length - 1] ?? NaN),
   };
 }
+
+/**
+ * Latency per second of the phase, by when each message was sent: shows how the gateway got going (its heaps and
+ * caches after the idle spell before the phase) apart from how it kept up.
+ */
+export function latencyBySecond(samples: ReadonlyArray<{ sentAtMs: number; latencyMs: number }>) {
+  const seconds: number[][] = [];
+  for (const { sentAtMs, latencyMs } of samples) (seconds[Math.max(0, Math.floor(sentAtMs / 1000))] ??= []).push(latencyMs);
+  return Array.from(seconds, (values = [], second) => {
+    const { count, p50, p99, max } = summarize(values);
+    return { second, count, p50, p99, max };
+  });
+}
