@@ -95,6 +95,8 @@ interface PhaseResult {
   latencyMs: ReturnType<typeof summarize>;
   /** The same per second of the phase, by send time (the first second after an idle spell is often the slowest). */
   latencyBySecond: ReturnType<typeof latencyBySecond>;
+  /** Inbound queue jobs created in each second of the phase (compare with latencyBySecond's counts). */
+  inboundJobsBySecond: number[];
   ackLatencyMs?: ReturnType<typeof summarize>;
   /** Accepted messages per inbound queue job: how much ingest's group commit batched (1 at low load). */
   messagesPerInboundJob: number;
@@ -162,7 +164,15 @@ async function phase(
   const cpuBefore = gatewayProcesses.map((p) => p.cpuSeconds());
   const ownCpuBefore = process.cpuUsage();
   const t0 = performance.now();
-  const { sent, errors, ack, handedOff = 0 } = await run();
+  // Inbound jobs created by the end of each second: with the messages sent in it, how much group commit batched as
+  // the phase got going.
+  const jobsBySecondEnd: number[] = [];
+  let second = 0;
+  const sampler = setInterval(() => {
+    const at = second++;
+    void inboundJobsCreated().then((n) => (jobsBySecondEnd[at] = n - jobsBefore));
+  }, 1000);
+  const { sent, errors, ack, handedOff = 0 } = await run().finally(() => clearInterval(sampler));
   await drain(sent.keys(), arrivals);
   const latencies: number[] = [];
   const timeline: { sentAtMs: number; latencyMs: number }[] = [];
@@ -189,6 +199,7 @@ async function phase(
     handedOff,
     latencyMs: summarize(latencies),
     latencyBySecond: latencyBySecond(timeline),
+    inboundJobsBySecond: jobsBySecondEnd.map((n, i) => n - (jobsBySecondEnd[i - 1] ?? 0)),
     ...(ack && { ackLatencyMs: summarize(ack) }),
     messagesPerInboundJob: Math.round(((sent.size + handedOff) / Math.max(1, jobs)) * 100) / 100,
     redisCommandsPerMessage: Math.round(((after.commands - before.commands) / Math.max(1, latencies.length)) * 10) / 10,
@@ -203,7 +214,7 @@ async function phase(
   };
   console.log(
     `${channel.padEnd(5)} offered ${String(offered).padStart(5)}/s → delivered ${String(result.deliveredPerSec).padStart(5)}/s` +
-      `  p50 ${result.latencyMs.p50} ms  p99 ${result.latencyMs.p99} ms (per second: ${result.latencyBySecond.map((s) => Math.round(s.p99)).join(' ')})  errors ${result.errors}${result.handedOff ? ` (+${result.handedOff} after a hand-off)` : ''}  ${result.messagesPerInboundJob} msg/job  redis ${result.redisCommandsPerMessage} cmd/msg` +
+      `  p50 ${result.latencyMs.p50} ms  p99 ${result.latencyMs.p99} ms (per second: ${result.latencyBySecond.map((s) => Math.round(s.p99)).join(' ')}; jobs ${result.inboundJobsBySecond.join(' ')})  errors ${result.errors}${result.handedOff ? ` (+${result.handedOff} after a hand-off)` : ''}  ${result.messagesPerInboundJob} msg/job  redis ${result.redisCommandsPerMessage} cmd/msg` +
       `  cpu ${result.cpuMsPerMessage.ingress}+${workerCpu(result)} ms/msg (load generator ${result.loadGeneratorCpuMsPerMessage})` +
       (result.redisPauses.forks || result.redisPauses.delayedFsyncs ? `  redis forks ${result.redisPauses.forks} (last ${result.redisPauses.latestForkMs} ms), delayed fsyncs ${result.redisPauses.delayedFsyncs}` : ''),
   );
