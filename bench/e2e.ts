@@ -170,7 +170,7 @@ async function phase(
   let second = 0;
   const sampler = setInterval(() => {
     const at = second++;
-    void inboundJobsCreated().then((n) => (jobsBySecondEnd[at] = n - jobsBefore));
+    inboundJobsCreated().then((n) => (jobsBySecondEnd[at] = n - jobsBefore), () => undefined);
   }, 1000);
   const { sent, errors, ack, handedOff = 0 } = await run().finally(() => clearInterval(sampler));
   await drain(sent.keys(), arrivals);
