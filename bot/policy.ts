@@ -89,10 +89,14 @@ export class PolicyBot implements Bot {
    */
   prepare(message: UnifiedMessage): Promise<PreparedTurn> {
     const text = textOf(message.content).trim();
-    const classifier = text ? this.deps.classifier?.() : undefined;
-    const prediction = classifier?.predict(text);
+    const prediction = this.predict(text);
     prediction?.catch(() => undefined); // surfaced by decide() when it runs; dropped with the turn otherwise
     return this.deps.context.load(message.conversationId).then((ctx) => ({ ctx, text, prediction }));
+  }
+
+  /** The intent model's answer for a text; undefined for an empty text or when no model is loaded. */
+  private predict(text: string): Promise<IntentPrediction> | undefined {
+    return text ? this.deps.classifier?.()?.predict(text) : undefined;
   }
 
   async decide({ message, conversation, prepared }: BotInput): Promise<BotDecision> {
@@ -121,7 +125,7 @@ export class PolicyBot implements Bot {
     if (message.content.type !== 'event') ctx.turns += 1;
 
     // A burst joins earlier texts to this one: that text is new to the model, so only it is predicted here.
-    const prediction = text === early.text ? await early.prediction : text ? await this.deps.classifier?.()?.predict(text) : undefined;
+    const prediction = await (text === early.text ? early.prediction : this.predict(text));
     const turn: Turn = {
       message,
       text,
