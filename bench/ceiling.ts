@@ -4,15 +4,19 @@
  *                  worker processes like the gateway's leases do) doing nothing;
  *   bare-enqueue   a bare express 5 JSON route that does one BullMQ `add` and answers 202.
  * Started as child processes by bench/e2e.ts:
- *   node --import tsx bench/ceiling.ts noop-workers <redisUrl> <shards> <process index> <processes>
- *   node --import tsx bench/ceiling.ts bare-enqueue <redisUrl> <shards> <port>
+ *   node --import tsx bench/ceiling.ts noop-workers <redis> <shards> <process index> <processes>
+ *   node --import tsx bench/ceiling.ts bare-enqueue <redis> <shards> <port>
+ * <redis> is a redis:// URL or `cluster:host:port,…` (bench/lib/bench-redis.ts). Queue names carry a hash tag, as the
+ * gateway's do, so each queue stays in one slot of a cluster.
  */
 import express from 'express';
 import { Queue, Worker } from 'bullmq';
-import { Redis } from 'ioredis';
 import { queueName } from '../gateway/queues.js';
+import { connectRedis } from '../gateway/redis.js';
+import { BARE_QUEUE, targetFromSpec } from './lib/bench-redis.js';
 
-const [mode, redisUrl, shardsArg, portOrIndex, processesArg] = process.argv.slice(2);
+const [mode, redisSpec, shardsArg, portOrIndex, processesArg] = process.argv.slice(2);
+const target = targetFromSpec(redisSpec!);
 const shards = Number(shardsArg ?? 8);
 const prefix = 'ceiling';
 
@@ -22,7 +26,7 @@ if (mode === 'noop-workers') {
     for (let i = 0; i < shards; i++) {
       if (i % Number(processesArg ?? 1) !== Number(portOrIndex ?? 0)) continue;
       workers.push(new Worker(queueName(stage, i), async () => {}, {
-        connection: new Redis(redisUrl!, { maxRetriesPerRequest: null }) as never,
+        connection: connectRedis(target, { autoPipelining: false }) as never,
         prefix,
         concurrency: 1,
         removeOnComplete: { count: 1000 },
@@ -36,8 +40,8 @@ if (mode === 'noop-workers') {
     process.exit(0);
   });
 } else if (mode === 'bare-enqueue') {
-  const connection = new Redis(redisUrl!, { maxRetriesPerRequest: null, enableAutoPipelining: true });
-  const queue = new Queue('bare', { connection: connection as never, prefix, defaultJobOptions: { removeOnComplete: true } });
+  const connection = connectRedis(target, { autoPipelining: true });
+  const queue = new Queue(BARE_QUEUE, { connection: connection as never, prefix, defaultJobOptions: { removeOnComplete: true } });
   const app = express();
   app.use(express.json());
   app.post('/enqueue', async (req, res) => {
@@ -47,6 +51,6 @@ if (mode === 'noop-workers') {
   app.listen(Number(portOrIndex), '127.0.0.1', () => console.log('ready'));
   process.on('SIGTERM', () => process.exit(0));
 } else {
-  console.error('usage: ceiling.ts noop-workers|bare-enqueue <redisUrl> <shards> [port]');
+  console.error('usage: ceiling.ts noop-workers|bare-enqueue <redis URL or cluster:host:port,…> <shards> [port]');
   process.exit(2);
 }

@@ -19,15 +19,15 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
-import { Redis } from 'ioredis';
 import WebSocket from 'ws';
 import { sign } from '../adapters/app/signature.js';
 import { conversationIdFor } from '../gateway/message.js';
-import { freePort, startPrivateRedis } from '../gateway/redis-server.js';
+import { freePort } from '../gateway/redis-server.js';
+import { BARE_QUEUE, startBenchRedis } from './lib/bench-redis.js';
 import { renderChart } from './lib/chart.js';
 import { shippedBot, writeBenchConfig } from './lib/config.js';
 import { loadCorpus, textSource } from './lib/corpus.js';
-import { commandsPerMessage, cpuProfileArgs, redisCounters, rssMb, startRole, type RoleProcess } from './lib/processes.js';
+import { commandsPerMessage, cpuProfileArgs, rssMb, startRole, type RoleProcess } from './lib/processes.js';
 import { startReceiver } from './lib/receiver.js';
 import { latencyBySecond, summarize } from './lib/stats.js';
 import { evenly, pacedRequests } from './lib/load.js';
@@ -43,6 +43,9 @@ const { values: args } = parseArgs({
     workers: { type: 'string', default: '2' },
     channels: { type: 'string', default: 'wecom,app,ws' },
     'cpu-prof': { type: 'boolean', default: false },
+    cluster: { type: 'boolean', default: false },
+    masters: { type: 'string', default: '3' },
+    out: { type: 'string', default: 'bench/results' },
   },
 });
 const quick = args.quick!;
@@ -54,8 +57,8 @@ const channels = new Set(args.channels!.split(','));
 const APP_SECRET = 'bench-app-secret-0123456789';
 
 const work = mkdtempSync(join(tmpdir(), 'gw-bench-'));
-const redisServer = await startPrivateRedis({ dataDir: join(work, 'redis') });
-const redis = new Redis(redisServer.url);
+const benchRedis = await startBenchRedis(join(work, 'redis'), args.cluster ? Number(args.masters) : undefined);
+const redis = benchRedis.client;
 const receiver = await startReceiver();
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
@@ -69,8 +72,9 @@ const configPath = writeBenchConfig(work, {
     { id: 'wecom', type: 'wecom-app', options: wecomChannelOptions(receiver.url) },
   ],
   bot: shippedBot(),
+  redis: benchRedis.gatewayConfig,
 });
-const env = { REDIS_URL: redisServer.url, LOG_LEVEL: 'warn' };
+const env = { ...benchRedis.env, LOG_LEVEL: 'warn' };
 const profArgs = cpuProfileArgs(args['cpu-prof']);
 const ingress = await startRole('ingress', configPath, env, profArgs);
 // Worker processes split the shards between them through Redis leases, as `npm run start:worker` ×N would.
@@ -120,22 +124,22 @@ async function drain(ids: Iterable<string>, arrivals: Map<string, number>, timeo
   while (Date.now() < deadline && list.some((id) => !arrivals.has(id))) await new Promise((r) => setTimeout(r, 50));
 }
 
-/** Queued and running jobs of the gateway's pipeline, all shards and stages. */
+/** Queued and running jobs of the gateway's pipeline, all shards and stages (a pipeline per queue: one slot each). */
 async function backlog(): Promise<number> {
-  const keys = (stage: string, i: number) => [`gw:{${stage}-${i}}:wait`, `gw:{${stage}-${i}}:active`, `gw:{${stage}-${i}}:delayed`];
-  const pipe = redis.pipeline();
-  for (const stage of ['in', 'out']) {
-    for (let i = 0; i < shards; i++) {
-      const [wait, active, delayed] = keys(stage, i);
-      pipe.llen(wait!).llen(active!).zcard(delayed!);
-    }
-  }
-  return ((await pipe.exec()) ?? []).reduce((n, [, v]) => n + Number(v ?? 0), 0);
+  const counts = ['in', 'out'].flatMap((stage) =>
+    Array.from({ length: shards }, async (_, i) => {
+      const key = `gw:{${stage}-${i}}`;
+      const replies = (await redis.pipeline().llen(`${key}:wait`).llen(`${key}:active`).zcard(`${key}:delayed`).exec()) ?? [];
+      return replies.reduce((n, [, v]) => n + Number(v ?? 0), 0);
+    }),
+  );
+  return (await Promise.all(counts)).reduce((a, b) => a + b, 0);
 }
 
 /** Inbound jobs created so far over all shards (BullMQ's per-queue id counters): messages per job = group commit's effect. */
 async function inboundJobsCreated(): Promise<number> {
-  const ids = await redis.mget(...Array.from({ length: shards }, (_, i) => `gw:{in-${i}}:id`));
+  // One GET per queue: on a cluster the counters live in different slots.
+  const ids = await Promise.all(Array.from({ length: shards }, (_, i) => redis.get(`gw:{in-${i}}:id`)));
   return ids.reduce((n, v) => n + Number(v ?? 0), 0);
 }
 
@@ -159,7 +163,7 @@ async function phase(
 ): Promise<PhaseResult> {
   const leftOver = await settle();
   if (leftOver > 0) console.log(`(${leftOver} jobs still queued from the previous phase)`);
-  const before = await redisCounters(redis);
+  const before = await benchRedis.counters();
   const jobsBefore = await inboundJobsCreated();
   const cpuBefore = gatewayProcesses.map((p) => p.cpuSeconds());
   const ownCpuBefore = process.cpuUsage();
@@ -185,7 +189,7 @@ async function phase(
     lastArrival = Math.max(lastArrival, arrived);
   }
   const ownCpu = process.cpuUsage(ownCpuBefore);
-  const after = await redisCounters(redis);
+  const after = await benchRedis.counters();
   const jobs = (await inboundJobsCreated()) - jobsBefore;
   const wall = (lastArrival - t0) / 1000;
   const result: PhaseResult = {
@@ -372,7 +376,7 @@ async function holdSockets(count: number) {
 
 async function queueCeiling(): Promise<{ jobsPerSec: number; jobs: number }> {
   const children = Array.from({ length: workerCount }, (_, k) =>
-    spawn(process.execPath, ['--import', 'tsx', 'bench/ceiling.ts', 'noop-workers', redisServer.url, String(shards), String(k), String(workerCount)], { stdio: ['ignore', 'pipe', 'inherit'] }),
+    spawn(process.execPath, ['--import', 'tsx', 'bench/ceiling.ts', 'noop-workers', benchRedis.spec, String(shards), String(k), String(workerCount)], { stdio: ['ignore', 'pipe', 'inherit'] }),
   );
   await Promise.all(children.map((child) => new Promise<void>((r) => child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && r()))));
   const { Queue } = await import('bullmq');
@@ -397,7 +401,7 @@ async function queueCeiling(): Promise<{ jobsPerSec: number; jobs: number }> {
 
 async function bareEnqueue(): Promise<{ requestsPerSec: number }> {
   const p = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/ceiling.ts', 'bare-enqueue', redisServer.url, String(shards), String(p)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/ceiling.ts', 'bare-enqueue', benchRedis.spec, String(shards), String(p)], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((r) => child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && r()));
   const result = await autocannon({
     url: `http://127.0.0.1:${p}/enqueue`,
@@ -410,7 +414,7 @@ async function bareEnqueue(): Promise<{ requestsPerSec: number }> {
   child.kill('SIGTERM');
   // Nothing consumes these jobs: drop them, so the next measurement (and the gateway's phases) find Redis as before.
   const { Queue } = await import('bullmq');
-  const queue = new Queue('bare', { connection: redis as never, prefix: 'ceiling' });
+  const queue = new Queue(BARE_QUEUE, { connection: redis as never, prefix: 'ceiling' });
   await queue.obliterate({ force: true });
   await queue.close();
   const requestsPerSec = Math.round(result.requests.average);
@@ -433,7 +437,8 @@ const mean = (xs: number[]) => Math.round(xs.reduce((a, b) => a + b, 0) / xs.len
 const results: PhaseResult[] = [];
 let sockets: Awaited<ReturnType<typeof holdSockets>> | undefined;
 try {
-  console.log(`benchmark: ${cpus().length} cores, ${cpus()[0]?.model}; phases of ${durationS} s; shards ${shards}`);
+  const redisLayout = benchRedis.describe.mode === 'cluster' ? `Redis Cluster of ${benchRedis.describe.masters} masters` : 'one Redis';
+  console.log(`benchmark: ${cpus().length} cores, ${cpus()[0]?.model}; phases of ${durationS} s; shards ${shards}; ${redisLayout}`);
   // Warm-up: JIT, connections, model load, on the code paths of every channel measured (a channel not warmed up, such
   // as WeCom's XML and AES, ran its first phase at several times its later latency). Shorter warm-ups left the first
   // measured phase at twice the CPU per message.
@@ -462,9 +467,8 @@ try {
 if (!args.sockets) await measureReferences();
 const ceiling = referenceRuns.ceiling.length ? mean(referenceRuns.ceiling) : undefined;
 const bare = referenceRuns.bare.length ? mean(referenceRuns.bare) : undefined;
-redis.disconnect();
 await receiver.close();
-await redisServer.stop();
+await benchRedis.stop();
 rmSync(work, { recursive: true, force: true });
 
 // Sustained: the rate is carried without a backlog — nearly all of it delivered within the phase, and the tail stays
@@ -488,7 +492,7 @@ const max = wecom.length ? wecom.reduce((a, b) => (b.deliveredPerSec > a.deliver
 const report = {
   date: new Date().toISOString(),
   machine: { cores: cpus().length, cpu: cpus()[0]?.model, memoryGb: Math.round(totalmem() / 2 ** 30), node: process.version },
-  layout: { processes: gatewayProcesses.map((p) => p.role), shards, bot: 'config/gateway.yaml bot section' },
+  layout: { processes: gatewayProcesses.map((p) => p.role), shards, redis: benchRedis.describe, bot: 'config/gateway.yaml bot section' },
   phases: results,
   sockets,
   reference: ceiling && bare && {
@@ -506,13 +510,14 @@ const report = {
     sustainedMsgPerSecByChannel: sustainedByChannel,
   },
 };
-mkdirSync('bench/results', { recursive: true });
+const outDir = args.out!;
+mkdirSync(outDir, { recursive: true });
 const stamp = report.date.slice(0, 19).replace(/[:T]/g, '-');
-const jsonPath = `bench/results/${stamp}${args.sockets ? '-sockets' : ''}.json`;
+const jsonPath = join(outDir, `${stamp}${args.sockets ? '-sockets' : ''}.json`);
 writeFileSync(jsonPath, JSON.stringify(report, null, 2) + '\n');
 if (!args.sockets) {
   const points = results.filter((r) => r.channel === 'wecom').map((r) => ({ offered: r.offered === 'max' ? r.sent / durationS : r.offered, delivered: r.deliveredPerSec, p99: r.latencyMs.p99 }));
-  writeFileSync(`bench/results/${stamp}.svg`, renderChart(`Gateway end to end (${cpus().length} cores): encrypted WeCom callbacks`, points));
+  writeFileSync(join(outDir, `${stamp}.svg`), renderChart(`Gateway end to end (${cpus().length} cores): encrypted WeCom callbacks`, points));
 }
 
 console.log('\n| channel | offered msg/s | delivered msg/s | p50 ms | p95 ms | p99 ms | max ms | errors | Redis cmd/msg | Redis CPU % | CPU ms/msg ingress+workers | RSS ingress/workers MB |');

@@ -10,19 +10,19 @@ import { clusterNodes, connectRedis } from '../gateway/redis.js';
 import { signedHeaders } from '../adapters/app/signature.js';
 import { eventually, startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { startRecorder } from './helpers/http-recorder.js';
-import { startTestCluster, type TestCluster } from './helpers/redis-cluster.js';
+import { startLocalCluster, type LocalCluster } from '../gateway/redis-cluster-server.js';
 import { TestSocket } from './helpers/ws-client.js';
 
 const SECRET = 'app-secret-0123456789abcdef';
 
 describe('end to end on a Redis Cluster', () => {
-  let cluster: TestCluster;
+  let cluster: LocalCluster;
   let gw: TestGateway;
   let worker: TestGateway;
   let callback: Awaited<ReturnType<typeof startRecorder>>;
 
   before(async () => {
-    cluster = await startTestCluster();
+    cluster = await startLocalCluster();
     callback = await startRecorder();
     const config = {
       redis: { cluster: cluster.nodes },

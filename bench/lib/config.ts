@@ -9,6 +9,8 @@ export interface BenchConfig {
   channels: unknown[];
   /** Default: no bot section (the gateway's defaults). */
   bot?: unknown;
+  /** Default: prefix `gw`, Redis from REDIS_URL. */
+  redis?: { prefix: string; cluster?: string[] };
 }
 
 /** Writes `bench.yaml` into `dir` and returns its path. */
@@ -18,7 +20,7 @@ export function writeBenchConfig(dir: string, config: BenchConfig): string {
     path,
     toYaml({
       server: { host: '127.0.0.1', port: config.port, adminKey: 'bench-admin-key-0123456789' },
-      redis: { prefix: 'gw' },
+      redis: config.redis ?? { prefix: 'gw' },
       pipeline: config.pipeline,
       log: { level: 'warn' },
       channels: config.channels,

@@ -1,17 +1,20 @@
-/** A local 3-master Redis Cluster (Debian redis-server + `redis-cli --cluster create`) on free loopback ports. */
+/**
+ * A local Redis Cluster of N masters (Debian redis-server + `redis-cli --cluster create`) on free loopback ports, each
+ * node a private redis-server (AOF on). The cluster tests and `npm run bench -- --cluster` run on it.
+ */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster } from 'ioredis';
-import { startPrivateRedis, type PrivateRedis } from '../../gateway/redis-server.js';
+import { startPrivateRedis, type PrivateRedis } from './redis-server.js';
 
-export interface TestCluster {
+export interface LocalCluster {
   nodes: string[];
   stop(): Promise<void>;
 }
 
-export async function startTestCluster(masters = 3): Promise<TestCluster> {
+export async function startLocalCluster(masters = 3): Promise<LocalCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'gw-cluster-'));
   const servers: PrivateRedis[] = [];
   try {
