@@ -1,7 +1,8 @@
 /**
  * The benchmark's Redis: one private redis-server (AOF on), or with `--cluster` a local Redis Cluster of N masters.
  * Everything the benchmark starts reaches it through `spec` (a redis:// URL, or `cluster:host:port,host:port,…`), and
- * the per-phase Redis figures are summed over the masters, each of which is a process with its own core.
+ * the per-phase Redis figures (commands, CPU, forks) are summed over the masters, each a `redis-server` process of its
+ * own. A cluster needs at least 3 masters (`redis-cli --cluster create`).
  */
 import { Redis } from 'ioredis';
 import type { RedisClient } from '../../adapters/types.js';
