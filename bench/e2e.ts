@@ -23,7 +23,7 @@ import WebSocket from 'ws';
 import { sign } from '../adapters/app/signature.js';
 import { conversationIdFor } from '../gateway/message.js';
 import { freePort } from '../gateway/redis-server.js';
-import { BARE_QUEUE, startBenchRedis } from './lib/bench-redis.js';
+import { BARE_QUEUE, startBenchRedis, type RedisCounters } from './lib/bench-redis.js';
 import { renderChart } from './lib/chart.js';
 import { shippedBot, writeBenchConfig } from './lib/config.js';
 import { loadCorpus, textSource } from './lib/corpus.js';
@@ -158,25 +158,31 @@ async function settle(timeoutMs = 180_000): Promise<number> {
 async function phase(
   channel: string,
   offered: number | 'max',
-  run: () => Promise<{ sent: Map<string, number>; errors: number; ack?: number[]; handedOff?: number }>,
+  run: (start: () => Promise<void>) => Promise<{ sent: Map<string, number>; errors: number; ack?: number[]; handedOff?: number }>,
   arrivals: Map<string, number>,
 ): Promise<PhaseResult> {
   const leftOver = await settle();
   if (leftOver > 0) console.log(`(${leftOver} jobs still queued from the previous phase)`);
-  const before = await benchRedis.counters();
-  const jobsBefore = await inboundJobsCreated();
-  const cpuBefore = gatewayProcesses.map((p) => p.cpuSeconds());
-  const ownCpuBefore = process.cpuUsage();
-  const t0 = performance.now();
+  // The phase's clock and counters start with its first message (`start`, called by the load): requests are built
+  // and widget sockets opened before it, so neither counts in the delivered rate, the per-second figures or the CPU.
+  let started: { before: RedisCounters; jobsBefore: number; cpuBefore: number[]; ownCpuBefore: NodeJS.CpuUsage; t0: number } | undefined;
   // Inbound jobs created by the end of each second: with the messages sent in it, how much group commit batched as
   // the phase got going.
   const jobsBySecondEnd: number[] = [];
-  let second = 0;
-  const sampler = setInterval(() => {
-    const at = second++;
-    inboundJobsCreated().then((n) => (jobsBySecondEnd[at] = n - jobsBefore), () => undefined);
-  }, 1000);
-  const { sent, errors, ack, handedOff = 0 } = await run().finally(() => clearInterval(sampler));
+  let sampler: NodeJS.Timeout | undefined;
+  const start = async () => {
+    const before = await benchRedis.counters();
+    const jobsBefore = await inboundJobsCreated();
+    started = { before, jobsBefore, cpuBefore: gatewayProcesses.map((p) => p.cpuSeconds()), ownCpuBefore: process.cpuUsage(), t0: performance.now() };
+    let second = 0;
+    sampler = setInterval(() => {
+      const at = second++;
+      inboundJobsCreated().then((n) => (jobsBySecondEnd[at] = n - jobsBefore), () => undefined);
+    }, 1000);
+  };
+  const { sent, errors, ack, handedOff = 0 } = await run(start).finally(() => clearInterval(sampler));
+  if (!started) throw new Error(`${channel} phase: the load never started`);
+  const { before, jobsBefore, cpuBefore, ownCpuBefore, t0 } = started;
   await drain(sent.keys(), arrivals);
   const latencies: number[] = [];
   const timeline: { sentAtMs: number; latencyMs: number }[] = [];
@@ -242,7 +248,7 @@ function webhookLoad(
   build: (n: number) => WebhookRequest,
   keyFromAck?: (body: string) => string,
 ) {
-  return async () => {
+  return async (start: () => Promise<void>) => {
     const sent = new Map<string, number>();
     const ack: number[] = [];
     let errors = 0;
@@ -255,6 +261,7 @@ function webhookLoad(
       ack.push(performance.now() - sentAt);
       sent.set(keyFromAck ? keyFromAck(body) : request.key!, sentAt);
     };
+    await start();
     if (rate !== 'max') {
       await pacedRequests(base, rate, seconds, () => prebuilt[next++] ?? build(seq++), answered, () => errors++);
       return { sent, errors, ack };
@@ -297,7 +304,7 @@ const wecomLoad = (rate: number | 'max', seconds: number) => webhookLoad(rate, s
  * sending dozens would mostly measure conversations already handed to a human by a rule or hand-off phrase.
  */
 function wsLoad(rate: number, seconds: number, sockets = Math.min(5000, Math.max(200, Math.ceil((rate * seconds) / 5)))) {
-  return async () => {
+  return async (start: () => Promise<void>) => {
     const sent = new Map<string, number>();
     const pending = new Map<string, { at: number; conversationId: string }>();
     /** Accepted message id → its visitor's conversation. */
@@ -326,6 +333,7 @@ function wsLoad(rate: number, seconds: number, sockets = Math.min(5000, Math.max
       ),
     );
     let i = 0;
+    await start();
     await evenly(rate, seconds, () => {
       const id = `w${seq++}`;
       const client = clients[i++ % clients.length]!;
