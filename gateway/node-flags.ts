@@ -8,8 +8,8 @@
  * memory reducer), so on the 2-core benchmark machine at 1,000 msg/s:
  *   - in steady load a worker ran a young-generation collection every ≈ 150 ms, 5–7 ms each;
  *   - the first second after a quiet spell had one every 15–20 ms while the young generation grew back by doubling,
- *     and the old generation, shrunk too, was collected in full until its limit had grown again. The latency of
- *     that first second set the phase's p99.
+ *     and the old generation, shrunk too, was collected in full until its limit had grown again. That first second
+ *     set part of the phase's p99 (much of the rest was Redis rewriting its AOF: see redis-server.ts).
  * A fixed 64 MB semi-space and no memory reducer: 4–5× fewer collections, half the time in GC, no storm after
  * an idle spell (bench/README.md). The price is memory: the young generation holds 128 MB instead of up to 32 MB, and
  * the old generation no longer shrinks when idle — a benchmark worker peaked at ≈ 530 MB of RSS instead of ≈ 400 MB
