@@ -30,7 +30,7 @@ import { loadCorpus, textSource } from './lib/corpus.js';
 import { commandsPerMessage, cpuProfileArgs, rssMb, startRole, type RoleProcess } from './lib/processes.js';
 import { startReceiver } from './lib/receiver.js';
 import { latencyBySecond, summarize } from './lib/stats.js';
-import { evenly, pacedRequests } from './lib/load.js';
+import { closeLoadConnections, evenly, pacedRequests } from './lib/load.js';
 import { wecomChannelOptions, wecomRequest, type WebhookRequest } from './lib/wecom-requests.js';
 
 const { values: args } = parseArgs({
@@ -469,6 +469,7 @@ try {
     if (channels.has('ws')) for (const load of loads.filter((l) => l <= 1000)) results.push(await phase('ws', load, wsLoad(load, durationS), wsArrivals));
   }
 } finally {
+  await closeLoadConnections();
   await ingress.stop();
   await Promise.all(workers.map((w) => w.stop()));
 }

@@ -21,7 +21,7 @@ import { Redis } from 'ioredis';
 import { freePort, startPrivateRedis } from '../gateway/redis-server.js';
 import { writeBenchConfig } from './lib/config.js';
 import { loadCorpus, textSource } from './lib/corpus.js';
-import { pacedRequests } from './lib/load.js';
+import { closeLoadConnections, pacedRequests } from './lib/load.js';
 import { commandsPerMessage, cpuProfileArgs, redisCounters, startRole } from './lib/processes.js';
 import { summarize } from './lib/stats.js';
 import { wecomChannelOptions, wecomRequest } from './lib/wecom-requests.js';
@@ -105,6 +105,7 @@ try {
   await phase(1000, 5); // warm-up: JIT, connections
   for (const load of loads) rows.push(await phase(load, durationS));
 } finally {
+  await closeLoadConnections();
   await ingress.stop();
   redis.disconnect();
   await redisServer.stop();

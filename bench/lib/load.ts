@@ -22,7 +22,7 @@ export function evenly(rate: number, seconds: number, fire: () => void): Promise
 /**
  * Open-loop, evenly paced POSTs to the gateway over keep-alive connections; resolves when all are answered. undici's
  * pool rather than node:http: the load generator shares the machine's cores with the gateway, and undici spends
- * about half the CPU per request.
+ * about half the CPU per request. The connections outlive the phase (see `poolFor`).
  */
 export async function pacedRequests(
   base: string,
@@ -32,7 +32,7 @@ export async function pacedRequests(
   answered: (request: WebhookRequest, sentAt: number, status: number, body: string) => void,
   failed: () => void,
 ): Promise<void> {
-  const pool = new Pool(base, { connections: 512, pipelining: 1 });
+  const pool = poolFor(base);
   const responses: Promise<void>[] = [];
   await evenly(rate, seconds, () => {
     const request = nextRequest();
@@ -45,5 +45,23 @@ export async function pacedRequests(
     );
   });
   await Promise.all(responses);
-  await pool.close();
+}
+
+const pools = new Map<string, Pool>();
+
+/**
+ * One pool per target for the whole run, as a platform keeps its keep-alive connections to the gateway (which holds
+ * them 65 s): a pool opened per phase made every phase open its connections — dozens, in its first second — and that
+ * burst of TCP set-ups read as the gateway's first-second latency (bench/README.md). The warm-up opens them.
+ */
+function poolFor(base: string): Pool {
+  let pool = pools.get(base);
+  if (!pool) pools.set(base, (pool = new Pool(base, { connections: 512, pipelining: 1 })));
+  return pool;
+}
+
+/** Closes the load generator's connections (before the gateway stops). */
+export async function closeLoadConnections(): Promise<void> {
+  await Promise.all([...pools.values()].map((pool) => pool.close()));
+  pools.clear();
 }
