@@ -15,6 +15,6 @@ USER node
 EXPOSE 8080
 ENV HOST=0.0.0.0
 HEALTHCHECK --interval=10s --timeout=3s CMD node -e "fetch('http://127.0.0.1:8080/healthz').then(r=>process.exit(r.ok?0:1)).catch(()=>process.exit(1))"
-# The pipeline's young-generation flags (gateway/node-flags.ts); docker-compose starts the ingress without them.
+# The pipeline's young-generation flags (gateway/node-flags.ts); docker-compose starts the ingress with its own.
 ENTRYPOINT ["npx", "tsx", "--max-semi-space-size=64", "--min-semi-space-size=64", "--no-memory-reducer", "gateway/main.ts"]
 CMD ["--role", "all"]

@@ -57,7 +57,8 @@ describe('node flags per role', () => {
   });
 
   it('names the flags a process was started without', () => {
-    assert.deepEqual(missingNodeFlags('ingress', []), []);
+    assert.deepEqual(missingNodeFlags('ingress', []), ['--max-semi-space-size=8']);
+    assert.deepEqual(missingNodeFlags('ingress', [...nodeFlagsFor('ingress')]), []);
     assert.deepEqual(missingNodeFlags('worker', [...nodeFlagsFor('worker')]), []);
     assert.deepEqual(missingNodeFlags('all', ['--max-semi-space-size=64']), ['--min-semi-space-size=64', '--no-memory-reducer']);
   });
