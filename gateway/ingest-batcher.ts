@@ -26,7 +26,7 @@
  *
  * Every key here carries the queue's hash tag, so each write stays in one Redis Cluster slot.
  */
-import { Job, type JobsOptions, type Queue } from 'bullmq';
+import { createIORedisClient, Job, type JobsOptions, type Queue } from 'bullmq';
 import type { ChainableCommander } from 'ioredis';
 import type { RedisClient, ReferenceInput } from '../adapters/types.js';
 import type { UnifiedMessage } from './message.js';
@@ -96,6 +96,8 @@ export interface IngestBatcherOptions {
   dedupeWindowMs: number;
   /** Most messages per write, and most a waiting job takes on: bounds the size of a job (twice this) and of a retry. */
   maxBatch: number;
+  /** Opens the connection the write transactions go out on (at the first write: a worker never opens it). */
+  connect: () => RedisClient;
 }
 
 interface Pending {
@@ -114,6 +116,8 @@ export class IngestBatcher {
    * would only cost a round trip before every write.
    */
   private readonly joinNext = new Set<number>();
+  /** The connection the write transactions go out on, opened at the first write. */
+  private writer: Promise<{ connection: RedisClient; client: ReturnType<typeof createIORedisClient> }> | undefined;
 
   constructor(private readonly opts: IngestBatcherOptions) {
     opts.redis.defineCommand('gwInboundAppend', { numberOfKeys: 1, lua: APPEND_LUA });
@@ -154,8 +158,7 @@ export class IngestBatcher {
         return;
       }
       this.joinNext.delete(shard);
-      // BullMQ's client is the ioredis connection the gateway gave it.
-      const multi = (await queue.backend.client).multi() as unknown as ChainableCommander;
+      const multi = await this.transaction(queue);
       const marked: Pending[] = [];
       for (const p of batch) {
         const key = dedupeKey(queue, p.entry.message);
@@ -188,6 +191,40 @@ export class IngestBatcher {
     } catch (err) {
       for (const p of batch) p.reject(err as Error);
     }
+  }
+
+  /**
+   * A transaction on the write connection. BullMQ's queue connection carries its ≈ 50 scripts, and ioredis copies
+   * every script of a connection into each MULTI it builds (two properties and a hash entry per script); the write
+   * connection carries only BullMQ's add scripts, copied from the queue connection. Wrapped by BullMQ's own
+   * `createIORedisClient`, so `job.addJob` finds the transaction interface it expects.
+   */
+  private async transaction(queue: Queue): Promise<ChainableCommander> {
+    // Shards write concurrently: the first write opens the connection, the others wait for the same one.
+    this.writer ??= (async () => {
+      const queueConnection = (await queue.backend.client) as unknown as Pick<RedisClient, 'scriptsSet'>;
+      const connection = this.opts.connect();
+      for (const [name, script] of Object.entries(queueConnection.scriptsSet as Record<string, { lua: string; numberOfKeys: number }>)) {
+        if (/^add\w*Job:/.test(name)) connection.defineCommand(name, { lua: script.lua, numberOfKeys: script.numberOfKeys });
+      }
+      return { connection, client: createIORedisClient(connection) };
+    })().catch((err: unknown) => {
+      this.writer = undefined; // the next write tries again
+      throw err;
+    });
+    return (await this.writer).client.multi() as unknown as ChainableCommander;
+  }
+
+  /** The connection the write transactions go out on, once the first write opened it. */
+  async writeConnection(): Promise<RedisClient | undefined> {
+    return (await this.writer)?.connection;
+  }
+
+  /** Closes the write connection (the queues close their own). */
+  async close(): Promise<void> {
+    const writer = this.writer;
+    this.writer = undefined;
+    (await writer?.catch(() => undefined))?.connection.disconnect();
   }
 
   /** Appends the batch to the shard's newest waiting job; undefined when there is none with room. */

@@ -101,6 +101,11 @@ export class Pipeline {
       },
       dedupeWindowMs: config.dedupeWindowSeconds * 1000,
       maxBatch: config.ingestBatchMax,
+      connect: () => {
+        const connection = deps.connect();
+        connection.on('error', (err: Error) => deps.log.error({ err: err.message }, 'redis connection error (ingest writes)'));
+        return connection;
+      },
     });
   }
 
@@ -535,6 +540,11 @@ export class Pipeline {
     await this.leases.start();
   }
 
+  /** The connection ingest writes its transactions on (ingest-batcher.ts), once a message was ingested. */
+  ingestConnection(): Promise<RedisClient | undefined> {
+    return this.batcher.writeConnection();
+  }
+
   get ownedShards(): number[] {
     return this.leases?.ownedShards ?? [];
   }
@@ -605,6 +615,7 @@ export class Pipeline {
     await this.leases?.stop();
     await Promise.all([...this.workers.keys()].map((s) => this.stopShard(s, true)));
     await Promise.all([...this.queues.values()].map((q) => q.close()));
+    await this.batcher.close();
   }
 }
 

@@ -96,7 +96,8 @@ describe('end to end on a Redis Cluster', () => {
       if (!queues.has(shard)) queues.set(shard, new Queue(queueName('in', shard), { connection: client as never, prefix: 'gc' }));
       return queues.get(shard)!;
     };
-    const batcher = new IngestBatcher({ redis: client, queueAt, jobOptions: {}, dedupeWindowMs: 60_000, maxBatch: 64 });
+    const connect = () => connectRedis({ cluster: clusterNodes(cluster.nodes) });
+    const batcher = new IngestBatcher({ redis: client, queueAt, jobOptions: {}, dedupeWindowMs: 60_000, maxBatch: 64, connect });
     const entry = (messageId: string) => ({
       message: decodeAppMessage({ userId: 'g-1', messageId, text: messageId }, { id: 'app', type: 'app' }, 'shop'),
       reference: { peerId: 'g-1', context: {} },
@@ -121,6 +122,7 @@ describe('end to end on a Redis Cluster', () => {
       }
     } finally {
       for (const q of queues.values()) await q.close();
+      await batcher.close();
       client.disconnect();
     }
   });

@@ -193,14 +193,17 @@ describe('ingest group commit: messages that arrive together share one queue job
     assert.deepEqual(repliesTo('w-1'), ['got: my order\nnever arrived']);
   });
 
-  it("keeps BullMQ's scripts off the auto-pipelined command client (ioredis copies a client's scripts into every pipeline)", async () => {
+  it("keeps BullMQ's scripts off the command client and the write connection (ioredis copies a client's scripts into every pipeline)", async () => {
     const gw = await start(config(), flakyEchoBot());
     await ingestTogether(gw, [{ user: 's-1', id: 's1', text: 'hi' }]);
     await eventually(() => repliesTo('s-1').length === 1, 'the reply');
     const scripts = (client: unknown) => Object.keys((client as { scriptsSet: Record<string, unknown> }).scriptsSet);
-    // The client the ingest writes its MULTI on.
     const queueClient = await gw.gateway.pipeline.queueAt('in', 0).backend.client;
-    assert.ok(scripts(queueClient).some((name) => name.startsWith('addStandardJob:')), "the queues' connection has BullMQ's add script");
+    assert.ok(scripts(queueClient).length > 20, "the queues' connection has all of BullMQ's scripts");
+    // The connection ingest writes its MULTI on: only BullMQ's add scripts, which the write runs.
+    const writes = scripts(await gw.gateway.pipeline.ingestConnection());
+    assert.ok(writes.some((name) => name.startsWith('addStandardJob:')), "the write connection has BullMQ's add script");
+    assert.ok(writes.length <= 8 && writes.every((name) => /^add\w*Job:/.test(name)), `only add scripts: ${writes.join(', ')}`);
     const own = scripts(gw.gateway.redis);
     assert.ok(own.includes('gwConvReceive'), "the command client has the gateway's scripts");
     assert.deepEqual(own.filter((name) => name.includes(':')), [], 'and none of BullMQ\'s (named "<script>:<version>")');
