@@ -5,6 +5,10 @@
  */
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { RedisClient } from '../adapters/types.js';
+import { installLeanPipeline } from './ioredis-pipeline.js';
+
+// Before any connection builds a pipeline (ioredis-pipeline.ts).
+installLeanPipeline();
 
 export type RedisTarget = { url: string } | { cluster: Array<{ host: string; port: number }> };
 

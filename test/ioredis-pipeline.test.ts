@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import { connectRedis } from '../gateway/redis.js';
+import { IoredisPipeline } from '../gateway/ioredis-pipeline.js';
+import { startTestRedis } from './helpers/redis.js';
+
+/** Own property names of a pipeline, sorted. */
+const fields = (pipeline: object) => Object.getOwnPropertyNames(pipeline).sort();
+
+describe('ioredis pipelines without a per-instance length accessor (gateway/ioredis-pipeline.ts)', () => {
+  let redis: Awaited<ReturnType<typeof startTestRedis>>;
+  before(async () => {
+    redis = await startTestRedis();
+  });
+  after(async () => {
+    await redis?.stop();
+  });
+
+  it('builds pipelines with the fields ioredis gives them, and length on the prototype', () => {
+    // connectRedis (gateway/redis.ts) installed the lean constructor when it was imported.
+    const client = new Redis({ lazyConnect: true });
+    client.defineCommand('gwProbe', { numberOfKeys: 1, lua: "return redis.call('GET', KEYS[1])" });
+    try {
+      const lean = client.pipeline();
+      const original = new IoredisPipeline(client) as object;
+      assert.equal(Object.getOwnPropertyDescriptor(lean, 'length'), undefined, 'no accessor of its own');
+      assert.deepEqual(fields(lean), fields(original).filter((name) => name !== 'length'));
+      assert.ok(lean instanceof IoredisPipeline);
+      assert.equal(typeof (lean as unknown as Record<string, unknown>).gwProbe, 'function', 'the script is copied as ioredis copies it');
+      lean.set('a', '1').get('a');
+      assert.equal(lean.length, 2);
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it('pipelines, transactions and auto-pipelined commands still work against Redis', async () => {
+    const client = connectRedis(redis.url);
+    try {
+      client.defineCommand('gwEcho', { numberOfKeys: 1, lua: "return {KEYS[1], ARGV[1]}" });
+      assert.deepEqual(await client.multi().set('k', 'v').get('k').exec(), [
+        [null, 'OK'],
+        [null, 'v'],
+      ]);
+      const pipeline = client.pipeline().incr('n').incr('n');
+      assert.equal(pipeline.length, 2);
+      assert.deepEqual(await pipeline.exec(), [
+        [null, 1],
+        [null, 2],
+      ]);
+      const script = client as unknown as { gwEcho(key: string, arg: string): Promise<string[]> };
+      // Issued in one tick: one auto-pipeline carries them all.
+      const [a, b, c] = await Promise.all([client.get('k'), script.gwEcho('x', 'y'), client.incr('n')]);
+      assert.deepEqual([a, b, c], ['v', ['x', 'y'], 3]);
+    } finally {
+      client.disconnect();
+    }
+  });
+});
