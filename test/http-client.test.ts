@@ -160,6 +160,20 @@ describe('platform HTTP client', () => {
     await assert.rejects(postJson(createHttpClient(`http://127.0.0.1:${port}`), '/', {}), (err: AxiosError) => err instanceof AxiosError && err.code === 'ECONNREFUSED');
   });
 
+  it("cancels a request when the caller's AbortSignal fires, and times out by itself otherwise", async () => {
+    const client = createHttpClient(base, 2_000);
+    const controller = new AbortController();
+    const started = Date.now();
+    const pending = client.get('/slow', { signal: controller.signal });
+    setTimeout(() => controller.abort(), 30);
+    await assert.rejects(pending, (err: AxiosError) => err instanceof AxiosError && err.code === 'ERR_CANCELED');
+    assert.ok(Date.now() - started < 400, 'cancelled before the answer came');
+    // A signal that never fires leaves the request to its timeout, and the answer comes back.
+    const answered = await client.get('/slow', { signal: new AbortController().signal });
+    assert.equal(answered.status, 200);
+    await assert.rejects(createHttpClient(base, 50).get('/slow', { signal: new AbortController().signal }), (err: AxiosError) => err instanceof AxiosError && err.code === 'ETIMEDOUT');
+  });
+
   it('sends everything through axios own adapter when a proxy is configured in the environment', () => {
     assert.equal(proxyConfigured({}), false);
     assert.equal(proxyConfigured({ HTTPS_PROXY: 'http://proxy:3128' }), true);
