@@ -57,6 +57,12 @@ export interface AdapterContext {
 export interface SendResult {
   /** The platform's id of the sent message, when it returns one. */
   channelMessageId?: string;
+  /**
+   * Work the adapter started once the platform had the message (the app channel's live-socket fan-out). The pipeline
+   * awaits it together with the after-send hooks, so their Redis writes share a round trip; a failure is logged, not
+   * retried — the message was delivered, and a retry would send it again.
+   */
+  settled?: Promise<void>;
 }
 
 export interface AdapterHealth {

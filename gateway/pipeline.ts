@@ -468,9 +468,9 @@ export class Pipeline {
     // Delivered: from here on nothing may send the message again, so a failing after-send hook is only logged.
     onDelivered?.();
     try {
-      await hooks.after(toSend, reference, result);
+      await Promise.all([hooks.after(toSend, reference, result), result.settled]);
     } catch (err) {
-      log.error({ err }, 'after-send hook failed (the message was delivered)');
+      log.error({ err }, 'after-send work failed (the message was delivered)');
       metrics.failures.inc({ stage: 'deliver', reason: 'after_send_hook' });
     }
     metrics.messagesOut.inc({ channel: message.channel, result: 'delivered' });

@@ -95,9 +95,26 @@ describe('pipeline: order, retries, dead letters, state checks, shard ownership'
     await new Promise((r) => setTimeout(r, 200));
     assert.deepEqual(repliesTo('ah-1'), ['echo:archive me', 'echo:and me'], 'each reply sent once, in order');
     assert.equal(failures, 2, 'the hook ran for both');
-    assert.ok(gw.logs.some((l) => l.msg === 'after-send hook failed (the message was delivered)'), 'the failure is logged');
+    assert.ok(gw.logs.some((l) => l.msg === 'after-send work failed (the message was delivered)'), 'the failure is logged');
     const transcript = await gw.gateway.transcripts.list(conversation);
     assert.equal(transcript.filter((m) => m.direction === 'out').length, 2, 'the transcript hook ran before the failing one');
+  });
+
+  it("never calls an app back twice when its live-socket fan-out fails after the callback: logged, not retried", async () => {
+    callback.setHandler((_req, res) => void res.end('ok'));
+    const ctx = (gw.gateway.adapters.get('app') as unknown as { ctx: { publish: (m: { conversationId: string }) => Promise<void> } }).ctx;
+    const publish = ctx.publish;
+    let conversation = '';
+    ctx.publish = (message) => (message.conversationId === conversation ? Promise.reject(new Error('pub/sub down')) : publish(message));
+    try {
+      ({ conversationId: conversation } = await send('lf-1', 'lf-1-a', 'fan me out'));
+      await eventually(() => repliesTo('lf-1').length === 1, 'the reply');
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(repliesTo('lf-1'), ['echo:fan me out'], 'called back once');
+      assert.ok(gw.logs.some((l) => l.msg === 'after-send work failed (the message was delivered)' && JSON.stringify(l).includes('pub/sub down')), 'the failure is logged');
+    } finally {
+      ctx.publish = publish;
+    }
   });
 
   it('delivers a reply on its first attempt inside the inbound job: one queue job per message', async () => {
