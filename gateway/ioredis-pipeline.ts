@@ -9,11 +9,12 @@
  * builds a pipeline per auto-pipelined event-loop tick and per ingest `MULTI`, so its processes' old generations filled
  * with dead pipelines between full collections (bench/README.md).
  *
- * Here every pipeline is built as ioredis builds it, except that `length` is one getter on the prototype. Pipelines
- * are made in one place (ioredis's transaction.js: `pipeline()` and `multi()`, auto-pipelining included), which reads
- * the module's `default` export at each call, so replacing that export is enough. test/ioredis-pipeline.test.ts checks
- * that a pipeline built here has exactly the fields ioredis's own constructor gives it, so an ioredis upgrade that
- * changes the constructor fails the suite instead of passing unnoticed.
+ * Here every pipeline is built as ioredis builds it, except that `length` is one getter on the prototype and the
+ * client's scripts come from a prototype per client instead of being copied onto each pipeline. Pipelines are made in
+ * one place (ioredis's transaction.js: `pipeline()` and `multi()`, auto-pipelining included), which reads the module's
+ * `default` export at each call, so replacing that export is enough. test/ioredis-pipeline.test.ts checks that a
+ * pipeline built here reads the same value for every field ioredis's own constructor gives it, so an ioredis upgrade
+ * that changes the constructor fails the suite instead of passing unnoticed.
  */
 import { createRequire } from 'node:module';
 
@@ -39,30 +40,52 @@ interface RedisLike {
   [name: string]: unknown;
 }
 
-/** The body of ioredis's Pipeline constructor (ioredis/built/Pipeline.js), without the per-instance `length`. */
+/**
+ * What every pipeline of one client shares: the client's scripts and added built-ins (ioredis copies ≈ 10 of the
+ * gateway's own scripts, or BullMQ's ≈ 50, onto each pipeline as own properties, two each, plus a sha → script map),
+ * kept on a prototype between the pipeline and Pipeline.prototype. Copying them made every pipeline a dictionary-mode
+ * object and cost ≈ 3 % of a worker's CPU. Rebuilt when the client defines a command (see installLeanPipeline).
+ */
+const sharedParts = new WeakMap<RedisLike, { construct: () => object; shaToScript: Record<string, unknown> }>();
+
+function sharedPartsOf(redis: RedisLike, pipelinePrototype: object) {
+  let parts = sharedParts.get(redis);
+  if (parts) return parts;
+  const prototype: Record<string, unknown> = Object.create(pipelinePrototype);
+  const shaToScript: Record<string, unknown> = {};
+  for (const name of Object.keys(redis.scriptsSet)) {
+    const script = redis.scriptsSet[name]!;
+    shaToScript[script.sha] = script;
+    prototype[name] = redis[name];
+    prototype[`${name}Buffer`] = redis[`${name}Buffer`];
+  }
+  for (const name of redis.addedBuiltinSet) {
+    prototype[name] = redis[name];
+    prototype[`${name}Buffer`] = redis[`${name}Buffer`];
+  }
+  // Runs Commander's constructor (the base class) with `prototype`, as `super()` would.
+  function Shaped() {}
+  Shaped.prototype = prototype;
+  parts = { construct: () => Reflect.construct(commanderModule.default, [], Shaped) as object, shaToScript };
+  sharedParts.set(redis, parts);
+  return parts;
+}
+
+/** The body of ioredis's Pipeline constructor (ioredis/built/Pipeline.js), without the per-instance `length` and with
+ *  the client's scripts inherited instead of copied. */
 function LeanPipeline(this: unknown, redis: RedisLike): PipelineLike {
-  // Runs Commander's constructor (the base class) with this function's prototype, as `super()` would.
-  const pipeline = Reflect.construct(commanderModule.default, [], LeanPipeline) as Record<string, unknown>;
+  const parts = sharedPartsOf(redis, LeanPipeline.prototype);
+  const pipeline = parts.construct() as Record<string, unknown>;
   pipeline.redis = redis;
   pipeline.isPipeline = true;
   pipeline.replyPending = 0;
   pipeline._queue = [];
   pipeline._result = [];
   pipeline._transactions = 0;
-  const shaToScript: Record<string, unknown> = {};
-  pipeline._shaToScript = shaToScript;
+  // ioredis 6 fills this map in the constructor and never touches it again, so all of a client's pipelines share one.
+  pipeline._shaToScript = parts.shaToScript;
   pipeline.isCluster = redis.constructor.name === 'Cluster' || redis.isCluster;
   pipeline.options = redis.options;
-  for (const name of Object.keys(redis.scriptsSet)) {
-    const script = redis.scriptsSet[name]!;
-    shaToScript[script.sha] = script;
-    pipeline[name] = redis[name];
-    pipeline[`${name}Buffer`] = redis[`${name}Buffer`];
-  }
-  for (const name of redis.addedBuiltinSet) {
-    pipeline[name] = redis[name];
-    pipeline[`${name}Buffer`] = redis[`${name}Buffer`];
-  }
   pipeline.promise = new Promise((resolve, reject) => {
     pipeline.resolve = resolve;
     pipeline.reject = reject;
@@ -83,4 +106,13 @@ export function installLeanPipeline(): void {
     },
   });
   mod.default = LeanPipeline as unknown as PipelineConstructor;
+  // A client's pipelines inherit its scripts from a prototype built once; a command defined later rebuilds it.
+  const commander = commanderModule.default.prototype as Record<string, (this: RedisLike, ...args: unknown[]) => unknown>;
+  for (const method of ['defineCommand', 'addBuiltinCommand']) {
+    const original = commander[method]!;
+    commander[method] = function (this: RedisLike, ...args: unknown[]) {
+      sharedParts.delete(this);
+      return original.apply(this, args);
+    };
+  }
 }

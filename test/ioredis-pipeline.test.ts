@@ -5,8 +5,22 @@ import { connectRedis } from '../gateway/redis.js';
 import { IoredisPipeline } from '../gateway/ioredis-pipeline.js';
 import { startTestRedis } from './helpers/redis.js';
 
-/** Own property names of a pipeline, sorted. */
-const fields = (pipeline: object) => Object.getOwnPropertyNames(pipeline).sort();
+/** Own property names of an object, sorted. */
+const fields = (object: object) => Object.getOwnPropertyNames(object).sort();
+
+/** A pipeline built here against one built by ioredis's own constructor for the same client: the same fields (its own
+ *  or its client's shared prototype's), holding the same values. */
+function assertSameFields(lean: object, original: object) {
+  const expected = fields(original).filter((name) => name !== 'length');
+  assert.deepEqual([...fields(lean), ...fields(Object.getPrototypeOf(lean))].sort(), expected);
+  const a = lean as Record<string, unknown>;
+  const b = original as Record<string, unknown>;
+  for (const name of expected) {
+    if (typeof b[name] === 'function' && name !== 'resolve' && name !== 'reject') assert.equal(a[name], b[name], name);
+    else if (b[name] instanceof Promise || name === 'resolve' || name === 'reject') assert.equal(typeof a[name], typeof b[name], name);
+    else assert.deepEqual(a[name], b[name], name);
+  }
+}
 
 describe('ioredis pipelines without a per-instance length accessor (gateway/ioredis-pipeline.ts)', () => {
   let redis: Awaited<ReturnType<typeof startTestRedis>>;
@@ -17,7 +31,7 @@ describe('ioredis pipelines without a per-instance length accessor (gateway/iore
     await redis?.stop();
   });
 
-  it('builds pipelines with the fields ioredis gives them, and length on the prototype', () => {
+  it('builds pipelines with the fields ioredis gives them, the client\'s scripts and length on prototypes', () => {
     // connectRedis (gateway/redis.ts) installed the lean constructor when it was imported.
     const client = new Redis({ lazyConnect: true });
     client.defineCommand('gwProbe', { numberOfKeys: 1, lua: "return redis.call('GET', KEYS[1])" });
@@ -25,9 +39,13 @@ describe('ioredis pipelines without a per-instance length accessor (gateway/iore
       const lean = client.pipeline();
       const original = new IoredisPipeline(client) as object;
       assert.equal(Object.getOwnPropertyDescriptor(lean, 'length'), undefined, 'no accessor of its own');
-      assert.deepEqual(fields(lean), fields(original).filter((name) => name !== 'length'));
+      assertSameFields(lean, original);
       assert.ok(lean instanceof IoredisPipeline);
-      assert.equal(typeof (lean as unknown as Record<string, unknown>).gwProbe, 'function', 'the script is copied as ioredis copies it');
+      assert.equal(typeof (lean as unknown as Record<string, unknown>).gwProbe, 'function', 'the script is there as ioredis copies it');
+      assert.equal(Object.getPrototypeOf(client.pipeline()), Object.getPrototypeOf(lean), "one prototype for the client's pipelines");
+      // A command defined later reaches the pipelines built after it.
+      client.defineCommand('gwLater', { numberOfKeys: 0, lua: 'return 1' });
+      assertSameFields(client.pipeline(), new IoredisPipeline(client) as object);
       lean.set('a', '1').get('a');
       assert.equal(lean.length, 2);
     } finally {
