@@ -12,6 +12,8 @@
  *   npm run bench:worker -- --workers 1 --pin    the worker on core 0, Redis and the benchmark on core 1 (taskset):
  *                                               the steadiest CPU figures on a 2-core machine, for A/B comparisons
  *   npm run bench:worker -- --cpu-prof           V8 CPU profiles of the workers in bench/results/profiles/
+ *   npm run bench:worker -- --channel app        app-channel messages instead (each reply a signed callback to the
+ *                                               loopback app, plus its outbox append and live publish)
  *
  * Writes bench/results/<date>-worker.json.
  */
@@ -22,6 +24,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import { decodeAppMessage } from '../adapters/app/decode.js';
 import type { InboundEntry, InboundJob } from '../gateway/ingest-batcher.js';
 import { conversationIdFor, createMessage } from '../gateway/message.js';
 import { queueName, shardOf } from '../gateway/queues.js';
@@ -38,6 +41,7 @@ const { values: args } = parseArgs({
     messages: { type: 'string', default: '10000' },
     workers: { type: 'string', default: '2' },
     shards: { type: 'string', default: '4' },
+    channel: { type: 'string', default: 'wecom' },
     pin: { type: 'boolean', default: false },
     'cpu-prof': { type: 'boolean', default: false },
   },
@@ -46,8 +50,10 @@ const sizes = args.sizes!.split(',').map(Number);
 const messages = Number(args.messages);
 const workerCount = Number(args.workers);
 const shards = Number(args.shards);
-const CHANNEL = 'wecom';
+const CHANNEL = args.channel!;
+if (CHANNEL !== 'wecom' && CHANNEL !== 'app') throw new Error(`--channel takes wecom or app, not ${CHANNEL}`);
 const AGENT_ID = WECOM.agentId;
+const APP_ID = 'bench';
 
 const work = mkdtempSync(join(tmpdir(), 'gw-bench-worker-'));
 const redisServer = await startPrivateRedis({ dataDir: join(work, 'redis') });
@@ -56,15 +62,31 @@ const receiver = await startReceiver();
 const configPath = writeBenchConfig(work, {
   port: await freePort(),
   pipeline: { shards, keepCompleted: 100, keepFailed: 10_000 },
-  channels: [{ id: CHANNEL, type: 'wecom-app', options: wecomChannelOptions(receiver.url) }],
+  channels: [
+    { id: 'wecom', type: 'wecom-app', options: wecomChannelOptions(receiver.url) },
+    { id: 'app', type: 'app', options: { apps: [{ id: APP_ID, secret: 'bench-app-secret-0123456789', callbackUrl: `${receiver.url}/replies` }] } },
+  ],
   bot: shippedBot(),
 });
 const queues = Array.from({ length: shards }, (_, i) => new Queue(queueName('in', i), { connection: redis as never, prefix: 'gw' }));
 const nextText = textSource(loadCorpus());
 let user = 0;
 
-/** One inbound WeCom text message as the adapter hands it to ingest (one customer each, so one conversation each). */
-function entry(): InboundEntry {
+/**
+ * One inbound text message as the adapter hands it to ingest (one customer each, so one conversation each), and the
+ * key its reply arrives under at the loopback platform.
+ */
+function entry(): { entry: InboundEntry; key: string } {
+  return CHANNEL === 'app' ? appEntry() : wecomEntry();
+}
+
+function appEntry(): { entry: InboundEntry; key: string } {
+  const peer = `au${user++}`;
+  const message = decodeAppMessage({ userId: peer, messageId: `m${user}`, text: nextText() }, { id: CHANNEL, type: 'app' }, APP_ID);
+  return { entry: { message, reference: { peerId: peer, context: { appId: APP_ID } } }, key: message.id };
+}
+
+function wecomEntry(): { entry: InboundEntry; key: string } {
   const peer = `wu${user++}`;
   const now = Date.now();
   const text = nextText();
@@ -80,16 +102,19 @@ function entry(): InboundEntry {
     metadata: { agentId: String(AGENT_ID), msgType: 'text' },
     raw: { format: 'wecom-app/xml', truncated: false, payload: { ToUserName: WECOM.corpId, FromUserName: peer, CreateTime: String(Math.floor(now / 1000)), MsgType: 'text', Content: text, MsgId: String(7_000_000_000_000 + user), AgentID: String(AGENT_ID) } },
   });
-  return { message, reference: { peerId: peer, context: { agentId: String(AGENT_ID) } } };
+  return { entry: { message, reference: { peerId: peer, context: { agentId: String(AGENT_ID) } } }, key: peer };
 }
+
+/** Arrival times of replies at the loopback platform, by the key entry() gave. */
+const arrivals = CHANNEL === 'app' ? receiver.arrivals : receiver.wecomArrivals;
 
 /** Writes `count` messages as jobs of `size` entries per shard, with their dedupe marks, as ingest would. */
 async function fill(count: number, size: number): Promise<string[]> {
   const byShard = new Map<number, InboundEntry[]>();
-  const peers: string[] = [];
+  const keys: string[] = [];
   for (let i = 0; i < count; i++) {
-    const e = entry();
-    peers.push(e.reference.peerId);
+    const { entry: e, key } = entry();
+    keys.push(key);
     const shard = shardOf(e.message.conversationId, shards);
     const list = byShard.get(shard);
     if (list) list.push(e);
@@ -107,7 +132,7 @@ async function fill(count: number, size: number): Promise<string[]> {
     await marks.exec();
     for (let i = 0; i < jobs.length; i += 500) await queue.addBulk(jobs.slice(i, i + 500));
   }
-  return peers;
+  return keys;
 }
 
 const workers: RoleProcess[] = [];
@@ -128,16 +153,16 @@ interface Row {
 
 async function drain(count: number, size: number): Promise<Row> {
   await Promise.all(queues.map((q) => q.pause()));
-  const peers = await fill(count, size);
+  const keys = await fill(count, size);
   const before = await redisCounters(redis);
   const cpuBefore = workers.map((w) => w.cpuSeconds());
   const t0 = performance.now();
   await Promise.all(queues.map((q) => q.resume()));
   const deadline = Date.now() + 300_000;
-  while (peers.some((p) => !receiver.wecomArrivals.has(p)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  const wall = (Math.max(...peers.map((p) => receiver.wecomArrivals.get(p) ?? performance.now())) - t0) / 1000;
+  while (keys.some((k) => !arrivals.has(k)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  const wall = (Math.max(...keys.map((k) => arrivals.get(k) ?? performance.now())) - t0) / 1000;
   const after = await redisCounters(redis);
-  const delivered = peers.filter((p) => receiver.wecomArrivals.has(p)).length;
+  const delivered = keys.filter((k) => arrivals.has(k)).length;
   const cpu = workers.reduce((sum, w, i) => sum + (w.cpuSeconds() - cpuBefore[i]!), 0);
   const row: Row = {
     jobSize: size,
@@ -166,7 +191,7 @@ try {
     for (const w of workers) execSync(`taskset -a -cp 0 ${w.child.pid}`);
     for (const pid of [process.pid, redisServer.process.pid]) execSync(`taskset -a -cp 1 ${pid}`);
   }
-  console.log(`worker benchmark: ${cpus().length} cores, ${workerCount} worker process(es), ${shards} shards`);
+  console.log(`worker benchmark: ${CHANNEL} messages, ${cpus().length} cores, ${workerCount} worker process(es), ${shards} shards`);
   // Warm-up (JIT, connections, model): after a short one the first measured size ran at up to twice its later CPU.
   for (const size of [1, 8, 1]) await drain(4000, size);
   for (const size of sizes) rows.push(await drain(messages, size));
@@ -181,6 +206,6 @@ try {
 mkdirSync('bench/results', { recursive: true });
 const date = new Date().toISOString();
 const path = `bench/results/${date.slice(0, 19).replace(/[:T]/g, '-')}-worker.json`;
-writeFileSync(path, JSON.stringify({ date, machine: { cores: cpus().length, cpu: cpus()[0]?.model, node: process.version }, workers: workerCount, shards, pinned: args.pin, rows }, null, 2) + '\n');
+writeFileSync(path, JSON.stringify({ date, machine: { cores: cpus().length, cpu: cpus()[0]?.model, node: process.version }, channel: CHANNEL, workers: workerCount, shards, pinned: args.pin, rows }, null, 2) + '\n');
 console.log(`wrote ${path}`);
 process.exit(0);

@@ -32,6 +32,7 @@ describe('platform HTTP client', () => {
         if (path === '/busy') return void res.writeHead(429, { 'retry-after': '7', 'content-type': 'application/json' }).end('{"error":"slow down"}');
         if (path === '/moved') return void res.writeHead(302, { location: '/send' }).end();
         if (path === '/bytes') return void res.end(Buffer.from([0, 1, 2, 255]));
+        if (path === '/text') return void res.writeHead(200, { 'content-type': 'text/plain' }).end(body);
         res.setHeader('content-type', 'application/json');
         res.end(JSON.stringify({ remotePort: req.socket.remotePort, path }));
       });
@@ -158,6 +159,27 @@ describe('platform HTTP client', () => {
     const port = (closed.address() as AddressInfo).port;
     await new Promise((r) => closed.close(r));
     await assert.rejects(postJson(createHttpClient(`http://127.0.0.1:${port}`), '/', {}), (err: AxiosError) => err instanceof AxiosError && err.code === 'ECONNREFUSED');
+  });
+
+  it('gives a postJson answer as JSON when it is JSON and as text otherwise, without running plain text through JSON.parse', async () => {
+    const client = createHttpClient(base);
+    const answer = async (text: string) => (await postJson(client, '/text', text)).data;
+    assert.deepEqual(await answer(' \n[1, {"a": null}]'), [1, { a: null }]);
+    assert.equal(await answer('true'), true);
+    assert.equal(await answer('-2.5'), -2.5);
+    assert.equal(await answer('"quoted"'), 'quoted');
+    assert.equal(await answer('nope'), 'nope', 'text that only starts like a JSON literal');
+    assert.equal(await answer('{"cut": '), '{"cut": ');
+    // An app's callback answering "ok" on every reply: a failing JSON.parse throws, and that SyntaxError is costly.
+    const parse = JSON.parse;
+    let parsed = 0;
+    JSON.parse = ((...args: Parameters<typeof JSON.parse>) => (parsed++, parse(...args))) as typeof JSON.parse;
+    try {
+      for (const text of ['ok', 'OK', '', '<xml/>', 'success']) assert.equal(await answer(text), text);
+    } finally {
+      JSON.parse = parse;
+    }
+    assert.equal(parsed, 0, 'no plain-text answer went through JSON.parse');
   });
 
   it("cancels a request when the caller's AbortSignal fires, and times out by itself otherwise", async () => {
