@@ -40,8 +40,12 @@ export interface AdapterContext {
    * acknowledge the platform. Validates the message (throws on an invalid one).
    */
   ingest(message: UnifiedMessage, reference: ReferenceInput): Promise<IngestResult>;
-  /** Subscribe to outbound messages published for this channel on any process (WebSocket fan-out). */
-  subscribe(onMessage: (message: UnifiedMessage) => void): Promise<() => Promise<void>>;
+  /**
+   * Subscribe to outbound messages published for this channel on any process (WebSocket fan-out). With `holds`,
+   * only messages of the conversations it says this process holds connections for arrive; the others are dropped
+   * unread, so a process holding few of the channel's conversations does not parse every reply.
+   */
+  subscribe(onMessage: (message: UnifiedMessage) => void, holds?: (conversationId: string) => boolean): Promise<() => Promise<void>>;
   /** Publish an outbound message to the processes holding this channel's live connections (and keep it in the
    *  conversation's bounded outbox for clients that reconnect). */
   publish(message: UnifiedMessage): Promise<void>;

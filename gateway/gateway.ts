@@ -158,7 +158,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         return gateway.url;
       },
       ingest: (message, reference) => pipeline.ingest(message, reference),
-      subscribe: (onMessage) => live.subscribe(channel.id, onMessage),
+      subscribe: (onMessage, holds) => live.subscribe(channel.id, onMessage, holds),
       publish: (message) => live.publish(message),
       missedReplies: (conversationId, afterId) => live.missed(conversationId, afterId),
       media: media.forChannel(channel.id),

@@ -3,16 +3,27 @@
  *
  * An outbound message is appended to its conversation's bounded "outbox" (so a client that reconnects can ask for
  * everything after the last id it saw — ids are ULIDs and sort by time) and published on Redis pub/sub; every
- * ingress process subscribes once and hands the message to the adapter owning the channel.
+ * ingress process subscribes once per channel and hands the message to the adapter owning the channel.
+ *
+ * Every ingress process receives every reply of the channel, but holds the sockets of only some conversations (or of
+ * none: an app answered by callback). So the published payload names its conversation in front of the message —
+ * `<length of the id>:<conversation id><message JSON>` — and a process reads and validates the message only when a
+ * subscriber holds that conversation; the rest it drops after reading the id.
  */
 import type { RedisClient } from '../adapters/types.js';
 import type { Logger } from './logger.js';
 import { cappedPush, defineCappedPush } from './capped-list.js';
 import { UnifiedMessage } from './message.js';
 
+/** A channel's subscriber: what it does with a message, and which conversations it holds live connections for. */
+interface Subscription {
+  deliver: (message: UnifiedMessage) => void;
+  holds?: (conversationId: string) => boolean;
+}
+
 export class LiveHub {
   private subscriber: RedisClient | undefined;
-  private readonly handlers = new Map<string, Set<(message: UnifiedMessage) => void>>();
+  private readonly handlers = new Map<string, Set<Subscription>>();
 
   constructor(
     private readonly redis: RedisClient,
@@ -37,7 +48,7 @@ export class LiveHub {
     const json = JSON.stringify(message);
     await Promise.all([
       cappedPush(this.redis, key, this.retention, this.retentionSeconds, json),
-      this.redis.publish(this.topic(message.channel), json),
+      this.redis.publish(this.topic(message.channel), livePayload(message.conversationId, json)),
     ]);
   }
 
@@ -47,22 +58,18 @@ export class LiveHub {
     return items.map((s) => UnifiedMessage.parse(JSON.parse(s))).filter((m) => afterId === undefined || m.id > afterId);
   }
 
-  async subscribe(channel: string, handler: (message: UnifiedMessage) => void): Promise<() => Promise<void>> {
+  /**
+   * Hands `deliver` the channel's outbound messages published by any process; with `holds`, only those of the
+   * conversations it holds (the others are not even parsed).
+   */
+  async subscribe(
+    channel: string,
+    deliver: (message: UnifiedMessage) => void,
+    holds?: (conversationId: string) => boolean,
+  ): Promise<() => Promise<void>> {
     if (!this.subscriber) {
       this.subscriber = this.connect();
-      this.subscriber.on('message', (topic: string, json: string) => {
-        const channelId = topic.slice(`${this.prefix}:live:`.length);
-        const set = this.handlers.get(channelId);
-        if (!set) return;
-        let message: UnifiedMessage;
-        try {
-          message = UnifiedMessage.parse(JSON.parse(json));
-        } catch (err) {
-          this.log.error({ err, topic }, 'dropping an unreadable live message');
-          return;
-        }
-        for (const h of set) h(message);
-      });
+      this.subscriber.on('message', (topic: string, payload: string) => this.receive(topic, payload));
     }
     let set = this.handlers.get(channel);
     if (!set) {
@@ -70,14 +77,52 @@ export class LiveHub {
       this.handlers.set(channel, set);
       await this.subscriber.subscribe(this.topic(channel));
     }
-    set.add(handler);
+    const subscription: Subscription = { deliver, ...(holds && { holds }) };
+    set.add(subscription);
     return async () => {
-      set.delete(handler);
+      set.delete(subscription);
     };
+  }
+
+  private receive(topic: string, payload: string): void {
+    const set = this.handlers.get(topic.slice(`${this.prefix}:live:`.length));
+    if (!set) return;
+    const framed = readLivePayload(payload);
+    if (!framed) return void this.log.error({ topic }, 'dropping a live message whose conversation id cannot be read');
+    const { conversationId } = framed;
+    const wanted = [...set].filter((s) => s.holds === undefined || conversationId === undefined || s.holds(conversationId));
+    if (wanted.length === 0) return;
+    let message: UnifiedMessage;
+    try {
+      message = UnifiedMessage.parse(JSON.parse(framed.json));
+    } catch (err) {
+      this.log.error({ err, topic }, 'dropping an unreadable live message');
+      return;
+    }
+    for (const s of wanted) s.deliver(message);
   }
 
   async close(): Promise<void> {
     this.subscriber?.disconnect();
     this.subscriber = undefined;
   }
+}
+
+/** `<length of the id>:<conversation id><message JSON>`: the id can be read without parsing the message. */
+export function livePayload(conversationId: string, json: string): string {
+  return `${conversationId.length}:${conversationId}${json}`;
+}
+
+/**
+ * The conversation id and message JSON of a published payload. A bare JSON message (as published before the id was
+ * put in front, by a process not yet upgraded) has no id and goes to every subscriber. Undefined when the framing is
+ * broken.
+ */
+export function readLivePayload(payload: string): { conversationId?: string; json: string } | undefined {
+  if (payload.startsWith('{')) return { json: payload };
+  const colon = payload.indexOf(':');
+  if (colon < 1 || colon > 6 || !/^\d+$/.test(payload.slice(0, colon))) return undefined;
+  const length = Number(payload.slice(0, colon));
+  if (colon + 1 + length > payload.length) return undefined;
+  return { conversationId: payload.slice(colon + 1, colon + 1 + length), json: payload.slice(colon + 1 + length) };
 }

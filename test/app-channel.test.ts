@@ -76,7 +76,11 @@ describe('app channel: signed REST in, signed callback and WebSocket out', () =>
     const again = await TestSocket.open(wsUrl);
     const missed = await again.next((f) => f.type === 'message');
     assert.equal(missed.message.id, frame.message.id);
+    const app = gw.gateway.adapters.get('app')!;
+    assert.equal(app.health?.().detail, '1 sockets in 1 conversations');
     await again.close();
+    // A conversation whose last socket closed is forgotten, not kept as an empty entry for the life of the process.
+    await eventually(() => app.health?.().detail === '0 sockets in 0 conversations', 'socket bookkeeping emptied');
     await assert.rejects(
       TestSocket.open(wsUrl.replace(/sig=[^&]+/, 'sig=v1%3Dbad')),
       (err: any) => err.status === 401 && /bad_signature/.test(err.body),

@@ -94,7 +94,10 @@ class AppAdapter implements ChannelAdapter {
       let set = this.sockets.get(conversationId);
       if (!set) this.sockets.set(conversationId, (set = new Set()));
       set.add(ws);
-      ws.on('close', () => set.delete(ws));
+      ws.on('close', () => {
+        set.delete(ws);
+        if (set.size === 0 && this.sockets.get(conversationId) === set) this.sockets.delete(conversationId);
+      });
       ws.on('error', () => {});
       for (const message of await this.ctx.missedReplies(conversationId, q.get('after') ?? undefined)) {
         ws.send(JSON.stringify({ type: 'message', message: callbackView(message) }));
@@ -104,10 +107,13 @@ class AppAdapter implements ChannelAdapter {
   }
 
   async start(): Promise<void> {
-    this.unsubscribe = await this.ctx.subscribe((message) => {
-      const frame = JSON.stringify({ type: 'message', message: callbackView(message) });
-      for (const ws of this.sockets.get(message.conversationId) ?? []) if (ws.readyState === ws.OPEN) ws.send(frame);
-    });
+    this.unsubscribe = await this.ctx.subscribe(
+      (message) => {
+        const frame = JSON.stringify({ type: 'message', message: callbackView(message) });
+        for (const ws of this.sockets.get(message.conversationId) ?? []) if (ws.readyState === ws.OPEN) ws.send(frame);
+      },
+      (conversationId) => this.sockets.has(conversationId),
+    );
   }
 
   async stop(): Promise<void> {
@@ -139,6 +145,11 @@ class AppAdapter implements ChannelAdapter {
     // No callback: the sockets and the outbox are the delivery.
     await this.ctx.publish(message);
     return {};
+  }
+
+  health() {
+    const sockets = [...this.sockets.values()].reduce((n, s) => n + s.size, 0);
+    return { ok: true, detail: `${sockets} sockets in ${this.sockets.size} conversations` };
   }
 }
 

@@ -180,7 +180,10 @@ class WebAdapter implements ChannelAdapter {
 
   async start(): Promise<void> {
     this.secret = this.options.secret ?? (await sharedSecret(this.ctx, 'visitor-token-secret'));
-    this.unsubscribe = await this.ctx.subscribe((message) => this.push(message));
+    this.unsubscribe = await this.ctx.subscribe(
+      (message) => this.push(message),
+      (conversationId) => this.sockets.has(conversationId),
+    );
     this.heartbeat = setInterval(() => {
       for (const set of this.sockets.values()) {
         for (const ws of set) {
