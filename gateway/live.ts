@@ -8,7 +8,9 @@
  * Every ingress process receives every reply of the channel, but holds the sockets of only some conversations (or of
  * none: an app answered by callback). So the published payload names its conversation in front of the message —
  * `<length of the id>:<conversation id><message JSON>` — and a process reads and validates the message only when a
- * subscriber holds that conversation; the rest it drops after reading the id.
+ * subscriber holds that conversation; the rest it drops after reading the id. An ingress process older than this
+ * format cannot read it (it logs the message as unreadable; the client still gets it from the outbox when it
+ * reconnects), so in a rolling upgrade the ingress processes go first: this one still reads bare JSON.
  */
 import type { RedisClient } from '../adapters/types.js';
 import type { Logger } from './logger.js';
