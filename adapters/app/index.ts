@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { parseJsonBody, unauthorized } from '../../gateway/errors.js';
 import type { ContentType, UnifiedMessage } from '../../gateway/message.js';
 import { createHttpClient, deliveryErrorForException, deliveryErrorForStatus, postJson } from '../shared/http-client.js';
-import { refuseUpgrade } from '../shared/live-socket.js';
+import { ConversationSockets, refuseUpgrade } from '../shared/live-socket.js';
 import { defineAdapter, type AdapterContext, type ChannelAdapter } from '../types.js';
 import type { ConversationReference } from '../../gateway/conversation-reference.js';
 import { AppInbound, appConversationId, decodeAppMessage } from './decode.js';
@@ -40,7 +40,7 @@ class AppAdapter implements ChannelAdapter {
   private readonly apps: Map<string, AppOptions['apps'][number]>;
   private readonly http: AxiosInstance;
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 4096 });
-  private readonly sockets = new Map<string, Set<WebSocket>>();
+  private readonly sockets = new ConversationSockets<WebSocket>();
   private unsubscribe: (() => Promise<void>) | undefined;
 
   constructor(
@@ -91,13 +91,7 @@ class AppAdapter implements ChannelAdapter {
     }
     const conversationId = appConversationId(this.id, app.id, user);
     this.wss.handleUpgrade(req, socket, head, async (ws) => {
-      let set = this.sockets.get(conversationId);
-      if (!set) this.sockets.set(conversationId, (set = new Set()));
-      set.add(ws);
-      ws.on('close', () => {
-        set.delete(ws);
-        if (set.size === 0 && this.sockets.get(conversationId) === set) this.sockets.delete(conversationId);
-      });
+      this.sockets.add(conversationId, ws);
       ws.on('error', () => {});
       for (const message of await this.ctx.missedReplies(conversationId, q.get('after') ?? undefined)) {
         ws.send(JSON.stringify({ type: 'message', message: callbackView(message) }));
@@ -110,15 +104,15 @@ class AppAdapter implements ChannelAdapter {
     this.unsubscribe = await this.ctx.subscribe(
       (message) => {
         const frame = JSON.stringify({ type: 'message', message: callbackView(message) });
-        for (const ws of this.sockets.get(message.conversationId) ?? []) if (ws.readyState === ws.OPEN) ws.send(frame);
+        for (const ws of this.sockets.of(message.conversationId)) if (ws.readyState === ws.OPEN) ws.send(frame);
       },
-      (conversationId) => this.sockets.has(conversationId),
+      (conversationId) => this.sockets.holds(conversationId),
     );
   }
 
   async stop(): Promise<void> {
     await this.unsubscribe?.();
-    for (const set of this.sockets.values()) for (const ws of set) ws.close(1001, 'gateway shutting down');
+    for (const ws of this.sockets.all()) ws.close(1001, 'gateway shutting down');
     this.wss.close();
   }
 
@@ -148,8 +142,8 @@ class AppAdapter implements ChannelAdapter {
   }
 
   health() {
-    const sockets = [...this.sockets.values()].reduce((n, s) => n + s.size, 0);
-    return { ok: true, detail: `${sockets} sockets in ${this.sockets.size} conversations` };
+    const { sockets, conversations } = this.sockets.counts();
+    return { ok: true, detail: `${sockets} sockets in ${conversations} conversations` };
   }
 }
 

@@ -23,3 +23,41 @@ export async function sharedSecret(ctx: AdapterContext, name: string): Promise<s
   if (!secret) throw new Error(`could not read ${key}`);
   return secret;
 }
+
+/**
+ * The open sockets of each conversation this process holds. A socket leaves when it closes, and a conversation with
+ * it when its last socket does, so the map never outgrows the connections actually open.
+ */
+export class ConversationSockets<S extends { on(event: 'close', listener: () => void): unknown }> {
+  private readonly byConversation = new Map<string, Set<S>>();
+
+  add(conversationId: string, socket: S): void {
+    let set = this.byConversation.get(conversationId);
+    if (!set) this.byConversation.set(conversationId, (set = new Set()));
+    set.add(socket);
+    socket.on('close', () => {
+      set.delete(socket);
+      if (set.size === 0 && this.byConversation.get(conversationId) === set) this.byConversation.delete(conversationId);
+    });
+  }
+
+  /** The conversation's open sockets (empty when this process holds none). */
+  of(conversationId: string): Iterable<S> {
+    return this.byConversation.get(conversationId) ?? [];
+  }
+
+  holds(conversationId: string): boolean {
+    return this.byConversation.has(conversationId);
+  }
+
+  *all(): Iterable<S> {
+    for (const set of this.byConversation.values()) yield* set;
+  }
+
+  /** Open sockets, and the conversations they belong to. */
+  counts(): { sockets: number; conversations: number } {
+    let sockets = 0;
+    for (const set of this.byConversation.values()) sockets += set.size;
+    return { sockets, conversations: this.byConversation.size };
+  }
+}

@@ -18,7 +18,7 @@ import { reply, type WebhookReply, type WebhookRoute } from '../http.js';
 import { defineAdapter, type AdapterContext, type ChannelAdapter } from '../types.js';
 import { ClientFrame, decodeClientMessage, toClientMessage } from './protocol.js';
 import { issueVisitorToken, newVisitorId, verifyVisitorToken } from './visitor-token.js';
-import { refuseUpgrade, sharedSecret } from '../shared/live-socket.js';
+import { ConversationSockets, refuseUpgrade, sharedSecret } from '../shared/live-socket.js';
 
 const WIDGET_JS = readFileSync(new URL('./widget.js', import.meta.url), 'utf8');
 const WIDGET_ETAG = `"${createHash('sha1').update(WIDGET_JS).digest('base64url')}"`;
@@ -54,7 +54,7 @@ interface VisitorSocket extends WebSocket {
 class WebAdapter implements ChannelAdapter {
   readonly capabilities = CAPABILITIES;
   private readonly wss: WebSocketServer;
-  private readonly sockets = new Map<string, Set<VisitorSocket>>();
+  private readonly sockets = new ConversationSockets<VisitorSocket>();
   private heartbeat: NodeJS.Timeout | undefined;
   private unsubscribe: (() => Promise<void>) | undefined;
   private secret: string | undefined;
@@ -136,13 +136,7 @@ class WebAdapter implements ChannelAdapter {
     const conversationId = decodeClientMessage({ type: 'message', clientMessageId: 'x', text: 'x' }, this, visitorId).conversationId;
     ws.alive = true;
     ws.on('pong', () => (ws.alive = true));
-    let set = this.sockets.get(conversationId);
-    if (!set) this.sockets.set(conversationId, (set = new Set()));
-    set.add(ws);
-    ws.on('close', () => {
-      set.delete(ws);
-      if (set.size === 0 && this.sockets.get(conversationId) === set) this.sockets.delete(conversationId);
-    });
+    this.sockets.add(conversationId, ws);
     ws.on('message', (data, isBinary) => void this.onFrame(ws, visitorId, isBinary ? null : data.toString()));
     ws.on('error', (err) => this.ctx.log.debug({ err }, 'visitor socket error'));
 
@@ -182,16 +176,14 @@ class WebAdapter implements ChannelAdapter {
     this.secret = this.options.secret ?? (await sharedSecret(this.ctx, 'visitor-token-secret'));
     this.unsubscribe = await this.ctx.subscribe(
       (message) => this.push(message),
-      (conversationId) => this.sockets.has(conversationId),
+      (conversationId) => this.sockets.holds(conversationId),
     );
     this.heartbeat = setInterval(() => {
-      for (const set of this.sockets.values()) {
-        for (const ws of set) {
-          if (!ws.alive) ws.terminate();
-          else {
-            ws.alive = false;
-            ws.ping();
-          }
+      for (const ws of this.sockets.all()) {
+        if (!ws.alive) ws.terminate();
+        else {
+          ws.alive = false;
+          ws.ping();
         }
       }
     }, this.options.heartbeatSeconds * 1000);
@@ -199,16 +191,15 @@ class WebAdapter implements ChannelAdapter {
   }
 
   private push(message: UnifiedMessage): void {
-    const set = this.sockets.get(message.conversationId);
-    if (!set) return;
+    if (!this.sockets.holds(message.conversationId)) return;
     const frame = JSON.stringify({ type: 'message', message: toClientMessage(message) });
-    for (const ws of set) if (ws.readyState === ws.OPEN) ws.send(frame);
+    for (const ws of this.sockets.of(message.conversationId)) if (ws.readyState === ws.OPEN) ws.send(frame);
   }
 
   async stop(): Promise<void> {
     clearInterval(this.heartbeat);
     await this.unsubscribe?.();
-    for (const set of this.sockets.values()) for (const ws of set) ws.close(1001, 'gateway shutting down');
+    for (const ws of this.sockets.all()) ws.close(1001, 'gateway shutting down');
     this.wss.close();
   }
 
@@ -219,7 +210,7 @@ class WebAdapter implements ChannelAdapter {
   }
 
   health() {
-    return { ok: true, detail: `${[...this.sockets.values()].reduce((n, s) => n + s.size, 0)} sockets` };
+    return { ok: true, detail: `${this.sockets.counts().sockets} sockets` };
   }
 }
 
