@@ -1,13 +1,16 @@
 /**
- * The rule engine: declarative rules (config.ts `BotRule`) compiled into json-rules-engine rules over a fixed set
- * of facts about the message and its conversation. json-rules-engine evaluates the conditions (its built-in
- * operators plus the few below); priorities and stop-on-match are applied here on the results, so one engine can
- * serve concurrent conversations (its own `stop()` is engine-wide).
+ * The rule engine: declarative rules (config.ts `BotRule`) over a fixed set of facts about the message and its
+ * conversation. Priorities and stop-on-match are applied here on the results.
  *
- * Each rule has its own engine behind a gate: the channel, keyword and regex conditions are conjuncts of the rule's
- * `all`, so a message failing one of them cannot match, and its engine is not run. json-rules-engine deep-clones
- * every rule's conditions on every run; with a few rules per message passing their gate instead of all of them,
- * most messages run none or one.
+ * A rule's declarative conditions (channel, keywords, regex, intent, entities, attributes, tags, awaiting, turn
+ * counters, business hours) are compiled into a plain predicate. Only a rule with an advanced `conditions` tree gets a
+ * json-rules-engine engine (its operators plus the few below), which decides once the predicate holds, and one engine
+ * per rule lets concurrent conversations share it (json-rules-engine's own `stop()` is engine-wide). An engine run
+ * deep-clones the rule's conditions and hashes every fact; when the shipped rules went through json-rules-engine, a
+ * message that contained a keyword (any text with "order" in it) paid for a run that its entity condition then
+ * failed — json-rules-engine, hash-it and clone were ≈ 14 % of what a worker allocated (bench/README.md).
+ * `compileConditions` gives the same conditions as json-rules-engine sees them; test/bot/rules.test.ts checks that
+ * the predicate and the engine agree on every kind of condition.
  *
  * Facts: channel, text (lower-cased), rawText, intent {label, confidence}, slots, attributes, tags, awaiting,
  * turns, unanswered, now (ms since the epoch).
@@ -41,21 +44,30 @@ function regexFor(source: string): RegExp {
 const containsAnyKeyword = (text: string, keywords: string[]): boolean => keywords.some((k) => text.includes(k));
 const matchesRegex = (text: string, source: string): boolean => regexFor(source).test(text);
 const normalizeKeywords = (keywords: string[]): string[] => keywords.map((k) => k.normalize('NFKC').toLowerCase());
+const hasKeys = (obj: Record<string, unknown>, keys: string[]): boolean => keys.every((k) => obj?.[k] !== undefined);
+const lacksKeys = (obj: Record<string, unknown>, keys: string[]): boolean => keys.every((k) => obj?.[k] === undefined);
+const attributeIn = (attrs: Record<string, Scalar>, { key, values }: { key: string; values: Scalar[] }): boolean =>
+  values.some((v) => attrs?.[key] !== undefined && String(attrs[key]) === String(v));
+const includesAll = (list: string[], wanted: string[]): boolean => wanted.every((w) => list.includes(w));
+const includesNone = (list: string[], unwanted: string[]): boolean => unwanted.every((w) => !list.includes(w));
+const inBusinessHours = (now: number, hours: BusinessHours): boolean => withinBusinessHours(now, hours) === hours.inside;
 
-function addOperators(engine: Engine): void {
-  engine.addOperator<string, string[]>('containsAnyKeyword', containsAnyKeyword);
-  engine.addOperator<string, string>('matchesRegex', matchesRegex);
-  engine.addOperator<Record<string, unknown>, string[]>('hasKeys', (obj, keys) => keys.every((k) => obj?.[k] !== undefined));
-  engine.addOperator<Record<string, unknown>, string[]>('lacksKeys', (obj, keys) => keys.every((k) => obj?.[k] === undefined));
-  engine.addOperator<Record<string, Scalar>, { key: string; values: Scalar[] }>('attributeIn', (attrs, { key, values }) =>
-    values.some((v) => attrs?.[key] !== undefined && String(attrs[key]) === String(v)),
-  );
-  engine.addOperator<string[], string[]>('includesAll', (list, wanted) => wanted.every((w) => list.includes(w)));
-  engine.addOperator<string[], string[]>('includesNone', (list, unwanted) => unwanted.every((w) => !list.includes(w)));
-  engine.addOperator<number, BusinessHours>('inBusinessHours', (now, hours) => withinBusinessHours(now, hours) === hours.inside);
+/** The operators compileConditions() uses, on a json-rules-engine engine. */
+export function addRuleOperators(engine: Engine): void {
+  engine.addOperator('containsAnyKeyword', containsAnyKeyword);
+  engine.addOperator('matchesRegex', matchesRegex);
+  engine.addOperator('hasKeys', hasKeys);
+  engine.addOperator('lacksKeys', lacksKeys);
+  engine.addOperator('attributeIn', attributeIn);
+  engine.addOperator('includesAll', includesAll);
+  engine.addOperator('includesNone', includesNone);
+  engine.addOperator('inBusinessHours', inBusinessHours);
 }
 
-/** The declarative conditions of one rule as a json-rules-engine `all` condition. */
+const attributeValues = (when: RuleConditions) =>
+  Object.entries(when.attributes ?? {}).map(([key, expected]) => ({ key, values: Array.isArray(expected) ? expected : [expected] }));
+
+/** All the conditions of one rule, the advanced tree included, as a json-rules-engine `all` condition. */
 export function compileConditions(when: RuleConditions): TopLevelCondition {
   const all: NestedCondition[] = [];
   if (when.channels) all.push({ fact: 'channel', operator: 'in', value: when.channels });
@@ -70,9 +82,7 @@ export function compileConditions(when: RuleConditions): TopLevelCondition {
   }
   if (when.entities?.has) all.push({ fact: 'slots', operator: 'hasKeys', value: when.entities.has });
   if (when.entities?.missing) all.push({ fact: 'slots', operator: 'lacksKeys', value: when.entities.missing });
-  for (const [key, expected] of Object.entries(when.attributes ?? {})) {
-    all.push({ fact: 'attributes', operator: 'attributeIn', value: { key, values: Array.isArray(expected) ? expected : [expected] } });
-  }
+  for (const value of attributeValues(when)) all.push({ fact: 'attributes', operator: 'attributeIn', value });
   if (when.tags?.has) all.push({ fact: 'tags', operator: 'includesAll', value: when.tags.has });
   if (when.tags?.missing) all.push({ fact: 'tags', operator: 'includesNone', value: when.tags.missing });
   if (when.awaiting !== undefined) all.push({ fact: 'awaiting', operator: 'equal', value: when.awaiting });
@@ -86,22 +96,42 @@ export function compileConditions(when: RuleConditions): TopLevelCondition {
   return { all };
 }
 
-/** The conditions of a rule that are cheap to check outside the engine; failing one means the rule cannot match. */
-function gateOf(when: RuleConditions): (facts: RuleFacts) => boolean {
-  const channels = when.channels;
+/**
+ * A rule's declarative conditions as a predicate: the meaning compileConditions() gives them in json-rules-engine
+ * (`in`: listed; `equal`: ===; the inclusive bounds: >= and <=; the operators above), cheapest checks first.
+ */
+export function declarativeMatch(when: RuleConditions): (facts: RuleFacts) => boolean {
+  const checks: Array<(facts: RuleFacts) => boolean> = [];
+  const { channels, regex, intent, entities, tags, awaiting, businessHours } = when;
   const keywords = when.keywords && normalizeKeywords(when.keywords);
-  const regex = when.regex;
-  return (facts) =>
-    (channels === undefined || channels.includes(facts.channel)) &&
-    (keywords === undefined || containsAnyKeyword(facts.text, keywords)) &&
-    (regex === undefined || matchesRegex(facts.rawText, regex));
+  if (channels) checks.push((f) => channels.includes(f.channel));
+  if (keywords) checks.push((f) => containsAnyKeyword(f.text, keywords));
+  if (regex !== undefined) checks.push((f) => matchesRegex(f.rawText, regex));
+  if (intent?.labels) checks.push((f) => intent.labels!.includes(f.intent.label));
+  if (intent?.minConfidence !== undefined) checks.push((f) => f.intent.confidence >= intent.minConfidence!);
+  if (intent?.maxConfidence !== undefined) checks.push((f) => f.intent.confidence <= intent.maxConfidence!);
+  if (entities?.has) checks.push((f) => hasKeys(f.slots, entities.has!));
+  if (entities?.missing) checks.push((f) => lacksKeys(f.slots, entities.missing!));
+  for (const value of attributeValues(when)) checks.push((f) => attributeIn(f.attributes, value));
+  if (tags?.has) checks.push((f) => includesAll(f.tags, tags.has!));
+  if (tags?.missing) checks.push((f) => includesNone(f.tags, tags.missing!));
+  if (awaiting !== undefined) checks.push((f) => f.awaiting === awaiting);
+  for (const fact of ['turns', 'unanswered'] as const) {
+    const range = when[fact];
+    if (range?.min !== undefined) checks.push((f) => f[fact] >= range.min!);
+    if (range?.max !== undefined) checks.push((f) => f[fact] <= range.max!);
+  }
+  if (businessHours) checks.push((f) => inBusinessHours(f.now, businessHours));
+  return (facts) => checks.every((check) => check(facts));
 }
 
 interface CompiledRule {
   rule: BotRule;
   order: number;
-  gate: (facts: RuleFacts) => boolean;
-  engine: Engine;
+  /** The declarative conditions hold. */
+  matches: (facts: RuleFacts) => boolean;
+  /** Only for a rule with an advanced `conditions` tree: decides after `matches`. */
+  engine?: Engine;
 }
 
 export class RuleEngine {
@@ -110,14 +140,7 @@ export class RuleEngine {
   constructor(rules: readonly BotRule[]) {
     rules.forEach((rule, order) => {
       if (!rule.enabled) return;
-      const engine = new Engine([], { allowUndefinedFacts: true });
-      addOperators(engine);
-      engine.addRule({
-        name: `${order}:${rule.id}`,
-        conditions: compileConditions(rule.match),
-        event: { type: 'rule', params: { id: rule.id } },
-      });
-      this.compiled.push({ rule, order, gate: gateOf(rule.match), engine });
+      this.compiled.push({ rule, order, matches: declarativeMatch(rule.match), ...(rule.match.conditions && { engine: engineFor(rule, order) }) });
     });
   }
 
@@ -125,17 +148,17 @@ export class RuleEngine {
     return this.compiled.length;
   }
 
-  /** The rules whose gate the message passes: only these can match (their engines still decide). */
+  /** The rules whose declarative conditions the message meets: those without an advanced tree apply, the rest may. */
   candidates(facts: RuleFacts): BotRule[] {
-    return this.compiled.filter((c) => c.gate(facts)).map((c) => c.rule);
+    return this.compiled.filter((c) => c.matches(facts)).map((c) => c.rule);
   }
 
   /** The rules that apply, in order: highest priority first, list order within a priority, up to the first stop. */
   async evaluate(facts: RuleFacts): Promise<BotRule[]> {
-    const candidates = this.compiled.filter((c) => c.gate(facts));
+    const candidates = this.compiled.filter((c) => c.matches(facts));
     if (candidates.length === 0) return [];
     const matched = (
-      await Promise.all(candidates.map(async (c) => ((await c.engine.run({ ...facts })).results.length > 0 ? [c] : [])))
+      await Promise.all(candidates.map(async (c) => (!c.engine || (await c.engine.run({ ...facts })).results.length > 0 ? [c] : [])))
     )
       .flat()
       .sort((a, b) => b.rule.priority - a.rule.priority || a.order - b.order);
@@ -146,4 +169,12 @@ export class RuleEngine {
     }
     return applied;
   }
+}
+
+/** A json-rules-engine engine holding one rule: all its conditions, the advanced tree among them. */
+function engineFor(rule: BotRule, order: number): Engine {
+  const engine = new Engine([], { allowUndefinedFacts: true });
+  addRuleOperators(engine);
+  engine.addRule({ name: `${order}:${rule.id}`, conditions: compileConditions(rule.match), event: { type: 'rule', params: { id: rule.id } } });
+  return engine;
 }

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { BotRule, BusinessHours } from '../../bot/config.js';
+import { Engine } from 'json-rules-engine';
+import { BotRule, BusinessHours, RuleConditions } from '../../bot/config.js';
 import { withinBusinessHours } from '../../bot/rules/business-hours.js';
-import { RuleEngine, type RuleFacts } from '../../bot/rules/engine.js';
+import { addRuleOperators, compileConditions, declarativeMatch, RuleEngine, type RuleFacts } from '../../bot/rules/engine.js';
 import { startTestRedis } from '../helpers/redis.js';
 import { eventually } from '../helpers/gateway.js';
 import { replyText, startTestBot, type TestBot } from './helpers.js';
@@ -102,9 +103,9 @@ describe('rule engine: priorities, stop-on-match, conditions and actions', () =>
     }
   });
 
-  it("runs a rule's engine only when the message passes its channel, keyword and regex conditions", async () => {
+  it('runs json-rules-engine only for a rule with an advanced tree whose declarative conditions hold', async () => {
     const engine = new RuleEngine(rules.map((r) => BotRule.parse(r)));
-    const facts = (rawText: string, channel = 'app'): RuleFacts => ({
+    const facts = (rawText: string, channel = 'app', more: Partial<RuleFacts> = {}): RuleFacts => ({
       channel,
       text: rawText.toLowerCase(),
       rawText,
@@ -116,16 +117,108 @@ describe('rule engine: priorities, stop-on-match, conditions and actions', () =>
       turns: 1,
       unanswered: 0,
       now: Date.now(),
+      ...more,
     });
     const ids = (f: RuleFacts) => engine.candidates(f).map((r) => r.id);
-    // Rules without a channel, keyword or regex condition always run; the rest only when their gate passes.
-    const ungated = ['got-order', 'advanced'];
-    assert.deepEqual(ids(facts('hello there')), ungated);
-    assert.deepEqual(ids(facts('a COUPON please')), ungated, 'web-only needs the web channel');
-    assert.deepEqual(ids(facts('a coupon please', 'web')), ['web-only', ...ungated]);
-    assert.deepEqual(ids(facts('Express ship it')), ['tag-shipping', 'ship-generic', 'ship-express', 'ship-express-extra', 'low', ...ungated]);
-    // The gate never changes the outcome: a message no gate lets through still reaches the ungated rules.
-    assert.deepEqual((await engine.evaluate(facts('ping'))).map((r) => r.id), ['advanced']);
-    assert.deepEqual((await engine.evaluate(facts('express ship', 'web'))).map((r) => r.id), ['ship-express']);
+    // Only the rule without declarative conditions is a candidate for any message; the others need theirs met.
+    assert.deepEqual(ids(facts('hello there')), ['advanced']);
+    assert.deepEqual(ids(facts('a COUPON please')), ['advanced'], 'web-only needs the web channel');
+    assert.deepEqual(ids(facts('a coupon please', 'web')), ['web-only', 'advanced']);
+    assert.deepEqual(ids(facts('Express ship it')), ['tag-shipping', 'ship-generic', 'ship-express', 'ship-express-extra', 'low', 'advanced']);
+    assert.deepEqual(ids(facts('ok', 'app', { awaiting: 'orderNumber' })), ['advanced'], 'got-order needs the entity too');
+    assert.deepEqual(ids(facts('ok', 'app', { awaiting: 'orderNumber', slots: { orderNumber: 'SO1' } })), ['got-order', 'advanced']);
+
+    const runs = countEngineRuns();
+    try {
+      assert.deepEqual((await engine.evaluate(facts('express ship', 'web'))).map((r) => r.id), ['ship-express']);
+      assert.deepEqual((await engine.evaluate(facts('cancel my order'))).map((r) => r.id), ['ask-order']);
+      assert.equal(runs.count, 2, 'only the advanced rule ran an engine, once per message (and did not match)');
+      assert.deepEqual((await engine.evaluate(facts('ping'))).map((r) => r.id), ['advanced']);
+      assert.equal(runs.count, 3);
+    } finally {
+      runs.restore();
+    }
+  });
+
+  it('the declarative predicate means what the same conditions mean in json-rules-engine', async () => {
+    const declarative: RuleConditions[] = [
+      { channels: ['web', 'app'] },
+      { keywords: ['Ship', '发货'] },
+      { regex: '^(hi|hello)\\b' },
+      { intent: { labels: ['order_status', 'returns'] } },
+      { intent: { minConfidence: 0.5 } },
+      { intent: { maxConfidence: 0.5 } },
+      { intent: { labels: ['returns'], minConfidence: 0.2, maxConfidence: 0.9 } },
+      { entities: { has: ['orderNumber'] } },
+      { entities: { missing: ['orderNumber', 'email'] } },
+      { attributes: { topic: 'shipping' } },
+      { attributes: { vip: true, level: [2, 3] } },
+      { tags: { has: ['shipping', 'vip'] } },
+      { tags: { missing: ['vip'] } },
+      { awaiting: 'orderNumber' },
+      { awaiting: '' },
+      { turns: { min: 3 } },
+      { turns: { min: 2, max: 4 }, unanswered: { max: 1 } },
+      { unanswered: { min: 2 } },
+      { businessHours: BusinessHours.parse({ timeZone: 'Asia/Shanghai', days: [1, 2, 3, 4, 5], from: '09:00', to: '18:00' }) },
+      { businessHours: BusinessHours.parse({ timeZone: 'Europe/Berlin', days: [5], from: '22:00', to: '06:00', inside: false }) },
+      { channels: ['web'], keywords: ['ship'], intent: { minConfidence: 0.5 }, tags: { missing: ['vip'] }, turns: { max: 3 } },
+    ].map((when) => RuleConditions.parse(when));
+    const engines = declarative.map((when) => {
+      const e = new Engine([], { allowUndefinedFacts: true });
+      addRuleOperators(e);
+      e.addRule({ conditions: compileConditions(when), event: { type: 'match' } });
+      return e;
+    });
+    const predicates = declarative.map((when) => declarativeMatch(when));
+
+    // A seeded walk over facts that sit on and around every boundary above.
+    let seed = 7;
+    const random = () => {
+      // mulberry32
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+    };
+    const pick = <T,>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
+    const texts = ['Hello there', 'hi', 'we SHIP today', '何时发货', 'shipping?', 'nothing'];
+    for (let i = 0; i < 400; i++) {
+      const rawText = pick(texts);
+      const facts: RuleFacts = {
+        channel: pick(['web', 'app', 'wecom']),
+        text: rawText.normalize('NFKC').toLowerCase(),
+        rawText,
+        intent: { label: pick(['order_status', 'returns', 'none']), confidence: pick([0, 0.2, 0.49, 0.5, 0.9, 1]) },
+        slots: pick<Record<string, string>>([{}, { orderNumber: 'SO1' }, { email: 'a@b.c' }, { orderNumber: 'SO1', email: 'a@b.c' }]),
+        attributes: pick<Record<string, string | number | boolean>>([{}, { topic: 'shipping' }, { topic: 'billing', vip: true }, { vip: true, level: 3 }, { vip: 'true', level: '2' }]),
+        tags: pick([[], ['shipping'], ['vip'], ['shipping', 'vip']]),
+        awaiting: pick(['', 'orderNumber', 'email']),
+        turns: pick([1, 2, 3, 4, 5]),
+        unanswered: pick([0, 1, 2, 3]),
+        // Monday 09:30 and 20:00 in Shanghai; Friday 23:00 and Saturday 07:00 in Berlin.
+        now: pick([Date.parse('2024-05-20T01:30:00Z'), Date.parse('2024-05-20T12:00:00Z'), Date.parse('2024-05-24T21:00:00Z'), Date.parse('2024-05-25T05:00:00Z')]),
+      };
+      for (let r = 0; r < declarative.length; r++) {
+        const expected = (await engines[r]!.run({ ...facts })).events.length > 0;
+        assert.equal(predicates[r]!(facts), expected, `rule ${JSON.stringify(declarative[r])} on ${JSON.stringify(facts)}`);
+      }
+    }
   });
 });
+
+/** Counts json-rules-engine runs from here on. */
+function countEngineRuns(): { count: number; restore(): void } {
+  const original = Engine.prototype.run;
+  const counter = {
+    count: 0,
+    restore: () => {
+      Engine.prototype.run = original;
+    },
+  };
+  Engine.prototype.run = function (this: Engine, ...args: Parameters<Engine['run']>) {
+    counter.count++;
+    return original.apply(this, args);
+  };
+  return counter;
+}
