@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { LRUCache } from 'lru-cache';
 import * as ort from 'onnxruntime-node';
 import { Manifest } from './manifest.js';
 import { RunBatcher } from './run-batcher.js';
@@ -52,8 +53,12 @@ export class ModelBundle {
   private inflight = 0;
   private retired = false;
   private released = false;
-  /** Least recently used first (Map keeps insertion order; a hit moves the entry to the end). */
-  private readonly cache = new Map<string, IntentPrediction>();
+  /**
+   * Least recently used out (lru-cache). A Map evicting through `keys().next()` scanned the holes its own deletions
+   * left at the front of its table on every eviction: ≈ 5 µs per new text once full, and in the benchmark, whose texts
+   * never repeat, every message is a new text.
+   */
+  private readonly cache: LRUCache<string, IntentPrediction> | undefined;
   private readonly cacheStats = { hits: 0, misses: 0 };
   /** Set when the graph takes several texts per run: concurrent predictions then share runs. */
   private readonly batcher: RunBatcher | undefined;
@@ -65,8 +70,9 @@ export class ModelBundle {
     readonly files: ModelFiles,
     readonly manifest: Manifest,
     private readonly session: ort.InferenceSession,
-    private readonly cacheSize: number,
+    cacheSize: number,
   ) {
+    this.cache = cacheSize > 0 ? new LRUCache({ max: cacheSize }) : undefined;
     const input = session.inputMetadata.find((m) => m.name === manifest.input.name);
     const batchable = input?.isTensor === true && typeof input.shape[0] === 'string';
     this.batcher = batchable ? new RunBatcher((texts) => this.run(texts), MAX_RUN_BATCH) : undefined;
@@ -170,23 +176,18 @@ export class ModelBundle {
 
   /** Hits and misses of the prediction cache since the bundle loaded. */
   predictionCache(): { hits: number; misses: number; size: number } {
-    return { ...this.cacheStats, size: this.cache.size };
+    return { ...this.cacheStats, size: this.cache?.size ?? 0 };
   }
 
   async predict(text: string): Promise<IntentPrediction> {
-    const cached = this.cache.get(text);
+    const cached = this.cache?.get(text);
     if (cached) {
       this.cacheStats.hits++;
-      this.cache.delete(text);
-      this.cache.set(text, cached);
       return cached;
     }
     this.cacheStats.misses++;
     const prediction = await this.infer(text);
-    if (this.cacheSize > 0) {
-      this.cache.set(text, prediction);
-      if (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
-    }
+    this.cache?.set(text, prediction);
     return prediction;
   }
 
