@@ -73,8 +73,8 @@ function sharedPartsOf(redis: RedisLike, pipelinePrototype: object) {
 function LeanPipeline(this: unknown, redis: RedisLike): PipelineLike {
   const parts = sharedPartsOf(redis, LeanPipeline.prototype);
   // Object.create, not Reflect.construct(Commander, [], F) with F.prototype = parts.prototype: V8 gave every object
-  // built that way a hidden class of its own, so each pipeline cost ≈ 15 µs to build and every property access in
-  // ioredis's pipeline code was megamorphic. Commander's constructor (the base class) sets these three fields, and
+  // built that way a hidden class of its own, so each pipeline cost ≈ 15 µs to build and ioredis's pipeline code met a
+  // new hidden class with every one. Commander's constructor (the base class) sets these three fields, and
   // Pipeline's replaces `options` with the client's; test/ioredis-pipeline.test.ts compares every field.
   const pipeline = Object.create(parts.prototype) as Record<string, unknown>;
   pipeline.options = redis.options;
