@@ -142,6 +142,7 @@ describe('rule engine: priorities, stop-on-match, conditions and actions', () =>
 
   it('the declarative predicate means what the same conditions mean in json-rules-engine', async () => {
     const declarative: RuleConditions[] = [
+      {},
       { channels: ['web', 'app'] },
       { keywords: ['Ship', '发货'] },
       { regex: '^(hi|hello)\\b' },
