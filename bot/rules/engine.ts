@@ -52,24 +52,43 @@ const includesAll = (list: string[], wanted: string[]): boolean => wanted.every(
 const includesNone = (list: string[], unwanted: string[]): boolean => unwanted.every((w) => !list.includes(w));
 const inBusinessHours = (now: number, hours: BusinessHours): boolean => withinBusinessHours(now, hours) === hours.inside;
 
+/** The project's own operators (json-rules-engine has `in`, `equal` and the inclusive bounds built in). */
+const CUSTOM_OPERATORS = {
+  containsAnyKeyword,
+  matchesRegex,
+  hasKeys,
+  lacksKeys,
+  attributeIn,
+  includesAll,
+  includesNone,
+  inBusinessHours,
+} as Record<string, (factValue: never, value: never) => boolean>;
+
+/** Every operator a declarative condition uses, as json-rules-engine reads its built-in ones. */
+const OPERATORS: Record<string, (factValue: never, value: never) => boolean> = {
+  ...CUSTOM_OPERATORS,
+  in: (factValue: unknown, values: unknown[]) => values.includes(factValue),
+  equal: (factValue: unknown, value: unknown) => factValue === value,
+  greaterThanInclusive: (factValue: number, value: number) => factValue >= value,
+  lessThanInclusive: (factValue: number, value: number) => factValue <= value,
+};
+
 /** The operators compileConditions() uses, on a json-rules-engine engine. */
 export function addRuleOperators(engine: Engine): void {
-  engine.addOperator('containsAnyKeyword', containsAnyKeyword);
-  engine.addOperator('matchesRegex', matchesRegex);
-  engine.addOperator('hasKeys', hasKeys);
-  engine.addOperator('lacksKeys', lacksKeys);
-  engine.addOperator('attributeIn', attributeIn);
-  engine.addOperator('includesAll', includesAll);
-  engine.addOperator('includesNone', includesNone);
-  engine.addOperator('inBusinessHours', inBusinessHours);
+  for (const [name, operator] of Object.entries(CUSTOM_OPERATORS)) engine.addOperator(name, operator);
 }
 
-const attributeValues = (when: RuleConditions) =>
-  Object.entries(when.attributes ?? {}).map(([key, expected]) => ({ key, values: Array.isArray(expected) ? expected : [expected] }));
+/** One declarative condition: a fact (a field of it with `path`), an operator and the value it is compared with. */
+interface FactCondition {
+  fact: keyof RuleFacts;
+  path?: `$.${string}`;
+  operator: string;
+  value: unknown;
+}
 
-/** All the conditions of one rule, the advanced tree included, as a json-rules-engine `all` condition. */
-export function compileConditions(when: RuleConditions): TopLevelCondition {
-  const all: NestedCondition[] = [];
+/** A rule's declarative conditions (all but the advanced tree), cheapest first. */
+function declarativeConditions(when: RuleConditions): FactCondition[] {
+  const all: FactCondition[] = [];
   if (when.channels) all.push({ fact: 'channel', operator: 'in', value: when.channels });
   if (when.keywords) all.push({ fact: 'text', operator: 'containsAnyKeyword', value: normalizeKeywords(when.keywords) });
   if (when.regex !== undefined) all.push({ fact: 'rawText', operator: 'matchesRegex', value: when.regex });
@@ -82,7 +101,9 @@ export function compileConditions(when: RuleConditions): TopLevelCondition {
   }
   if (when.entities?.has) all.push({ fact: 'slots', operator: 'hasKeys', value: when.entities.has });
   if (when.entities?.missing) all.push({ fact: 'slots', operator: 'lacksKeys', value: when.entities.missing });
-  for (const value of attributeValues(when)) all.push({ fact: 'attributes', operator: 'attributeIn', value });
+  for (const [key, expected] of Object.entries(when.attributes ?? {})) {
+    all.push({ fact: 'attributes', operator: 'attributeIn', value: { key, values: Array.isArray(expected) ? expected : [expected] } });
+  }
   if (when.tags?.has) all.push({ fact: 'tags', operator: 'includesAll', value: when.tags.has });
   if (when.tags?.missing) all.push({ fact: 'tags', operator: 'includesNone', value: when.tags.missing });
   if (when.awaiting !== undefined) all.push({ fact: 'awaiting', operator: 'equal', value: when.awaiting });
@@ -92,36 +113,29 @@ export function compileConditions(when: RuleConditions): TopLevelCondition {
     if (range?.max !== undefined) all.push({ fact, operator: 'lessThanInclusive', value: range.max });
   }
   if (when.businessHours) all.push({ fact: 'now', operator: 'inBusinessHours', value: when.businessHours });
+  return all;
+}
+
+/** All the conditions of one rule, the advanced tree included, as a json-rules-engine `all` condition. */
+export function compileConditions(when: RuleConditions): TopLevelCondition {
+  const all = declarativeConditions(when) as NestedCondition[];
   if (when.conditions) all.push(when.conditions as unknown as TopLevelCondition);
   return { all };
 }
 
 /**
- * A rule's declarative conditions as a predicate: the meaning compileConditions() gives them in json-rules-engine
- * (`in`: listed; `equal`: ===; the inclusive bounds: >= and <=; the operators above), cheapest checks first.
+ * A rule's declarative conditions as a predicate: the same conditions compileConditions() hands json-rules-engine,
+ * evaluated here with the same operators.
  */
 export function declarativeMatch(when: RuleConditions): (facts: RuleFacts) => boolean {
-  const checks: Array<(facts: RuleFacts) => boolean> = [];
-  const { channels, regex, intent, entities, tags, awaiting, businessHours } = when;
-  const keywords = when.keywords && normalizeKeywords(when.keywords);
-  if (channels) checks.push((f) => channels.includes(f.channel));
-  if (keywords) checks.push((f) => containsAnyKeyword(f.text, keywords));
-  if (regex !== undefined) checks.push((f) => matchesRegex(f.rawText, regex));
-  if (intent?.labels) checks.push((f) => intent.labels!.includes(f.intent.label));
-  if (intent?.minConfidence !== undefined) checks.push((f) => f.intent.confidence >= intent.minConfidence!);
-  if (intent?.maxConfidence !== undefined) checks.push((f) => f.intent.confidence <= intent.maxConfidence!);
-  if (entities?.has) checks.push((f) => hasKeys(f.slots, entities.has!));
-  if (entities?.missing) checks.push((f) => lacksKeys(f.slots, entities.missing!));
-  for (const value of attributeValues(when)) checks.push((f) => attributeIn(f.attributes, value));
-  if (tags?.has) checks.push((f) => includesAll(f.tags, tags.has!));
-  if (tags?.missing) checks.push((f) => includesNone(f.tags, tags.missing!));
-  if (awaiting !== undefined) checks.push((f) => f.awaiting === awaiting);
-  for (const fact of ['turns', 'unanswered'] as const) {
-    const range = when[fact];
-    if (range?.min !== undefined) checks.push((f) => f[fact] >= range.min!);
-    if (range?.max !== undefined) checks.push((f) => f[fact] <= range.max!);
-  }
-  if (businessHours) checks.push((f) => inBusinessHours(f.now, businessHours));
+  const checks = declarativeConditions(when).map(({ fact, path, operator, value }): ((facts: RuleFacts) => boolean) => {
+    const holds = OPERATORS[operator]!;
+    const field = path?.slice(2);
+    return (facts) => {
+      const factValue = field === undefined ? facts[fact] : (facts[fact] as Record<string, unknown>)[field];
+      return holds(factValue as never, value as never);
+    };
+  });
   return (facts) => checks.every((check) => check(facts));
 }
 
