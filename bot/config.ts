@@ -135,7 +135,6 @@ export const BotConfig = z
     context: z
       .object({
         ttlSeconds: z.number().int().positive().default(7 * 24 * 3600),
-        messages: z.number().int().positive().max(500).default(20).describe('Last N messages kept'),
       })
       .prefault({}),
     policy: z

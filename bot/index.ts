@@ -90,7 +90,7 @@ export function createBot(deps: BotDeps): BotParts {
   const baseDir = deps.baseDir ?? process.cwd();
   const botLog = log.child({ component: 'bot' });
   const sensitive = loadSensitiveWords(config, baseDir);
-  const context = new ContextStore(redis, prefix, config.context.ttlSeconds, config.context.messages);
+  const context = new ContextStore(redis, prefix, config.context.ttlSeconds);
   const rules = new RuleSet(config.rules, redis, prefix, botLog);
   const kb = new KnowledgeBase({ redis, prefix, log: botLog, k1: config.kb.k1, b: config.kb.b });
   let intent: IntentService | undefined;

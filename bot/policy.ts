@@ -11,7 +11,7 @@
 import type { UnifiedMessage, DecisionTrace, Content } from '../gateway/message.js';
 import type { Logger } from '../gateway/logger.js';
 import type { BotConfig, BotRule } from './config.js';
-import type { ContextStore, ConversationContext, ContextMessage } from './context.js';
+import type { ContextStore, ConversationContext } from './context.js';
 import type { EntityExtractor } from './entities.js';
 import type { IntentClassifier, IntentPrediction } from './intent/types.js';
 import type { KnowledgeBase } from './kb/knowledge-base.js';
@@ -109,10 +109,9 @@ export class PolicyBot implements Bot {
 
     const burst = await this.burst(message, ctx, text);
     if (burst === 'deferred') {
-      await context.save(conversation.id, ctx, [{ direction: 'in', text, at: message.timestamp }]);
+      await context.save(conversation.id, ctx);
       return { replies: [], trace: { stage: 'burst', reason: 'answered together with the next message of the burst', durationMs: performance.now() - started } };
     }
-    const history: ContextMessage[] = [{ direction: 'in', text, at: message.timestamp }];
     text = burst;
 
     const captured = entities.extract(text);
@@ -144,9 +143,8 @@ export class PolicyBot implements Bot {
 
     const decision = await this.decideTurn(turn);
     ctx.lastStage = decision.trace.stage;
-    for (const reply of decision.replies) if (reply.type === 'text') history.push({ direction: 'out', text: reply.text, at: Date.now() });
     // Written when the pipeline says (BotDecision.commit): right after the first reply went out.
-    return { ...decision, commit: () => context.save(conversation.id, ctx, history) };
+    return { ...decision, commit: () => context.save(conversation.id, ctx) };
   }
 
   private async decideTurn(turn: Turn): Promise<BotDecision> {

@@ -72,6 +72,18 @@ describe('decision policy over real Redis', () => {
     assert.equal(replyText(again), 'Order SO12345678 is on its way.');
   });
 
+  it('keeps one key per conversation, the context with its TTL; the messages are the gateway transcript\'s, not copied', async () => {
+    await bot.say('where is order SO87654321?', { user: 'keys-1' });
+    await bot.say('thanks', { user: 'keys-1' });
+    const keys = await bot.redis.keys('gw:*{web.keys-1}*');
+    assert.deepEqual(keys, ['gw:bot:ctx:{web.keys-1}']);
+    const ttl = await bot.redis.ttl(keys[0]!);
+    assert.ok(ttl > 0 && ttl <= 7 * 24 * 3600, `TTL ${ttl}`);
+    const ctx = JSON.parse((await bot.redis.get(keys[0]!))!);
+    assert.equal(ctx.turns, 2);
+    assert.equal(ctx.slots.orderNumber, 'SO87654321');
+  });
+
   it('uses the intent above threshold with its reply template and records the top-3 scores', async () => {
     const d = await bot.say('track my parcel please, where is it', { user: 'intent-1' });
     assert.equal(d.trace.stage, 'intent');
