@@ -70,7 +70,61 @@ export function parseConfig(input: unknown, source = '(inline)', env: NodeJS.Pro
   if (problems.length) throw new ConfigError(source, problems);
   const result = GatewayConfig.safeParse(substituted);
   if (!result.success) throw new ConfigError(source, describeIssues(result.error, substituted));
+  const unknown = unknownKeys(substituted, result.data, []);
+  if (unknown.length) throw new ConfigError(source, unknown.map((path) => describeUnknownKey(path, result.data, substituted)));
   return result.data;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object') return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/**
+ * Keys of the input that validation dropped: zod objects strip what they do not know, so a misspelt or retired setting
+ * would otherwise be ignored in silence. Found by walking the input beside the validated result — every schema
+ * (channel options included) is checked this way without marking each one strict. Where a schema turned a value into
+ * something else (a transform), there is nothing to compare and the walk stops.
+ */
+export function unknownKeys(input: unknown, output: unknown, path: PropertyKey[]): PropertyKey[][] {
+  if (Array.isArray(input) && Array.isArray(output) && input.length === output.length) {
+    return input.flatMap((item, i) => unknownKeys(item, output[i], [...path, i]));
+  }
+  if (!isPlainObject(input) || !isPlainObject(output)) return [];
+  return Object.keys(input).flatMap((key) =>
+    Object.hasOwn(output, key) ? unknownKeys(input[key], output[key], [...path, key]) : input[key] === undefined ? [] : [[...path, key]],
+  );
+}
+
+/** Settings that existed once, with what to do instead: found in an old file, they get this instead of a guess. */
+const RETIRED_SETTINGS: Record<string, string> = {
+  'bot.context.messages':
+    'retired: the bot keeps no copy of the messages; every message is in the conversation transcript (handoff.transcript.maxMessages) — delete the line',
+};
+
+function describeUnknownKey(path: PropertyKey[], output: unknown, root: unknown): string {
+  const retired = RETIRED_SETTINGS[path.filter((part) => typeof part === 'string').join('.')];
+  if (retired) return `${formatIssuePath(path)}${channelLabel(path, root)}: ${retired}`;
+  const parent = path.slice(0, -1).reduce<unknown>((node, key) => (node as Record<PropertyKey, unknown>)[key], output);
+  const key = String(path.at(-1));
+  const known = isPlainObject(parent) ? Object.keys(parent) : [];
+  const near = known.filter((k) => editDistance(k.toLowerCase(), key.toLowerCase()) <= Math.max(1, Math.floor(key.length / 4)));
+  const hint = near.length ? `; did you mean ${near.map((k) => JSON.stringify(k)).join(' or ')}?` : known.length ? `; known here: ${known.join(', ')}` : '';
+  return `${formatIssuePath(path)}${channelLabel(path, root)}: unknown setting, not in the schema (docs/config.md)${hint}`;
+}
+
+/** Levenshtein distance, for suggesting the setting a typo meant. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
 }
 
 export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): GatewayConfig {

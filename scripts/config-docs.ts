@@ -59,6 +59,8 @@ export function renderConfigDocs(): string {
     'Any string may use `${ENV_VAR}` or `${ENV_VAR:-default}`; `$${` writes a literal `${`. The file is validated at',
     'start-up and by `npm run config:check`; every problem is reported with its path, e.g.',
     '`channels[1].options.apps[0].secret (channel id app, type app): Too small: expected string to have >=16 characters`.',
+    'A setting not listed here is an error too (a misspelt key would otherwise be ignored), with the nearest known',
+    'name when there is one: `pipeline.shard: unknown setting, not in the schema (docs/config.md); did you mean "shards"?`.',
     '',
   ];
   for (const [name, schema] of sections) parts.push(`## \`${name}\``, '', table(schema, name), '');

@@ -46,6 +46,28 @@ describe('config', () => {
     ]);
   });
 
+  it('refuses settings the schema does not know, wherever they are, and suggests the one a typo meant', () => {
+    assert.deepEqual(
+      problems({
+        pipeline: { shard: 8 },
+        bot: { context: { messages: 20, ttlSeconds: 60 } },
+        channels: [{ id: 'web', type: 'web', options: { allowedOrigin: ['https://shop.example'], heartbeatSeconds: 20 } }],
+        handoff: { transcript: { retentionDays: 7, maxMesages: 100 } },
+        colour: 'blue',
+      }),
+      [
+        'pipeline.shard: unknown setting, not in the schema (docs/config.md); did you mean "shards"?',
+        'bot.context.messages: retired: the bot keeps no copy of the messages; every message is in the conversation transcript (handoff.transcript.maxMessages) — delete the line',
+        'channels[0].options.allowedOrigin (channel id web, type web): unknown setting, not in the schema (docs/config.md); did you mean "allowedOrigins"?',
+        'handoff.transcript.maxMesages: unknown setting, not in the schema (docs/config.md); did you mean "maxMessages"?',
+        'colour: unknown setting, not in the schema (docs/config.md); known here: ' + Object.keys(parseConfig({}, 'x', {})).join(', '),
+      ],
+    );
+    // Free-form maps (records) keep whatever keys they are given.
+    const config = parseConfig({ bot: { intent: { replies: { any_label_at_all: 'hi' } } } }, 'x', {});
+    assert.equal(config.bot.intent.replies.any_label_at_all, 'hi');
+  });
+
   it('refuses two channels with one id', () => {
     assert.deepEqual(problems({ channels: [{ id: 'web', type: 'web' }, { id: 'web', type: 'web' }] }), ['channels[1].id (channel id web, type web): duplicate channel id "web"']);
   });
