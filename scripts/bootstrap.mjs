@@ -40,7 +40,10 @@ function ensureNodeModules() {
   // `npm install` (not `npm ci`): it installs the locked versions too, and tolerates npm's known gap of
   // platform-specific optional packages (other OSes' native binaries) missing from a lockfile made on Linux.
   const args = ['install', '--no-audit', '--no-fund'];
-  const r = spawnSync('npm', args, { cwd: root, stdio: 'inherit' });
+  // No install script may reach the network: swagger-ui-dist's @scarf/scarf reports installs from its postinstall
+  // (on npm versions that run dependencies' scripts) unless told not to; package.json's scarfSettings says so too.
+  const env = { ...process.env, SCARF_ANALYTICS: 'false', DO_NOT_TRACK: '1' };
+  const r = spawnSync('npm', args, { cwd: root, stdio: 'inherit', env });
   if (r.status !== 0) {
     console.error('[bootstrap] npm install failed');
     process.exit(r.status ?? 1);
