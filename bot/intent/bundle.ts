@@ -7,10 +7,17 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
-import * as ort from 'onnxruntime-node';
+import type * as Ort from 'onnxruntime-node';
 import { Manifest } from './manifest.js';
 import { RunBatcher } from './run-batcher.js';
 import type { IntentPrediction, IntentScore } from './types.js';
+
+/**
+ * onnxruntime-node, loaded with the first model: its native library costs a process ≈ 8 MB of RSS, and an ingress
+ * process (which holds the idle widget sockets) never loads a model unless its admin API is used.
+ */
+let runtime: Promise<typeof Ort> | undefined;
+const onnxruntime = () => (runtime ??= import('onnxruntime-node'));
 
 export class ModelValidationError extends Error {
   constructor(
@@ -69,7 +76,8 @@ export class ModelBundle {
     readonly id: string,
     readonly files: ModelFiles,
     readonly manifest: Manifest,
-    private readonly session: ort.InferenceSession,
+    private readonly session: Ort.InferenceSession,
+    private readonly ort: typeof Ort,
     cacheSize: number,
   ) {
     this.cache = cacheSize > 0 ? new LRUCache({ max: cacheSize }) : undefined;
@@ -107,7 +115,8 @@ export class ModelBundle {
       throw new ModelValidationError('manifest_invalid', `model.json is not valid JSON: ${(err as Error).message}`);
     }
 
-    let session: ort.InferenceSession;
+    const ort = await onnxruntime();
+    let session: Ort.InferenceSession;
     try {
       // One thread: a message is a few dozen n-grams; thread hand-offs would cost more than the arithmetic.
       session = await ort.InferenceSession.create(files.onnx, {
@@ -119,7 +128,7 @@ export class ModelBundle {
     } catch (err) {
       throw new ModelValidationError('onnx_invalid', `model.onnx does not load in onnxruntime: ${(err as Error).message}`);
     }
-    const bundle = new ModelBundle(bundleId(files), files, manifest, session, opts.predictionCache ?? PREDICTION_CACHE_SIZE);
+    const bundle = new ModelBundle(bundleId(files), files, manifest, session, ort, opts.predictionCache ?? PREDICTION_CACHE_SIZE);
     try {
       await bundle.validate();
     } catch (err) {
@@ -168,7 +177,7 @@ export class ModelBundle {
     const { input } = this.manifest;
     this.runStats.runs++;
     this.runStats.texts += texts.length;
-    const out = await this.session.run({ [input.name]: new ort.Tensor('string', texts, [texts.length]) });
+    const out = await this.session.run({ [input.name]: new this.ort.Tensor('string', texts, [texts.length]) });
     const data = out[input.output]!.data as Float32Array;
     const width = data.length / texts.length;
     return texts.map((_, i) => data.subarray(i * width, (i + 1) * width));
