@@ -3,6 +3,10 @@
  * capped history of its state changes. Transitions run in one Lua script, so two processes can never both move a
  * conversation (e.g. an agent picking up while the bot hands back). Keys of one conversation share a hash tag so the
  * script also works on Redis Cluster.
+ *
+ * A conversation is kept as long as its transcript (`handoff.transcript.retentionDays`): each customer message and
+ * each state change renews the expiry of its hash and history, and the activity index forgets conversations older
+ * than that. Redis runs with `noeviction` (BullMQ requires it), so anything kept forever would one day stop ingest.
  */
 import { z } from 'zod';
 import type { RedisClient } from '../adapters/types.js';
@@ -58,8 +62,9 @@ export class TransitionError extends Error {
 
 const HISTORY_MAX = 200;
 
-// KEYS[1] conversation hash, KEYS[2] history list. ARGV: to, allowed-from (comma list), change JSON, now, history cap.
-// Returns the previous state, or an error-ish table {err} when not allowed. Reads and writes in one step.
+// KEYS[1] conversation hash, KEYS[2] history list. ARGV: to, allowed-from (comma list), change JSON, now, history cap,
+// retention in seconds. Returns the previous state, or an error-ish table {err} when not allowed. Reads and writes in
+// one step.
 const TRANSITION_LUA = `
 local cur = redis.call('HGET', KEYS[1], 'state')
 if not cur then return {0, ''} end
@@ -69,16 +74,18 @@ redis.call('HSET', KEYS[1], 'state', ARGV[1], 'updatedAt', ARGV[4])
 local entry = string.gsub(ARGV[3], '"from":""', '"from":"' .. cur .. '"', 1)
 redis.call('LPUSH', KEYS[2], entry)
 redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[5]) - 1)
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+redis.call('EXPIRE', KEYS[2], ARGV[6])
 return {1, cur}
 `;
 
 // An inbound message reaching its conversation, in one step. KEYS[1] conversation hash, KEYS[2] its queued outbound
 // jobs (sorted set), KEYS[3] its transcript, KEYS[4] the message's dedupe mark. ARGV: reference JSON, now, message
 // id, dedupe window in ms ('' when the platform gave the message no id), transcript line, transcript cap, transcript
-// TTL. A platform retry of a message already received (its mark names another message) changes nothing and returns
-// {'duplicate', that message's id}. Otherwise: creates the conversation in state "bot" when new, reopens a closed
-// one, refreshes the reference, counts the turn, appends the transcript line, and returns
-// {state, turns, created, reopened, queued outbound jobs}.
+// TTL, the conversation's retention in seconds. A platform retry of a message already received (its mark names
+// another message) changes nothing and returns {'duplicate', that message's id}. Otherwise: creates the conversation
+// in state "bot" when new, reopens a closed one, refreshes the reference, counts the turn, renews its expiry, appends
+// the transcript line, and returns {state, turns, created, reopened, queued outbound jobs}.
 const RECEIVE_LUA = `
 if ARGV[4] ~= '' then
   local previous = redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[4], 'NX', 'GET')
@@ -93,17 +100,24 @@ if state == 'closed' then
 end
 redis.call('HSET', KEYS[1], 'ref', ARGV[1], 'updatedAt', ARGV[2])
 local turns = redis.call('HINCRBY', KEYS[1], 'turns', 1)
+redis.call('EXPIRE', KEYS[1], ARGV[8])
 ${cappedPushLua('KEYS[3]', 'ARGV[6]', 'ARGV[7]', 'ARGV[5]')}
 return {state, turns, created, reopened, redis.call('ZCARD', KEYS[2])}
 `;
 
 /** How long a queued-outbound marker outlives a job that never reported back (crash, admin removal). */
 const OUTBOUND_MARK_TTL_SECONDS = 3600;
+/** How often a process drops conversations past their retention from the activity index (with a message's writes). */
+const INDEX_TRIM_INTERVAL_MS = 60_000;
 
 export class ConversationStore {
+  private indexTrimmedAt = 0;
+
   constructor(
     private readonly redis: RedisClient,
     private readonly prefix: string,
+    /** How long a conversation outlives its last customer message or state change. */
+    private readonly retentionSeconds: number,
   ) {
     redis.defineCommand('gwConvTransition', { numberOfKeys: 2, lua: TRANSITION_LUA });
     redis.defineCommand('gwConvReceive', { numberOfKeys: 4, lua: RECEIVE_LUA });
@@ -134,7 +148,8 @@ export class ConversationStore {
    * the reference, count the turn and append the message to the transcript — one script, so a retry can never count
    * a turn or write a transcript line. `queuedOutbound` is how many of the conversation's outbound messages wait in
    * the queue (retries, agent replies): while there are any, new replies queue behind them instead of going out at
-   * once.
+   * once. The conversation's expiry is renewed with the transcript's; about once a minute the call also drops the
+   * conversations past that retention from the activity index (their keys have expired by then).
    */
   async receive(
     reference: ConversationReference,
@@ -158,12 +173,21 @@ export class ConversationStore {
         transcript.json,
         transcript.max,
         transcript.ttlSeconds,
+        this.retentionSeconds,
       ) as Promise<[string, number | string, number, number, number]>,
       this.redis.zadd(this.indexKey, now, id),
+      this.trimIndex(now),
     ]);
     if (result[0] === 'duplicate') return { duplicateOf: String(result[1]) };
     const [state, turns, created, reopened, queuedOutbound] = result;
     return { state: ConversationState.parse(state), turns: Number(turns), created: created === 1, reopened: reopened === 1, queuedOutbound };
+  }
+
+  /** Drops index entries older than the retention, at most once per INDEX_TRIM_INTERVAL_MS per process. */
+  private async trimIndex(now: number): Promise<void> {
+    if (now - this.indexTrimmedAt < INDEX_TRIM_INTERVAL_MS) return;
+    this.indexTrimmedAt = now;
+    await this.redis.zremrangebyscore(this.indexKey, '-inf', `(${now - this.retentionSeconds * 1000}`);
   }
 
   /** Records outbound jobs queued for the conversation, in queue order (see receive and outboundHead). */
@@ -232,6 +256,7 @@ export class ConversationStore {
       JSON.stringify(change),
       at,
       HISTORY_MAX,
+      this.retentionSeconds,
     )) as [number, string];
     if (ok !== 1) throw new TransitionError(id, cur ? ConversationState.parse(cur) : null, to);
     return { ...change, from: ConversationState.parse(cur) };

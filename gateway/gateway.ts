@@ -87,7 +87,7 @@ export function createGateway(options: GatewayOptions): Gateway {
 
   const metrics = new Metrics();
   const events = new GatewayEvents();
-  const conversations = new ConversationStore(redis, prefix);
+  const conversations = new ConversationStore(redis, prefix, transcriptRetentionSeconds(config));
   const transcripts = new Transcripts(redis, prefix, config.handoff.transcript.maxMessages, transcriptRetentionSeconds(config));
   const live = new LiveHub(redis, connectPlain, prefix, config.pipeline.missedReplyRetention, RETENTION_SECONDS, log);
   const hooks = new OutboundHooks().use({

@@ -25,7 +25,11 @@ export const HandoffConfig = z
     idleSweepSeconds: z.number().positive().default(30).describe('How often idle conversations are looked for'),
     transcript: z
       .object({
-        retentionDays: z.number().positive().default(30).describe('Transcripts expire this long after their last message'),
+        retentionDays: z
+          .number()
+          .positive()
+          .default(30)
+          .describe('Transcripts and their conversations (state, reference, state history) expire this long after the last customer message or state change'),
         maxMessages: z.number().int().positive().default(500).describe('Messages kept per conversation (oldest dropped)'),
       })
       .default({ retentionDays: 30, maxMessages: 500 }),

@@ -1,0 +1,66 @@
+/** Conversations are kept as long as their transcript, not forever (Redis runs with noeviction). */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import type { ConversationReference } from '../../gateway/conversation-reference.js';
+import { ConversationStore } from '../../gateway/conversations.js';
+import { createMessage } from '../../gateway/message.js';
+import { Transcripts } from '../../gateway/transcript.js';
+import { startTestRedis } from '../helpers/redis.js';
+
+const DAY = 24 * 3600;
+
+describe('conversation retention', () => {
+  let server: Awaited<ReturnType<typeof startTestRedis>>;
+  let redis: Redis;
+  before(async () => {
+    server = await startTestRedis();
+    redis = new Redis(server.url);
+  });
+  after(async () => {
+    redis?.disconnect();
+    await server?.stop();
+  });
+
+  /** A customer message reaching conversation `id` of a store with the given retention. */
+  async function receive(store: ConversationStore, transcripts: Transcripts, id: string, at = Date.now()) {
+    const reference: ConversationReference = { conversationId: id, channel: 'app', channelType: 'app', peerId: 'u', context: {}, updatedAt: at };
+    const message = createMessage({
+      channel: 'app', channelType: 'app', direction: 'in', conversationId: id,
+      channelMessageId: `m-${id}-${at}`, sender: { id: 'u', role: 'customer' }, content: { type: 'text', text: 'hello' },
+    });
+    return store.receive(reference, message, 60_000, transcripts.entry(message));
+  }
+
+  it('renews the expiry of a conversation and its history with each customer message and state change', async () => {
+    const store = new ConversationStore(redis, 'r1', 30 * DAY);
+    const transcripts = new Transcripts(redis, 'r1', 500, 30 * DAY);
+    await receive(store, transcripts, 'app.c1');
+    const ttl = await redis.ttl(store.key('app.c1'));
+    assert.ok(ttl > 30 * DAY - 10 && ttl <= 30 * DAY, `conversation TTL ${ttl}`);
+    assert.ok((await redis.ttl('r1:conv:{app.c1}:transcript')) > 30 * DAY - 10, 'the transcript expires with it');
+
+    await redis.expire(store.key('app.c1'), 100);
+    await store.transition('app.c1', 'handoff_pending', 'bot', 'asked');
+    assert.ok((await redis.ttl(store.key('app.c1'))) > 30 * DAY - 10, 'a state change renews it');
+    assert.ok((await redis.ttl('r1:conv:{app.c1}:history')) > 30 * DAY - 10, 'and its history expires with it');
+
+    await redis.expire(store.key('app.c1'), 100);
+    await receive(store, transcripts, 'app.c1');
+    assert.ok((await redis.ttl(store.key('app.c1'))) > 30 * DAY - 10, 'a customer message renews it');
+    assert.equal(await store.state('app.c1'), 'handoff_pending', 'renewing keeps the state');
+  });
+
+  it('forgets a conversation past its retention, and the activity index drops it', async () => {
+    const store = new ConversationStore(redis, 'r2', 1);
+    const transcripts = new Transcripts(redis, 'r2', 500, 1);
+    const old = Date.now() - 5_000;
+    await redis.zadd(store.indexKey, old, 'app.gone');
+    await receive(store, transcripts, 'app.c2');
+    assert.deepEqual(await redis.zrange(store.indexKey, '0', '-1'), ['app.c2'], 'entries past the retention leave the index');
+    assert.ok(await store.get('app.c2'));
+    await new Promise((r) => setTimeout(r, 1_500));
+    assert.equal(await store.get('app.c2'), null, 'expired with its transcript');
+    assert.equal(await redis.exists(store.key('app.c2'), 'r2:conv:{app.c2}:transcript'), 0);
+  });
+});
