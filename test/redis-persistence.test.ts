@@ -1,11 +1,10 @@
 /** The persistence every Redis the project starts runs with: the private redis-server and docker-compose's. */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { after, before, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
+import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { PERSISTENCE_ARGS } from '../gateway/redis-server.js';
-import { startTestRedis } from './helpers/redis.js';
+import { redisClientForTests } from './helpers/redis.js';
 
 const root = new URL('..', import.meta.url).pathname;
 
@@ -17,19 +16,10 @@ function flags(args: readonly string[]): Record<string, string> {
 }
 
 describe('Redis persistence', () => {
-  let server: Awaited<ReturnType<typeof startTestRedis>>;
-  let redis: Redis;
-  before(async () => {
-    server = await startTestRedis();
-    redis = new Redis(server.url);
-  });
-  after(async () => {
-    redis?.disconnect();
-    await server?.stop();
-  });
+  const test = redisClientForTests();
 
   it('the private redis-server: AOF fsynced every second, no RDB snapshots, rewrites only past 1 GB', async () => {
-    const config = async (name: string) => ((await redis.config('GET', name)) as string[])[1];
+    const config = async (name: string) => ((await test.client.config('GET', name)) as string[])[1];
     assert.equal(await config('appendonly'), 'yes');
     assert.equal(await config('appendfsync'), 'everysec');
     assert.equal(await config('save'), '');

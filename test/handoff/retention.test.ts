@@ -1,26 +1,16 @@
 /** Conversations are kept as long as their transcript, not forever (Redis runs with noeviction). */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
+import { describe, it } from 'node:test';
 import type { ConversationReference } from '../../gateway/conversation-reference.js';
 import { ConversationStore } from '../../gateway/conversations.js';
 import { createMessage } from '../../gateway/message.js';
 import { Transcripts } from '../../gateway/transcript.js';
-import { startTestRedis } from '../helpers/redis.js';
+import { redisClientForTests } from '../helpers/redis.js';
 
 const DAY = 24 * 3600;
 
 describe('conversation retention', () => {
-  let server: Awaited<ReturnType<typeof startTestRedis>>;
-  let redis: Redis;
-  before(async () => {
-    server = await startTestRedis();
-    redis = new Redis(server.url);
-  });
-  after(async () => {
-    redis?.disconnect();
-    await server?.stop();
-  });
+  const test = redisClientForTests();
 
   /** A customer message reaching conversation `id` of a store with the given retention. */
   async function receive(store: ConversationStore, transcripts: Transcripts, id: string, at = Date.now()) {
@@ -33,6 +23,7 @@ describe('conversation retention', () => {
   }
 
   it('renews the expiry of a conversation and its history with each customer message and state change', async () => {
+    const redis = test.client;
     const store = new ConversationStore(redis, 'r1', 30 * DAY);
     const transcripts = new Transcripts(redis, 'r1', 500, 30 * DAY);
     await receive(store, transcripts, 'app.c1');
@@ -52,6 +43,7 @@ describe('conversation retention', () => {
   });
 
   it('forgets a conversation past its retention, and the activity index drops it', async () => {
+    const redis = test.client;
     const store = new ConversationStore(redis, 'r2', 1);
     const transcripts = new Transcripts(redis, 'r2', 500, 1);
     const old = Date.now() - 5_000;
