@@ -21,7 +21,7 @@ export async function startTestRedis(): Promise<PrivateRedis & { dir: string }> 
 
 /**
  * For the calling `describe`: a test Redis started before its tests, one ioredis client on it, both stopped after.
- * Read `redis.client` inside the tests (it exists once `before` has run).
+ * Read its `client` inside the tests (it exists once `before` has run).
  */
 export function redisClientForTests(): { readonly client: Redis } {
   let server: Awaited<ReturnType<typeof startTestRedis>> | undefined;
