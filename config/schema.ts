@@ -54,8 +54,13 @@ export const ServerConfig = z
     adminKey: z.string().min(16).optional().describe('Bearer key for /admin/* (queue dashboard, dead letters); absent disables /admin'),
     mediaDir: z.string().default('var/media').describe('Where inbound platform media is stored; served at GET /media/<id>'),
     mediaMaxBytes: z.number().int().positive().default(20 * 1024 * 1024).describe('Largest media file downloaded or uploaded'),
+    mediaRetentionDays: z
+      .number()
+      .positive()
+      .default(30)
+      .describe('Stored media files are deleted this long after their download (as long as transcripts are kept by default); their /media links answer 404 after'),
   })
-  .default({ host: '127.0.0.1', port: 8080, bodyLimitBytes: 1024 * 1024, mediaDir: 'var/media', mediaMaxBytes: 20 * 1024 * 1024 });
+  .default({ host: '127.0.0.1', port: 8080, bodyLimitBytes: 1024 * 1024, mediaDir: 'var/media', mediaMaxBytes: 20 * 1024 * 1024, mediaRetentionDays: 30 });
 
 export const RedisConfig = z
   .object({

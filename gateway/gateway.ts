@@ -121,6 +121,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const media = new MediaStore({
     dir: config.server.mediaDir,
     maxBytes: config.server.mediaMaxBytes,
+    retentionSeconds: Math.round(config.server.mediaRetentionDays * 24 * 3600),
     redis,
     prefix,
     log: log.child({ component: 'media' }),
@@ -240,6 +241,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         const address = server.address() as AddressInfo;
         if (!config.server.publicBaseUrl) gateway.url = `http://${config.server.host}:${address.port}`;
         for (const adapter of adapters.values()) await adapter.start?.();
+        media.startSweeping();
       }
       if (consumes) await pipeline.startWorkers();
       else await checkShardCount(redis, prefix, config.pipeline.shards, log);
@@ -261,6 +263,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       server?.closeAllConnections();
       await closing;
       await live.close();
+      media.close();
       await redis.quit().catch(() => redis.disconnect());
       await queueRedis.quit().catch(() => queueRedis.disconnect());
       log.info('gateway stopped');

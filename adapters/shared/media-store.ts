@@ -10,12 +10,13 @@
  *
  * The gateway id is a hash of (channel, platform id), so a platform id never appears in a URL and an id can only be
  * served once an adapter registered it. Files are written to a temp name and renamed, so readers never see half a
- * file. Content types are limited to media types and served with `nosniff` + a sandbox CSP, so a stored file can
+ * file. Files older than `retentionSeconds` (and temp files a crash left behind) are deleted by a sweep every
+ * process holding the store runs hourly: nothing else would ever shrink the directory. Content types are limited to media types and served with `nosniff` + a sandbox CSP, so a stored file can
  * never run as a page on the gateway's origin.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline as pipe } from 'node:stream/promises';
@@ -82,8 +83,15 @@ export interface MediaStoreOptions {
   baseUrl: () => string;
   /** How long a registered id can be resolved: WeChat temporary media lives 3 days. */
   ttlSeconds?: number;
+  /** How long a downloaded file is kept (and served) after its download. */
+  retentionSeconds?: number;
   downloadTimeoutMs?: number;
 }
+
+/** How often a process sweeps the media directory for files past their retention. */
+const SWEEP_INTERVAL_MS = 3600_000;
+/** A temp file this old belongs to a download that will never finish (a crash, a killed process). */
+const STALE_TEMP_MS = 3600_000;
 
 const ID = /^[a-z0-9][a-z0-9-]{0,62}\.[A-Za-z0-9_-]{32}$/;
 const SAFE_TYPES = /^(image|audio|video)\/[a-z0-9.+-]+$|^application\/(pdf|octet-stream)$/;
@@ -100,11 +108,59 @@ export class MediaStore {
   private readonly resolving = new Map<string, Promise<StoredMedia>>();
   private readonly http;
   private readonly ttlSeconds: number;
+  private readonly retentionMs: number;
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: MediaStoreOptions) {
     this.dir = resolvePath(options.dir);
     this.ttlSeconds = options.ttlSeconds ?? 3 * 24 * 3600;
+    this.retentionMs = (options.retentionSeconds ?? 30 * 24 * 3600) * 1000;
     this.http = createHttpClient(undefined, options.downloadTimeoutMs ?? 30_000);
+  }
+
+  /** Sweeps now and then hourly, until close(). */
+  startSweeping(): void {
+    if (this.sweeper) return;
+    const run = () => void this.sweep().catch((err) => this.options.log.warn({ err: (err as Error).message }, 'media sweep failed'));
+    this.sweeper = setInterval(run, SWEEP_INTERVAL_MS).unref();
+    run();
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
+  }
+
+  /**
+   * Deletes the files downloaded longer than the retention ago, with their metadata, and temp files of downloads
+   * that never finished. Several processes may share the directory and sweep it at once: a file already gone is
+   * skipped. Returns how many it deleted (a file and its metadata count once).
+   */
+  async sweep(now = Date.now()): Promise<number> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0; // nothing downloaded yet
+      throw err;
+    }
+    let deleted = 0;
+    const present = new Set(names);
+    for (const name of names) {
+      const temp = name.endsWith('.tmp');
+      // Metadata goes with its file, or alone when a crash came between writing it and the rename.
+      const orphan = name.endsWith('.json') && ID.test(name.slice(0, -5)) && !present.has(name.slice(0, -5));
+      if (!temp && !orphan && !ID.test(name)) continue; // not ours
+      const path = join(this.dir, name);
+      const modified = await stat(path).then((s) => s.mtimeMs, () => undefined);
+      if (modified === undefined || now - modified < (temp || orphan ? STALE_TEMP_MS : this.retentionMs)) continue;
+      // Metadata first: a file without it counts as absent, so a reader never gets a file whose metadata is gone.
+      if (!temp && !orphan) await rm(`${path}.json`, { force: true });
+      await rm(path, { force: true });
+      deleted++;
+    }
+    if (deleted > 0) this.options.log.info({ deleted }, 'media past retention deleted');
+    return deleted;
   }
 
   get maxBytes(): number {
