@@ -105,10 +105,24 @@ ${cappedPushLua('KEYS[3]', 'ARGV[6]', 'ARGV[7]', 'ARGV[5]')}
 return {state, turns, created, reopened, redis.call('ZCARD', KEYS[2])}
 `;
 
+// A conversation past its retention, found in the activity index. KEYS[1] conversation hash, KEYS[2] its history.
+// ARGV: the cutoff (ms). Deletes both unless the conversation was active since (a customer wrote or its state changed
+// after the index was read), and returns 0 then, else its last activity. The hash has usually expired by itself; one
+// written before conversations expired never would.
+const FORGET_LUA = `
+local updated = tonumber(redis.call('HGET', KEYS[1], 'updatedAt') or '0')
+if updated >= tonumber(ARGV[1]) then return updated end
+redis.call('UNLINK', KEYS[1], KEYS[2])
+return 0
+`;
+
 /** How long a queued-outbound marker outlives a job that never reported back (crash, admin removal). */
 const OUTBOUND_MARK_TTL_SECONDS = 3600;
 /** How often a process drops conversations past their retention from the activity index (with a message's writes). */
 const INDEX_TRIM_INTERVAL_MS = 60_000;
+/** Index entries looked at per trim batch, and batches per trim: a backlog is worked off over several minutes. */
+const INDEX_TRIM_BATCH = 500;
+const INDEX_TRIM_BATCHES = 10;
 
 export class ConversationStore {
   private indexTrimmedAt = 0;
@@ -121,6 +135,7 @@ export class ConversationStore {
   ) {
     redis.defineCommand('gwConvTransition', { numberOfKeys: 2, lua: TRANSITION_LUA });
     redis.defineCommand('gwConvReceive', { numberOfKeys: 4, lua: RECEIVE_LUA });
+    redis.defineCommand('gwConvForget', { numberOfKeys: 2, lua: FORGET_LUA });
   }
 
   key(id: string): string {
@@ -148,8 +163,8 @@ export class ConversationStore {
    * the reference, count the turn and append the message to the transcript — one script, so a retry can never count
    * a turn or write a transcript line. `queuedOutbound` is how many of the conversation's outbound messages wait in
    * the queue (retries, agent replies): while there are any, new replies queue behind them instead of going out at
-   * once. The conversation's expiry is renewed with the transcript's; about once a minute the call also drops the
-   * conversations past that retention from the activity index (their keys have expired by then).
+   * once. The conversation's expiry is renewed with the transcript's; about once a minute per process the call also
+   * forgets the conversations past that retention (trimIndex, in the background).
    */
   async receive(
     reference: ConversationReference,
@@ -176,18 +191,36 @@ export class ConversationStore {
         this.retentionSeconds,
       ) as Promise<[string, number | string, number, number, number]>,
       this.redis.zadd(this.indexKey, now, id),
-      this.trimIndex(now),
     ]);
+    if (now - this.indexTrimmedAt >= INDEX_TRIM_INTERVAL_MS) {
+      this.indexTrimmedAt = now;
+      // In the background: a backlog takes several round trips, which this message need not wait for. A trim that
+      // fails (Redis down: the message's own writes failed too) is tried again with the next message.
+      void this.trimIndex(now).catch(() => (this.indexTrimmedAt = 0));
+    }
     if (result[0] === 'duplicate') return { duplicateOf: String(result[1]) };
     const [state, turns, created, reopened, queuedOutbound] = result;
     return { state: ConversationState.parse(state), turns: Number(turns), created: created === 1, reopened: reopened === 1, queuedOutbound };
   }
 
-  /** Drops index entries older than the retention, at most once per INDEX_TRIM_INTERVAL_MS per process. */
-  private async trimIndex(now: number): Promise<void> {
-    if (now - this.indexTrimmedAt < INDEX_TRIM_INTERVAL_MS) return;
-    this.indexTrimmedAt = now;
-    await this.redis.zremrangebyscore(this.indexKey, '-inf', `(${now - this.retentionSeconds * 1000}`);
+  /**
+   * Forgets the conversations past the retention: their index entries, and their keys where those have not expired
+   * by themselves (conversations written before conversations expired). The entries leave the index before the
+   * conversations are checked, and a conversation found active
+   * meanwhile is put back: a customer writing at that moment is never left out of the index. Index and conversation
+   * keys live in different Cluster slots, so each step is a command of its own.
+   */
+  async trimIndex(now = Date.now()): Promise<void> {
+    const cutoff = now - this.retentionSeconds * 1000;
+    for (let batch = 0; batch < INDEX_TRIM_BATCHES; batch++) {
+      const ids = await this.redis.zrangebyscore(this.indexKey, '-inf', `(${cutoff}`, 'LIMIT', 0, INDEX_TRIM_BATCH);
+      if (ids.length === 0) return;
+      await this.redis.zrem(this.indexKey, ...ids);
+      const active = await Promise.all(ids.map((id) => (this.redis as any).gwConvForget(this.key(id), this.historyKey(id), cutoff) as Promise<number>));
+      const back = ids.flatMap((id, i) => (active[i]! > 0 ? [active[i]!, id] : []));
+      if (back.length > 0) await this.redis.zadd(this.indexKey, 'GT', ...back);
+      if (ids.length < INDEX_TRIM_BATCH) return;
+    }
   }
 
   /** Records outbound jobs queued for the conversation, in queue order (see receive and outboundHead). */

@@ -5,6 +5,7 @@ import type { ConversationReference } from '../../gateway/conversation-reference
 import { ConversationStore } from '../../gateway/conversations.js';
 import { createMessage } from '../../gateway/message.js';
 import { Transcripts } from '../../gateway/transcript.js';
+import { eventually } from '../helpers/gateway.js';
 import { redisClientForTests } from '../helpers/redis.js';
 
 const DAY = 24 * 3600;
@@ -49,10 +50,30 @@ describe('conversation retention', () => {
     const old = Date.now() - 5_000;
     await redis.zadd(store.indexKey, old, 'app.gone');
     await receive(store, transcripts, 'app.c2');
-    assert.deepEqual(await redis.zrange(store.indexKey, '0', '-1'), ['app.c2'], 'entries past the retention leave the index');
+    // A message starts the trim (in the background, at most once a minute per process).
+    await eventually(async () => (await redis.zrange(store.indexKey, '0', '-1')).join() === 'app.c2', 'entries past the retention leave the index');
     assert.ok(await store.get('app.c2'));
     await new Promise((r) => setTimeout(r, 1_500));
     assert.equal(await store.get('app.c2'), null, 'expired with its transcript');
     assert.equal(await redis.exists(store.key('app.c2'), 'r2:conv:{app.c2}:transcript'), 0);
+  });
+
+  it('deletes conversations kept from before they expired, but never one active since the index was read', async () => {
+    const redis = test.client;
+    const store = new ConversationStore(redis, 'r3', 30 * DAY);
+    const longAgo = Date.now() - 40 * DAY * 1000;
+    // Written by a version without expiry: no TTL, last active 40 days ago.
+    await redis.hset(store.key('app.legacy'), { state: 'bot', updatedAt: longAgo, turns: 3 });
+    await redis.lpush('r3:conv:{app.legacy}:history', '{}');
+    await redis.zadd(store.indexKey, longAgo, 'app.legacy');
+    // Its index entry is as old, but a customer wrote after the index was read (the hash says so).
+    const justNow = Date.now();
+    await redis.hset(store.key('app.busy'), { state: 'agent', updatedAt: justNow, turns: 9 });
+    await redis.zadd(store.indexKey, longAgo, 'app.busy');
+
+    await store.trimIndex();
+    assert.equal(await redis.exists(store.key('app.legacy'), 'r3:conv:{app.legacy}:history'), 0, 'the old conversation is gone');
+    assert.equal(await store.state('app.busy'), 'agent', 'the active one is kept');
+    assert.deepEqual(await redis.zrange(store.indexKey, '0', '-1', 'WITHSCORES'), ['app.busy', String(justNow)], 'and stays in the index');
   });
 });
