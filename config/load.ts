@@ -70,7 +70,8 @@ export function parseConfig(input: unknown, source = '(inline)', env: NodeJS.Pro
   if (problems.length) throw new ConfigError(source, problems);
   const result = GatewayConfig.safeParse(substituted);
   if (!result.success) throw new ConfigError(source, describeIssues(result.error, substituted));
-  const unknown = unknownKeys(substituted, result.data, []);
+  // Top-level `x-…` keys are the file's own (a place for YAML anchors, as in Compose files): not settings.
+  const unknown = unknownKeys(substituted, result.data, []).filter((path) => !(path.length === 1 && String(path[0]).startsWith('x-')));
   if (unknown.length) throw new ConfigError(source, unknown.map((path) => describeUnknownKey(path, result.data, substituted)));
   return result.data;
 }
@@ -136,7 +137,8 @@ export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.en
   }
   let parsed: unknown;
   try {
-    parsed = parseYaml(text, { prettyErrors: true });
+    // Merge keys (`<<: *defaults`) share a block between channels; without `merge` they would read as a setting "<<".
+    parsed = parseYaml(text, { prettyErrors: true, merge: true });
   } catch (err) {
     throw new ConfigError(path, [`not valid YAML: ${(err as Error).message}`]);
   }

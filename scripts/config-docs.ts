@@ -61,6 +61,7 @@ export function renderConfigDocs(): string {
     '`channels[1].options.apps[0].secret (channel id app, type app): Too small: expected string to have >=16 characters`.',
     'A setting not listed here is an error too (a misspelt key would otherwise be ignored), with the nearest known',
     'name when there is one: `pipeline.shard: unknown setting, not in the schema (docs/config.md); did you mean "shards"?`.',
+    'Top-level keys starting with `x-` are the file\'s own, a place for YAML anchors that merge keys (`<<: *web`) reuse.',
     '',
   ];
   for (const [name, schema] of sections) parts.push(`## \`${name}\``, '', table(schema, name), '');

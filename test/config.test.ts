@@ -91,6 +91,30 @@ describe('config', () => {
     assert.match(yaml.stderr, /not valid YAML/);
   });
 
+  it('reads YAML merge keys, so channels can share a block of settings kept under a top-level x- key', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'gw-config-')), 'merge.yaml');
+    writeFileSync(
+      file,
+      [
+        'x-web: &web',
+        '  type: web',
+        '  options: { heartbeatSeconds: 15 }',
+        'channels:',
+        '  - <<: *web',
+        '    id: web-a',
+        '  - <<: *web',
+        '    id: web-b',
+        '',
+      ].join('\n'),
+    );
+    const config = loadConfigFile(file, {});
+    assert.deepEqual(
+      config.channels.map((c) => [c.id, c.type, (c.options as { heartbeatSeconds: number }).heartbeatSeconds]),
+      [['web-a', 'web', 15], ['web-b', 'web', 15]],
+    );
+    assert.deepEqual(problems({ 'x-anything': { a: 1 }, server: { 'x-note': 1 } }), ['server.x-note: unknown setting, not in the schema (docs/config.md); known here: ' + Object.keys(parseConfig({}, 'x', {}).server).join(', ')], 'x- is free at the top level only');
+  });
+
   it('docs/config.md is generated from the schema and up to date (npm run config:docs)', () => {
     assert.equal(readFileSync('docs/config.md', 'utf8'), renderConfigDocs());
   });
