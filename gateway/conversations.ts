@@ -106,9 +106,9 @@ return {state, turns, created, reopened, redis.call('ZCARD', KEYS[2])}
 `;
 
 // A conversation past its retention, found in the activity index. KEYS[1] conversation hash, KEYS[2] its history.
-// ARGV: the cutoff (ms). Deletes both unless the conversation was active since (a customer wrote or its state changed
-// after the index was read), and returns 0 then, else its last activity. The hash has usually expired by itself; one
-// written before conversations expired never would.
+// ARGV: the cutoff (ms). A conversation active since the cutoff (a customer wrote or its state changed after the index
+// was read) is left alone and its last activity returned; otherwise both keys are deleted and 0 returned. The hash has
+// usually expired by itself; one written before conversations expired never would.
 const FORGET_LUA = `
 local updated = tonumber(redis.call('HGET', KEYS[1], 'updatedAt') or '0')
 if updated >= tonumber(ARGV[1]) then return updated end
@@ -206,9 +206,9 @@ export class ConversationStore {
   /**
    * Forgets the conversations past the retention: their index entries, and their keys where those have not expired
    * by themselves (conversations written before conversations expired). The entries leave the index before the
-   * conversations are checked, and a conversation found active
-   * meanwhile is put back: a customer writing at that moment is never left out of the index. Index and conversation
-   * keys live in different Cluster slots, so each step is a command of its own.
+   * conversations are checked, and a conversation found active meanwhile is put back: a customer writing at that
+   * moment is never left out of the index. Index and conversation keys live in different Cluster slots, so each step
+   * is a command of its own.
    */
   async trimIndex(now = Date.now()): Promise<void> {
     const cutoff = now - this.retentionSeconds * 1000;

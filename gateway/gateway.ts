@@ -87,8 +87,10 @@ export function createGateway(options: GatewayOptions): Gateway {
 
   const metrics = new Metrics();
   const events = new GatewayEvents();
-  const conversations = new ConversationStore(redis, prefix, transcriptRetentionSeconds(config));
-  const transcripts = new Transcripts(redis, prefix, config.handoff.transcript.maxMessages, transcriptRetentionSeconds(config));
+  // A conversation is kept as long as its transcript.
+  const retentionSeconds = transcriptRetentionSeconds(config);
+  const conversations = new ConversationStore(redis, prefix, retentionSeconds);
+  const transcripts = new Transcripts(redis, prefix, config.handoff.transcript.maxMessages, retentionSeconds);
   const live = new LiveHub(redis, connectPlain, prefix, config.pipeline.missedReplyRetention, RETENTION_SECONDS, log);
   const hooks = new OutboundHooks().use({
     name: 'transcript',

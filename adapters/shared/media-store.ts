@@ -11,8 +11,9 @@
  * The gateway id is a hash of (channel, platform id), so a platform id never appears in a URL and an id can only be
  * served once an adapter registered it. Files are written to a temp name and renamed, so readers never see half a
  * file. Files older than `retentionSeconds` (and temp files a crash left behind) are deleted by a sweep every
- * process holding the store runs hourly: nothing else would ever shrink the directory. Content types are limited to media types and served with `nosniff` + a sandbox CSP, so a stored file can
- * never run as a page on the gateway's origin.
+ * process holding the store runs hourly: nothing else would ever shrink the directory. Content types are limited to
+ * media types and served with `nosniff` + a sandbox CSP, so a stored file can never run as a page on the gateway's
+ * origin.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
