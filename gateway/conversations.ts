@@ -126,6 +126,9 @@ const INDEX_TRIM_BATCHES = 10;
 
 export class ConversationStore {
   private indexTrimmedAt = 0;
+  /** Activity-index entries of this event-loop turn not sent yet (score, member, …), and the promise of their ZADD. */
+  private indexPending: (number | string)[] = [];
+  private indexWritten: Promise<unknown> | undefined;
 
   constructor(
     private readonly redis: RedisClient,
@@ -190,7 +193,7 @@ export class ConversationStore {
         transcript.ttlSeconds,
         this.retentionSeconds,
       ) as Promise<[string, number | string, number, number, number]>,
-      this.redis.zadd(this.indexKey, now, id),
+      this.touch(id, now),
     ]);
     if (now - this.indexTrimmedAt >= INDEX_TRIM_INTERVAL_MS) {
       this.indexTrimmedAt = now;
@@ -201,6 +204,24 @@ export class ConversationStore {
     if (result[0] === 'duplicate') return { duplicateOf: String(result[1]) };
     const [state, turns, created, reopened, queuedOutbound] = result;
     return { state: ConversationState.parse(state), turns: Number(turns), created: created === 1, reopened: reopened === 1, queuedOutbound };
+  }
+
+  /**
+   * Records activity in the index; the entries of one event-loop turn go out as one ZADD. A queue job's
+   * conversations reach receive() in the same turn, and the index is one key (one Cluster slot, so it cannot join the
+   * conversations' own scripts): a job of 32 messages wrote it 32 times. The ZADD is issued in a microtask, before
+   * ioredis sends the turn's auto-pipelined commands (it waits for setImmediate), so it shares their round trip.
+   * Resolves when Redis has the entry; the latest activity wins where one conversation appears twice.
+   */
+  touch(id: string, at: number): Promise<unknown> {
+    this.indexPending.push(at, id);
+    this.indexWritten ??= Promise.resolve().then(() => {
+      const entries = this.indexPending;
+      this.indexPending = [];
+      this.indexWritten = undefined;
+      return this.redis.zadd(this.indexKey, ...entries);
+    });
+    return this.indexWritten;
   }
 
   /**

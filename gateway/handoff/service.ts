@@ -119,7 +119,7 @@ export class HandoffService {
   }
 
   private async markActive(conversationId: string): Promise<void> {
-    await this.deps.redis.zadd(this.deps.conversations.indexKey, Date.now(), conversationId);
+    await this.deps.conversations.touch(conversationId, Date.now());
   }
 
   /** A hand-off asked for over the API (or by the bot-failure path), as opposed to one decided by the bot. */
