@@ -211,7 +211,7 @@ export class ConversationStore {
    * conversations reach receive() in the same turn, and the index is one key (one Cluster slot, so it cannot join the
    * conversations' own scripts): a job of 32 messages wrote it 32 times. The ZADD is issued in a microtask, before
    * ioredis sends the turn's auto-pipelined commands (it waits for setImmediate), so it shares their round trip.
-   * Resolves when Redis has the entry; the latest activity wins where one conversation appears twice.
+   * Resolves when Redis has the entry; where a conversation comes twice in one turn, its later entry stands.
    */
   touch(id: string, at: number): Promise<unknown> {
     this.indexPending.push(at, id);
