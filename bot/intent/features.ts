@@ -16,8 +16,8 @@
 /** RE2 syntax for the ONNX Tokenizer; the JavaScript regex below is its exact equivalent. */
 export const WORD_TOKEN_RE2 = '[\\p{Latin}\\p{N}]+';
 const WORD_TOKEN = /[\p{Script=Latin}\p{N}]+/gu;
-const WORD_CHAR = /^[\p{L}\p{N}]$/u;
-const CJK_CHAR = /^[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}]$/u;
+export const WORD_CHAR = /^[\p{L}\p{N}]$/u;
+export const CJK_CHAR = /^[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}]$/u;
 
 export interface FeatureSettings {
   wordNgrams: [number, number];

@@ -3,12 +3,10 @@
  * temperature that turns its scores into calibrated probabilities. `vectorize` + `scores` are the reference the
  * exported ONNX graph must reproduce (log-TF · IDF, L2 norm, x·W + b, softmax(T · s)).
  */
-import { DEFAULT_FEATURES, extractNgrams, type FeatureSettings } from './features.js';
+import type { FeatureSettings } from './features.js';
+import { NgramVectorizer, type SparseVector } from './vectorizer.js';
 
-export interface SparseVector {
-  indices: Int32Array;
-  values: Float32Array;
-}
+export type { SparseVector };
 
 /**
  * out = bias + x·W for a sparse x and a row-major W of `width` columns with one row per feature: a message gathers
@@ -33,11 +31,11 @@ export interface SparseInputData {
   idf: Float32Array;
 }
 
-/** The input side shared by the linear model and the network: n-gram → column index and vectorize. */
+/** The input side shared by the linear model and the network: text → TF-IDF vector over the vocabulary. */
 export abstract class SparseInputModel<D extends SparseInputData> {
-  readonly index: Map<string, number>;
+  private readonly vectorizer: NgramVectorizer;
   constructor(readonly data: D) {
-    this.index = new Map(data.vocabulary.map((k, i) => [k, i]));
+    this.vectorizer = new NgramVectorizer(data.vocabulary, data.idf, data.features);
   }
 
   get labels(): string[] {
@@ -45,7 +43,7 @@ export abstract class SparseInputModel<D extends SparseInputData> {
   }
 
   vectorize(text: string): SparseVector {
-    return vectorizeWith(text, this.index, this.data.idf, this.data.features);
+    return this.vectorizer.vectorize(text);
   }
 }
 
@@ -68,28 +66,6 @@ export class LinearModel extends SparseInputModel<LinearModelData> {
   probabilities(text: string): Float64Array {
     return softmax(this.scores(this.vectorize(text)), this.data.temperature);
   }
-}
-
-export function vectorizeWith(
-  text: string,
-  index: Map<string, number>,
-  idf: Float32Array,
-  features: FeatureSettings = DEFAULT_FEATURES,
-): SparseVector {
-  const cols: number[] = [];
-  const vals: number[] = [];
-  for (const [key, tf] of extractNgrams(text, features)) {
-    const j = index.get(key);
-    if (j === undefined) continue;
-    cols.push(j);
-    vals.push(Math.log(1 + tf) * idf[j]!);
-  }
-  const norm = Math.sqrt(vals.reduce((a, v) => a + v * v, 0));
-  const order = cols.map((_, i) => i).sort((a, b) => cols[a]! - cols[b]!);
-  return {
-    indices: Int32Array.from(order, (i) => cols[i]!),
-    values: Float32Array.from(order, (i) => (norm > 0 ? vals[i]! / norm : 0)),
-  };
 }
 
 export function softmax(s: ArrayLike<number>, temperature = 1): Float64Array {

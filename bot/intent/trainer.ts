@@ -5,7 +5,8 @@
  * same data and seed give bit-identical weights.
  */
 import { DEFAULT_FEATURES, extractNgrams, parseKey, type FeatureSettings } from './features.js';
-import { argmax, LinearModel, softmax, sparseAffine, vectorizeWith, type SparseVector } from './linear-model.js';
+import { argmax, LinearModel, softmax, sparseAffine, type SparseVector } from './linear-model.js';
+import { NgramVectorizer } from './vectorizer.js';
 import type { EnsembleModel } from './ensemble-model.js';
 import type { MlpModel } from './mlp-model.js';
 
@@ -103,8 +104,8 @@ export function prepareTraining(rows: Example[], features: FeatureSettings) {
     rows.map((r) => r.text),
     features,
   );
-  const index = new Map(vocabulary.map((k, i) => [k, i]));
-  const X = rows.map((r) => vectorizeWith(r.text, index, idf, features));
+  const vectorizer = new NgramVectorizer(vocabulary, idf, features);
+  const X = rows.map((r) => vectorizer.vectorize(r.text));
   const y = rows.map((r) => labelIndex.get(r.label)!);
   return { labels, vocabulary, idf, X, y };
 }

@@ -1,0 +1,164 @@
+/**
+ * A text → its TF-IDF vector over a fixed vocabulary (log(1 + tf) · idf, L2-normalised, columns ascending): what the
+ * trainer learns from and what a model whose input is TF-IDF cells is served with.
+ *
+ * The n-grams are those of features.ts, found by walking a trie of the vocabulary instead of building every candidate
+ * n-gram's key string and looking it up: a walk stops as soon as no vocabulary n-gram continues, and no string is
+ * built per n-gram. Word n-grams walk by word, character n-grams by code point; counts go into a reused array. The
+ * result equals `extractNgrams` + a vocabulary lookup exactly (test/bot/intent-vectorizer.test.ts), at about a third
+ * of the cost.
+ */
+import { CJK_CHAR, normalizeText, parseKey, WORD_CHAR, WORD_END, WORD_START, wordTokens, type FeatureSettings } from './features.js';
+
+export interface SparseVector {
+  indices: Int32Array;
+  values: Float32Array;
+}
+
+interface TrieNode<K> {
+  /** Vocabulary column of the n-gram ending here, or -1 when it is only a prefix. */
+  column: number;
+  next: Map<K, TrieNode<K>> | undefined;
+}
+
+function insert<K>(root: Map<K, TrieNode<K>>, path: K[], column: number): void {
+  let level = root;
+  let node: TrieNode<K> | undefined;
+  for (let i = 0; i < path.length; i++) {
+    node = level.get(path[i]!);
+    if (!node) level.set(path[i]!, (node = { column: -1, next: undefined }));
+    if (i < path.length - 1) level = node.next ??= new Map();
+  }
+  if (node) node.column = column;
+}
+
+const ASCII = /^[\x00-\x7f]*$/;
+const ANY_CJK = new RegExp(CJK_CHAR.source.replace(/^\^|\$$/g, ''), 'u');
+const START = WORD_START.codePointAt(0)!;
+const END = WORD_END.codePointAt(0)!;
+
+export class NgramVectorizer {
+  private readonly words = new Map<string, TrieNode<string>>();
+  private readonly marked = new Map<number, TrieNode<number>>();
+  private readonly chars = new Map<number, TrieNode<number>>();
+  /** Counts per column, zero between calls; the columns counted by the current call. */
+  private readonly counts: Float64Array;
+  private touched = new Int32Array(256);
+  private touchedCount = 0;
+
+  constructor(
+    vocabulary: readonly string[],
+    private readonly idf: Float32Array,
+    private readonly features: FeatureSettings,
+  ) {
+    vocabulary.forEach((key, column) => {
+      const { kind, tokens } = parseKey(key);
+      if (kind === 'w') insert(this.words, tokens, column);
+      else insert(kind === 'b' ? this.marked : this.chars, tokens.map((t) => t.codePointAt(0)!), column);
+    });
+    this.counts = new Float64Array(vocabulary.length);
+  }
+
+  vectorize(text: string): SparseVector {
+    this.touchedCount = 0;
+    const ascii = ASCII.test(text);
+    // ASCII lower-cases the same whole or code point by code point; anything else goes the way StringNormalizer does.
+    const normalized = ascii ? text.toLowerCase() : normalizeText(text);
+    const words = wordTokens(normalized);
+    this.countWordNgrams(words);
+    if (this.features.wordBoundaryNgrams) this.countMarkedNgrams(words, ascii);
+    // Running-text character n-grams: with the default settings only where CJK characters take part.
+    if (this.features.charNgrams[1] > 0 || (!ascii && ANY_CJK.test(normalized))) this.countCharNgrams(normalized);
+    return this.collect();
+  }
+
+  private count(column: number): void {
+    if (this.counts[column]!++ > 0) return;
+    if (this.touchedCount === this.touched.length) {
+      const grown = new Int32Array(this.touched.length * 2);
+      grown.set(this.touched);
+      this.touched = grown;
+    }
+    this.touched[this.touchedCount++] = column;
+  }
+
+  private countWordNgrams(words: string[]): void {
+    const [lo, hi] = this.features.wordNgrams;
+    for (let i = 0; i < words.length; i++) {
+      let level: Map<string, TrieNode<string>> | undefined = this.words;
+      for (let n = 1; n <= hi && i + n <= words.length && level; n++) {
+        const node: TrieNode<string> | undefined = level.get(words[i + n - 1]!);
+        if (!node) break;
+        if (n >= lo && node.column >= 0) this.count(node.column);
+        level = node.next;
+      }
+    }
+  }
+
+  /** Each word's code points between the start and end marks: the "b" stream. */
+  private countMarkedNgrams(words: string[], ascii: boolean): void {
+    const [lo, hi] = this.features.wordBoundaryNgrams!;
+    const codes: number[] = [];
+    for (const word of words) {
+      codes.length = 0;
+      codes.push(START);
+      if (ascii) for (let k = 0; k < word.length; k++) codes.push(word.charCodeAt(k));
+      else for (const ch of word) codes.push(ch.codePointAt(0)!);
+      codes.push(END);
+      this.walkCodes(this.marked, codes, lo, hi);
+    }
+  }
+
+  private walkCodes(root: Map<number, TrieNode<number>>, codes: number[], lo: number, hi: number): void {
+    for (let i = 0; i < codes.length; i++) {
+      let level: Map<number, TrieNode<number>> | undefined = root;
+      for (let n = 1; n <= hi && i + n <= codes.length && level; n++) {
+        const node: TrieNode<number> | undefined = level.get(codes[i + n - 1]!);
+        if (!node) break;
+        if (n >= lo && node.column >= 0) this.count(node.column);
+        level = node.next;
+      }
+    }
+  }
+
+  /** The "c" stream: n-grams of letters/digits only; the CJK range applies once a CJK character takes part. */
+  private countCharNgrams(normalized: string): void {
+    const { charNgrams, cjkCharNgrams } = this.features;
+    const chars = [...normalized];
+    const isWord = chars.map((c) => WORD_CHAR.test(c));
+    const isCjk = chars.map((c) => CJK_CHAR.test(c));
+    const maxN = Math.max(charNgrams[1], cjkCharNgrams[1]);
+    for (let i = 0; i < chars.length; i++) {
+      let cjk = false;
+      let level: Map<number, TrieNode<number>> | undefined = this.chars;
+      for (let n = 1; n <= maxN && i + n <= chars.length && level; n++) {
+        const j = i + n - 1;
+        if (!isWord[j]) break;
+        cjk ||= isCjk[j]!;
+        const node: TrieNode<number> | undefined = level.get(chars[j]!.codePointAt(0)!);
+        if (!node) break;
+        const [lo, hi] = cjk ? cjkCharNgrams : charNgrams;
+        if (n >= lo && n <= hi && node.column >= 0) this.count(node.column);
+        level = node.next;
+      }
+    }
+  }
+
+  /** The counted columns in ascending order with their normalised weights; resets the counts for the next call. */
+  private collect(): SparseVector {
+    const indices = this.touched.slice(0, this.touchedCount).sort();
+    const weights = new Float64Array(indices.length);
+    let sumOfSquares = 0;
+    for (let k = 0; k < indices.length; k++) {
+      const column = indices[k]!;
+      const weight = Math.log(1 + this.counts[column]!) * this.idf[column]!;
+      this.counts[column] = 0;
+      weights[k] = weight;
+      sumOfSquares += weight * weight;
+    }
+    const norm = Math.sqrt(sumOfSquares);
+    const values = new Float32Array(indices.length);
+    if (norm > 0) for (let k = 0; k < indices.length; k++) values[k] = weights[k]! / norm;
+    return { indices, values };
+  }
+}
