@@ -7,11 +7,13 @@
  * --min-df 2 (n-grams seen in fewer training sentences are dropped), --cv 5 (also print a k-fold cross-validation),
  * --classifier ensemble|linear|mlp (default ensemble: the SVM and a hidden-layer network, probabilities averaged),
  * --hidden 256, --dropout 0.5, --mlp-epochs 8, --mlp-lr 0.001, --mlp-weight 0.5 (the network's settings),
- * --confidence, --out-of-scope, --margin (thresholds written into the manifest).
+ * --confidence, --out-of-scope, --margin (thresholds written into the manifest), --input ngrams|text (default ngrams:
+ * the gateway vectorises the text and the graph takes its TF-IDF cells; text: a self-contained graph that takes the
+ * raw text, for other runtimes — see models/README.md).
  */
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
-import { buildModel, CLASSIFIERS, crossValidate, writeModel, type Classifier } from '../bot/intent/build.js';
+import { buildModel, CLASSIFIERS, crossValidate, INPUT_KINDS, writeModel, type Classifier, type ModelInputKind } from '../bot/intent/build.js';
 import { readExamples } from '../bot/intent/data.js';
 import { DEFAULT_FEATURES } from '../bot/intent/features.js';
 
@@ -37,8 +39,13 @@ const { values } = parseArgs({
     confidence: { type: 'string' },
     'out-of-scope': { type: 'string' },
     margin: { type: 'string' },
+    input: { type: 'string' },
   },
 });
+if (values.input && !INPUT_KINDS.includes(values.input as ModelInputKind)) {
+  console.error(`--input must be one of ${INPUT_KINDS.join(', ')}`);
+  process.exit(2);
+}
 if (values.classifier && !CLASSIFIERS.includes(values.classifier as Classifier)) {
   console.error(`--classifier must be one of ${CLASSIFIERS.join(', ')}`);
   process.exit(2);
@@ -89,6 +96,7 @@ const built = buildModel({
   dataSha256: sha256,
   ...settings,
   holdout: num(values.holdout),
+  input: values.input as ModelInputKind | undefined,
   thresholds: {
     ...(values.confidence && { confidence: Number(values.confidence) }),
     ...(values['out-of-scope'] && { outOfScope: Number(values['out-of-scope']) }),

@@ -9,10 +9,12 @@ import { EnsembleModel } from './ensemble-model.js';
 import { DEFAULT_MLP, trainMlp, type MlpTrainOptions } from './mlp-trainer.js';
 
 export type Classifier = 'linear' | 'mlp' | 'ensemble';
+export type ModelInputKind = 'ngrams' | 'text';
+export const INPUT_KINDS: ModelInputKind[] = ['ngrams', 'text'];
 export const CLASSIFIERS: Classifier[] = ['linear', 'mlp', 'ensemble'];
 export const DEFAULT_CLASSIFIER: Classifier = 'ensemble';
-import type { Manifest } from './manifest.js';
-import { exportOnnx } from './onnx/export.js';
+import { CELL_INPUTS, type Manifest } from './manifest.js';
+import { exportCellsOnnx, exportOnnx } from './onnx/export.js';
 import {
   calibrate,
   DEFAULT_TRAIN,
@@ -37,6 +39,12 @@ export interface BuildOptions extends TrainOptions {
    * The top-level epochs / learningRate / l2 are the SVM's; the network's settings are under `mlp`.
    */
   classifier?: Classifier;
+  /**
+   * The model's input kind (models/README.md): `ngrams` (default) — the gateway vectorises the text and the graph
+   * runs the classifier on its TF-IDF cells; `text` — a self-contained graph that takes the raw text and does the
+   * featurisation itself (for runtimes other than this gateway), at about twice the inference cost.
+   */
+  input?: ModelInputKind;
   mlp?: Omit<MlpTrainOptions, 'seed' | 'features' | 'onEpoch'> & { weight?: number };
   version?: string;
   examples: Example[];
@@ -87,7 +95,7 @@ export function buildModel(o: BuildOptions): BuiltModel {
     name: o.name,
     version,
     labels: model.labels,
-    input: { kind: 'text', name: 'text', output: 'probabilities' },
+    input: inputOf(model, o.input ?? 'ngrams'),
     thresholds: { ...DEFAULT_THRESHOLDS, ...o.thresholds },
     languages: detectLanguages(o.examples),
     training: {
@@ -103,7 +111,16 @@ export function buildModel(o: BuildOptions): BuiltModel {
     samples,
     createdAt: new Date().toISOString(),
   };
-  return { model, manifest, onnx: exportOnnx(model, { name: o.name, version }), heldOut, evaluation };
+  const exporter = manifest.input.kind === 'text' ? exportOnnx : exportCellsOnnx;
+  return { model, manifest, onnx: exporter(model, { name: o.name, version }), heldOut, evaluation };
+}
+
+/** The manifest's `input`: for `ngrams`, what the gateway needs to vectorise a text as the trainer did. */
+function inputOf(model: IntentModel, kind: ModelInputKind): Manifest['input'] {
+  if (!INPUT_KINDS.includes(kind)) throw new Error(`unknown model input kind "${kind}" (${INPUT_KINDS.join(', ')})`);
+  if (kind === 'text') return { kind, name: 'text', output: 'probabilities' };
+  const { features, vocabulary, idf } = model.data;
+  return { kind, names: { ...CELL_INPUTS }, output: 'probabilities', features, vocabulary, idf: Array.from(idf) };
 }
 
 /** Trains the chosen classifier; the SVM and the network each keep their own defaults for what is not given. */
@@ -172,5 +189,20 @@ export function crossValidate(
 export function writeModel(dir: string, built: Pick<BuiltModel, 'manifest' | 'onnx'>): void {
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'model.onnx'), built.onnx);
-  writeFileSync(join(dir, 'model.json'), JSON.stringify(built.manifest, null, 2) + '\n');
+  writeFileSync(join(dir, 'model.json'), formatManifest(built.manifest));
+}
+
+/**
+ * model.json indented for reading, except that long arrays of plain values (an `ngrams` model's vocabulary and IDF)
+ * stay on one line each instead of one line per n-gram.
+ */
+export function formatManifest(manifest: Manifest): string {
+  const long: string[] = [];
+  const json = JSON.stringify(
+    manifest,
+    (_key, value: unknown) =>
+      Array.isArray(value) && value.length > 32 && value.every((v) => typeof v !== 'object') ? `\u0000long:${long.push(JSON.stringify(value)) - 1}` : value,
+    2,
+  );
+  return json.replace(/"\\u0000long:(\d+)"/g, (_m, i: string) => long[Number(i)]!) + '\n';
 }

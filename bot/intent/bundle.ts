@@ -11,6 +11,7 @@ import type * as Ort from 'onnxruntime-node';
 import { Manifest } from './manifest.js';
 import { RunBatcher } from './run-batcher.js';
 import type { IntentPrediction, IntentScore } from './types.js';
+import { NgramVectorizer, type SparseVector } from './vectorizer.js';
 
 /**
  * onnxruntime-node, loaded with the first model: its native library costs a process ≈ 8 MB of RSS, and an ingress
@@ -71,6 +72,8 @@ export class ModelBundle {
   private readonly batcher: RunBatcher | undefined;
   /** onnxruntime runs and the texts they scored, since the bundle loaded. */
   private readonly runStats = { runs: 0, texts: 0 };
+  /** A batch of texts as the graph's inputs (manifest `input.kind`). */
+  private readonly feeds: (texts: string[]) => Ort.InferenceSession.FeedsType;
 
   private constructor(
     readonly id: string,
@@ -81,8 +84,18 @@ export class ModelBundle {
     cacheSize: number,
   ) {
     this.cache = cacheSize > 0 ? new LRUCache({ max: cacheSize }) : undefined;
-    const input = session.inputMetadata.find((m) => m.name === manifest.input.name);
-    const batchable = input?.isTensor === true && typeof input.shape[0] === 'string';
+    const input = manifest.input;
+    let batchable: boolean;
+    if (input.kind === 'text') {
+      const meta = session.inputMetadata.find((m) => m.name === input.name);
+      batchable = meta?.isTensor === true && typeof meta.shape[0] === 'string';
+      this.feeds = (texts) => ({ [input.name]: new ort.Tensor('string', texts, [texts.length]) });
+    } else {
+      // The cells of any number of texts make one run.
+      batchable = true;
+      const vectorizer = new NgramVectorizer(input.vocabulary, Float32Array.from(input.idf), input.features);
+      this.feeds = (texts) => cellFeeds(ort, texts.map((text) => vectorizer.vectorize(text)), input.names);
+    }
     this.batcher = batchable ? new RunBatcher((texts) => this.run(texts), MAX_RUN_BATCH) : undefined;
   }
 
@@ -140,8 +153,10 @@ export class ModelBundle {
 
   private async validate(): Promise<void> {
     const { input, labels, samples } = this.manifest;
-    if (!this.session.inputNames.includes(input.name)) {
-      throw new ModelValidationError('input_mismatch', `the graph has no input "${input.name}" (it has ${this.session.inputNames.join(', ')})`);
+    for (const name of input.kind === 'text' ? [input.name] : Object.values(input.names)) {
+      if (!this.session.inputNames.includes(name)) {
+        throw new ModelValidationError('input_mismatch', `the graph has no input "${name}" (it has ${this.session.inputNames.join(', ')})`);
+      }
     }
     if (!this.session.outputNames.includes(input.output)) {
       throw new ModelValidationError('output_mismatch', `the graph has no output "${input.output}" (it has ${this.session.outputNames.join(', ')})`);
@@ -174,11 +189,10 @@ export class ModelBundle {
 
   /** One onnxruntime run: a probability row per text. */
   private async run(texts: string[]): Promise<Float32Array[]> {
-    const { input } = this.manifest;
     this.runStats.runs++;
     this.runStats.texts += texts.length;
-    const out = await this.session.run({ [input.name]: new this.ort.Tensor('string', texts, [texts.length]) });
-    const data = out[input.output]!.data as Float32Array;
+    const out = await this.session.run(this.feeds(texts));
+    const data = out[this.manifest.input.output]!.data as Float32Array;
     const width = data.length / texts.length;
     return texts.map((_, i) => data.subarray(i * width, (i + 1) * width));
   }
@@ -240,4 +254,43 @@ function argmax(p: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < p.length; i++) if (p[i]! > p[best]!) best = i;
   return best;
+}
+
+const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+
+/**
+ * The graph inputs of an `ngrams` model for a batch: every text's cells laid end to end. On a little-endian host the
+ * int64 tensors are filled through an Int32Array view of their buffer (low word the value, high word zero), which
+ * spares a BigInt per cell.
+ */
+function cellFeeds(
+  ort: typeof Ort,
+  vectors: SparseVector[],
+  names: { rows: string; cols: string; values: string; count: string },
+): Ort.InferenceSession.FeedsType {
+  const cells = vectors.reduce((n, v) => n + v.indices.length, 0);
+  const rows = new BigInt64Array(cells);
+  const cols = new BigInt64Array(cells);
+  const rowWords = new Int32Array(rows.buffer);
+  const colWords = new Int32Array(cols.buffer);
+  const values = new Float32Array(cells);
+  let k = 0;
+  vectors.forEach((v, row) => {
+    for (let i = 0; i < v.indices.length; i++, k++) {
+      if (LITTLE_ENDIAN) {
+        rowWords[2 * k] = row;
+        colWords[2 * k] = v.indices[i]!;
+      } else {
+        rows[k] = BigInt(row);
+        cols[k] = BigInt(v.indices[i]!);
+      }
+      values[k] = v.values[i]!;
+    }
+  });
+  return {
+    [names.rows]: new ort.Tensor('int64', rows, [cells]),
+    [names.cols]: new ort.Tensor('int64', cols, [cells]),
+    [names.values]: new ort.Tensor('float32', values, [cells]),
+    [names.count]: new ort.Tensor('int64', BigInt64Array.of(BigInt(vectors.length)), [1]),
+  };
 }

@@ -7,16 +7,46 @@ export const Thresholds = z.object({
   ambiguityMargin: z.number().min(0).max(1),
 });
 
+/** "text": the graph takes the raw texts, a string tensor [batch] (or [1]), and does its own featurisation. */
+const TextInput = z.object({
+  kind: z.literal('text'),
+  name: z.string().default('text'),
+  output: z.string().default('probabilities'),
+});
+
+const Range = z.tuple([z.number().int().min(0), z.number().int().min(0)]);
+
+/** The graph inputs of an `ngrams` model: a batch's TF-IDF cells (one per n-gram present in a text) and its size. */
+export const CELL_INPUTS = { rows: 'cell_rows', cols: 'cell_cols', values: 'cell_values', count: 'text_count' } as const;
+
+/**
+ * "ngrams": the gateway turns each text into its TF-IDF vector over `vocabulary` (bot/intent/vectorizer.ts, the
+ * trainer's own featurisation) and the graph takes a batch's cells — `rows` int64 [cells] (the text), `cols` int64
+ * [cells] (the vocabulary column), `values` float [cells], `count` int64 [1] (texts in the batch).
+ */
+const NgramsInput = z.object({
+  kind: z.literal('ngrams'),
+  names: z
+    .object({ rows: z.string(), cols: z.string(), values: z.string(), count: z.string() })
+    .default({ ...CELL_INPUTS }),
+  output: z.string().default('probabilities'),
+  features: z.object({
+    wordNgrams: Range,
+    charNgrams: Range,
+    cjkCharNgrams: Range,
+    wordBoundaryNgrams: Range.optional(),
+    minDf: z.number().int().min(1),
+  }),
+  /** n-gram keys as features.ts writes them (`w`/`b`/`c`, U+0001, the tokens joined by U+0001); index = column. */
+  vocabulary: z.array(z.string().regex(/^[wbc]\u0001./su, 'an n-gram key: w, b or c, U+0001, its tokens')).min(1),
+  idf: z.array(z.number().positive()),
+});
+
 export const Manifest = z.object({
   name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/i, 'letters, digits, ".", "_" and "-"'),
   version: z.string().min(1),
   labels: z.array(z.string().min(1)).min(2).refine((l) => new Set(l).size === l.length, 'labels must be unique'),
-  input: z.object({
-    /** "text": the graph takes a string tensor [1] and does its own featurisation (the only kind served today). */
-    kind: z.literal('text'),
-    name: z.string().default('text'),
-    output: z.string().default('probabilities'),
-  }),
+  input: z.discriminatedUnion('kind', [TextInput, NgramsInput]),
   thresholds: Thresholds,
   languages: z.array(z.string()).min(1),
   training: z
@@ -29,6 +59,10 @@ export const Manifest = z.object({
   evaluation: z.record(z.string(), z.unknown()).default({}),
   samples: z.array(z.object({ text: z.string(), label: z.string() })).min(1, 'at least one sample is needed to validate a swap'),
   createdAt: z.string().optional(),
+}).superRefine((m, ctx) => {
+  if (m.input.kind === 'ngrams' && m.input.idf.length !== m.input.vocabulary.length) {
+    ctx.addIssue({ code: 'custom', path: ['input', 'idf'], message: `${m.input.idf.length} IDF weights for ${m.input.vocabulary.length} n-grams` });
+  }
 });
 export type Manifest = z.infer<typeof Manifest>;
 export type ManifestInput = z.input<typeof Manifest>;

@@ -128,6 +128,8 @@ describe('intent model hot swap over real Redis', () => {
       f.manifest.samples = [{ text: 'where is my order', label: 'thanks' }];
     }],
     ['a manifest that breaks the contract', 'manifest_invalid', (f: { manifest: any }) => delete f.manifest.thresholds],
+    ['an IDF list that does not match the vocabulary', 'manifest_invalid', (f: { manifest: any }) => f.manifest.input.idf.pop()],
+    ['a manifest naming inputs the graph does not have', 'input_mismatch', (f: { manifest: any }) => (f.manifest.input.names.rows = 'rows')],
   ] as const;
   for (const [what, code, edit] of rejects) {
     it(`rejects ${what} with a 4xx and keeps the old model live`, async () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { buildModel, crossValidate } from '../../bot/intent/build.js';
+import { buildModel, crossValidate, formatManifest } from '../../bot/intent/build.js';
 import { ModelBundle, readModelFolder } from '../../bot/intent/bundle.js';
 import { parseCsv, readExamples } from '../../bot/intent/data.js';
 import { extractNgrams } from '../../bot/intent/features.js';
@@ -94,9 +94,38 @@ describe('intent trainer', () => {
     await session.release();
   }
 
+  /**
+   * The model as the gateway serves it (input kind `ngrams`: texts vectorised in process, the graph takes their
+   * cells): the same probabilities as the in-memory model for every held-out text and edge case, alone and in runs
+   * shared by several texts.
+   */
+  async function assertServedAgreement(built: ReturnType<typeof buildModel>) {
+    assert.equal(built.manifest.input.kind, 'ngrams');
+    const bundle = await ModelBundle.load({ onnx: built.onnx, manifest: Buffer.from(formatManifest(built.manifest)) }, { predictionCache: 0 });
+    assert.equal(bundle.batched, true);
+    const texts = [...built.heldOut.map((r) => r.text), ...agreementTexts];
+    const check = (text: string, p: Awaited<ReturnType<typeof bundle.predict>>) => {
+      const mem = built.model.probabilities(text);
+      assert.equal(p.label, built.model.labels[argmax(mem)], text);
+      for (const { label, score } of p.top) assert.ok(Math.abs(score - mem[built.model.labels.indexOf(label)]!) < 1e-4, `"${text}" ${label}: ${score}`);
+    };
+    for (const text of texts.slice(-40)) check(text, await bundle.predict(text));
+    const before = bundle.inference();
+    for (let start = 0; start < texts.length; start += 32) {
+      const batch = texts.slice(start, start + 32);
+      (await Promise.all(batch.map((t) => bundle.predict(t)))).forEach((p, i) => check(batch[i]!, p));
+    }
+    assert.equal(bundle.inference().runs - before.runs, Math.ceil(texts.length / 32), 'one run per 32 texts');
+    bundle.retire();
+  }
+
   it('the exported ONNX graph (raw text in) gives the same predictions as the in-memory linear model', async () => {
-    const built = buildModel({ name: 'agree', version: 't', examples, dataSha256: sha256, classifier: 'linear', epochs: 6, seed: 3 });
+    const built = buildModel({ name: 'agree', version: 't', examples, dataSha256: sha256, classifier: 'linear', epochs: 6, seed: 3, input: 'text' });
     assert.equal(built.model.kind, 'linear');
+    assert.deepEqual(built.manifest.input, { kind: 'text', name: 'text', output: 'probabilities' });
+    const bundle = await ModelBundle.load({ onnx: built.onnx, manifest: Buffer.from(formatManifest(built.manifest)) });
+    assert.equal((await bundle.predict('where is my order')).label, built.model.labels[argmax(built.model.probabilities('where is my order'))]);
+    bundle.retire();
     assert.ok(built.evaluation!.accuracy > 0.6, `held-out accuracy ${built.evaluation!.accuracy}`);
     await assertAgreement(built);
   });
@@ -113,6 +142,7 @@ describe('intent trainer', () => {
     assert.equal(built.model.kind, 'ensemble');
     assert.ok(built.evaluation!.accuracy > 0.6, `held-out accuracy ${built.evaluation!.accuracy}`);
     await assertAgreement(built);
+    await assertServedAgreement(built);
   });
 
   it('a model trained without word-boundary n-grams (older feature settings) still exports an agreeing graph', async () => {
@@ -120,6 +150,7 @@ describe('intent trainer', () => {
     const built = buildModel({ name: 'agree', version: 't', examples, dataSha256: sha256, classifier: 'linear', epochs: 3, seed: 3, features });
     assert.ok(!built.model.data.vocabulary.some((k) => k.startsWith('b')));
     await assertAgreement(built);
+    await assertServedAgreement(built);
   });
 
   it('the hidden-layer network is deterministic too', () => {
@@ -147,7 +178,7 @@ describe('intent trainer', () => {
 
   it('the shipped support model loads, validates its samples and answers both languages', async () => {
     const bundle = await ModelBundle.load(await readModelFolder('models/support'));
-    assert.equal(bundle.manifest.input.kind, 'text');
+    assert.equal(bundle.manifest.input.kind, 'ngrams');
     assert.deepEqual(bundle.manifest.languages.sort(), ['en', 'zh']);
     const zh = await bundle.predict('我要转人工');
     assert.equal(zh.label, 'human_agent');

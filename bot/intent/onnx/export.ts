@@ -18,6 +18,7 @@
  * a worker uses when several messages wait for the model at once: the fixed cost of a run is paid once.
  */
 import { parseKey, WORD_TOKEN_RE2, type NgramKind } from '../features.js';
+import { CELL_INPUTS } from '../manifest.js';
 import type { IntentModel } from '../trainer.js';
 import { encodeModel, type NodeSpec, type TensorInit } from './proto.js';
 
@@ -211,6 +212,39 @@ export function exportOnnx(model: IntentModel, meta: { name: string; version: st
     initializers,
     nodes,
     metadata: { labels: JSON.stringify(labels), version: meta.version },
+  });
+}
+
+/**
+ * The same model for input kind `ngrams`: the gateway vectorises the texts (bot/intent/vectorizer.ts) and the graph
+ * takes a batch's TF-IDF cells — text row, vocabulary column and value of every n-gram present, and the number of
+ * texts — and runs only the head. The featurisation nodes above (string normalisation, tokenizers, the dense count
+ * vectors and the search for the n-grams present in them) cost most of a run of the text graph.
+ */
+export function exportCellsOnnx(model: IntentModel, meta: { name: string; version: string }): Uint8Array {
+  const head = headOf(model, OUTPUT_NAME);
+  return encodeModel({
+    graphName: meta.name,
+    producer: { name: 'channel-hub-intent-trainer', version: meta.version },
+    docString: 'Intent classifier head: the TF-IDF cells of N texts in (vocabulary and IDF in model.json), class probabilities out, one row per text.',
+    opsets: { '': 18 },
+    inputs: [
+      { name: CELL_INPUTS.rows, type: 'int64', shape: ['cells'] },
+      { name: CELL_INPUTS.cols, type: 'int64', shape: ['cells'] },
+      { name: CELL_INPUTS.values, type: 'float', shape: ['cells'] },
+      { name: CELL_INPUTS.count, type: 'int64', shape: [1] },
+    ],
+    outputs: [{ name: OUTPUT_NAME, type: 'float', shape: [BATCH, model.data.labels.length] }],
+    initializers: [{ name: 'axis_1', type: 'int64', dims: [1], data: [1] }, { name: 'zero', type: 'float', dims: [1], data: [0] }, ...head.initializers],
+    nodes: [
+      // The names the head reads: `n` [1], `cols` [cells], `row_index` [cells, 1], `x_column` [cells, 1].
+      { op: 'Identity', inputs: [CELL_INPUTS.count], outputs: ['n'] },
+      { op: 'Identity', inputs: [CELL_INPUTS.cols], outputs: ['cols'] },
+      { op: 'Unsqueeze', inputs: [CELL_INPUTS.rows, 'axis_1'], outputs: ['row_index'] },
+      { op: 'Unsqueeze', inputs: [CELL_INPUTS.values, 'axis_1'], outputs: ['x_column'] },
+      ...head.nodes,
+    ],
+    metadata: { labels: JSON.stringify(model.data.labels), version: meta.version },
   });
 }
 
