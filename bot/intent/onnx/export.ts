@@ -1,6 +1,7 @@
 /**
- * Turns a trained model (linear, or one hidden layer) into a self-contained ONNX graph: N raw texts in, N rows of
- * class probabilities out.
+ * Turns a trained model (linear, or one hidden layer) into ONNX. `exportOnnx` writes a self-contained graph (input kind
+ * `text`): N raw texts in, N rows of class probabilities out. `exportCellsOnnx` writes the head alone (input kind
+ * `ngrams`), for a gateway that vectorises the texts itself. The self-contained graph:
  *
  *   text [N] ─ StringNormalizer(LOWER, C.UTF-8) ─┬─ Tokenizer(tokenexp = Latin/digit runs) ─┬─ TfIdfVectorizer(word pool, TF)
  *                                                │   └─ Tokenizer(mark, code points) per word ─ row-wise flatten ─ TfIdfVectorizer(marked pool)
