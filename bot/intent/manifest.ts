@@ -60,8 +60,15 @@ export const Manifest = z.object({
   samples: z.array(z.object({ text: z.string(), label: z.string() })).min(1, 'at least one sample is needed to validate a swap'),
   createdAt: z.string().optional(),
 }).superRefine((m, ctx) => {
-  if (m.input.kind === 'ngrams' && m.input.idf.length !== m.input.vocabulary.length) {
-    ctx.addIssue({ code: 'custom', path: ['input', 'idf'], message: `${m.input.idf.length} IDF weights for ${m.input.vocabulary.length} n-grams` });
+  if (m.input.kind !== 'ngrams') return;
+  const { idf, vocabulary } = m.input;
+  if (idf.length !== vocabulary.length) {
+    ctx.addIssue({ code: 'custom', path: ['input', 'idf'], message: `${idf.length} IDF weights for ${vocabulary.length} n-grams` });
+  }
+  // Character n-grams are walked code point by code point: each of their tokens must be exactly one.
+  const bad = vocabulary.findIndex((key) => key[0] !== 'w' && key.slice(2).split('\u0001').some((t) => [...t].length !== 1));
+  if (bad >= 0) {
+    ctx.addIssue({ code: 'custom', path: ['input', 'vocabulary', bad], message: 'a character n-gram whose tokens are not single characters' });
   }
 });
 export type Manifest = z.infer<typeof Manifest>;

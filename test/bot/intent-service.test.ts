@@ -129,6 +129,10 @@ describe('intent model hot swap over real Redis', () => {
     }],
     ['a manifest that breaks the contract', 'manifest_invalid', (f: { manifest: any }) => delete f.manifest.thresholds],
     ['an IDF list that does not match the vocabulary', 'manifest_invalid', (f: { manifest: any }) => f.manifest.input.idf.pop()],
+    ['a character n-gram whose token is two characters', 'manifest_invalid', (f: { manifest: any }) => {
+      const at = f.manifest.input.vocabulary.findIndex((key: string) => key.startsWith('b'));
+      f.manifest.input.vocabulary[at] += 'x';
+    }],
     ['a manifest naming inputs the graph does not have', 'input_mismatch', (f: { manifest: any }) => (f.manifest.input.names.rows = 'rows')],
   ] as const;
   for (const [what, code, edit] of rejects) {
