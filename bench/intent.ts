@@ -6,7 +6,8 @@
  *
  *   npm run bench:intent [-- --model models/support --out bench/results/intent-bench.json --runs 5000]
  *
- * Without --model it benchmarks the shipped support model and, when the public datasets are present, a
+ * Without --model it benchmarks the shipped support model (input kind `ngrams`), the same model as a self-contained
+ * `text` graph (trained here with its settings), and, when the public datasets are present, a
  * CLINC150-sized model (150 labels, ~40k n-grams, the trainer's default SVM + 256-unit network ensemble) trained on
  * the spot, since latency grows with the label count and the hidden layer.
  */
@@ -18,6 +19,7 @@ import { parseArgs } from 'node:util';
 import { ModelBundle, PREDICTION_CACHE_SIZE, readModelFolder, type ModelFiles } from '../bot/intent/bundle.js';
 import { buildModel } from '../bot/intent/build.js';
 import { readExamples } from '../bot/intent/data.js';
+import { DEFAULT_FEATURES } from '../bot/intent/features.js';
 
 const { values } = parseArgs({
   options: {
@@ -36,7 +38,7 @@ const runs = Number(values.runs);
  */
 async function measure(name: string, files: ModelFiles, texts: string[], predictionCache = 0, concurrent = 1) {
   const bundle = await ModelBundle.load(files, { predictionCache });
-  for (let i = 0; i < 200; i++) await bundle.predict(texts[i % texts.length]!); // warm-up
+  for (let i = 0; i < 2000; i++) await bundle.predict(texts[i % texts.length]!); // warm-up (JIT: the vectoriser too)
   const rounds = Math.ceil(runs / concurrent);
   const times = new Float64Array(rounds);
   const delay = monitorEventLoopDelay({ resolution: 1 });
@@ -74,12 +76,19 @@ if (values.model) {
   const manifest = JSON.parse(Buffer.from(files.manifest).toString('utf8'));
   results.push(await measure(values.model, files, manifest.samples.map((s: { text: string }) => s.text)));
 } else {
-  const support = readExamples('data/intents/support/utterances.csv').examples.map((e) => e.text);
+  const { examples, sha256 } = readExamples('data/intents/support/utterances.csv');
+  const support = examples.map((e) => e.text);
   const supportFiles = await readModelFolder('models/support');
   results.push(await measure('models/support', supportFiles, support));
   results.push(await measure('models/support, 8 messages at once (shared runs)', supportFiles, support, 0, 8));
   // Repeated texts (every text comes back once the list is exhausted): what the prediction cache saves.
   results.push(await measure('models/support, repeated texts, prediction cache', supportFiles, support, PREDICTION_CACHE_SIZE));
+  // The same model as a self-contained graph (input kind `text`: the featurisation inside onnxruntime), trained here
+  // with the shipped model's settings (models/README.md), which give the same weights.
+  const asText = buildModel({ name: 'support', version: 'bench', examples, dataSha256: sha256, features: { ...DEFAULT_FEATURES, minDf: 1 }, mlp: { hidden: 32 }, input: 'text' });
+  const textFiles = { onnx: asText.onnx, manifest: Buffer.from(JSON.stringify(asText.manifest)) };
+  results.push(await measure('models/support as a text graph', textFiles, support));
+  results.push(await measure('models/support as a text graph, 8 messages at once (shared runs)', textFiles, support, 0, 8));
   const root = values.datasets ?? [join(process.cwd(), '../shared/datasets'), '/work/shared/datasets'].find(existsSync);
   if (root) {
     const data = JSON.parse(readFileSync(join(root, 'clinc150', 'data_full.json'), 'utf8')) as Record<string, [string, string][]>;

@@ -1,6 +1,7 @@
 /**
- * Public benchmark of the intent trainer: Banking77 and CLINC150 (official splits), through the exported ONNX graph
- * served by onnxruntime-node — the same path production predictions take.
+ * Public benchmark of the intent trainer: Banking77 and CLINC150 (official splits), through the path production
+ * predictions take — the text vectorised by the gateway's vectoriser, the exported ONNX graph (input kind `ngrams`)
+ * run by onnxruntime-node.
  *
  *   npm run eval:intent [-- --datasets ../shared/datasets --out bench/results/intent-eval.json]
  *
@@ -18,7 +19,10 @@ import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { readExamples } from '../bot/intent/data.js';
 import { DEFAULT_CLASSIFIER, trainModel, type Classifier } from '../bot/intent/build.js';
-import { exportOnnx } from '../bot/intent/onnx/export.js';
+import { cellFeeds } from '../bot/intent/bundle.js';
+import { CELL_INPUTS } from '../bot/intent/manifest.js';
+import { exportCellsOnnx } from '../bot/intent/onnx/export.js';
+import { NgramVectorizer } from '../bot/intent/vectorizer.js';
 import { calibrate, evaluate, type Example, type IntentModel, type TrainOptions } from '../bot/intent/trainer.js';
 
 const { values } = parseArgs({
@@ -49,15 +53,17 @@ function progress(name: string): TrainOptions['onEpoch'] {
   };
 }
 
-/** Probabilities for every text through onnxruntime-node, one message per run as in production. */
+/** Probabilities for every text through onnxruntime-node, one message per run. */
 async function onnxProbabilities(model: IntentModel, texts: string[]): Promise<Float32Array[]> {
-  const session = await ort.InferenceSession.create(exportOnnx(model, { name: 'eval', version: '0' }), {
+  const session = await ort.InferenceSession.create(exportCellsOnnx(model, { name: 'eval', version: '0' }), {
     intraOpNumThreads: 1,
     interOpNumThreads: 1,
   });
+  const { vocabulary, idf, features } = model.data;
+  const vectorizer = new NgramVectorizer(vocabulary, idf, features);
   const out: Float32Array[] = [];
   for (const text of texts) {
-    const r = await session.run({ text: new ort.Tensor('string', [text], [1]) });
+    const r = await session.run(cellFeeds(ort, [vectorizer.vectorize(text)], CELL_INPUTS));
     out.push(Float32Array.from(r.probabilities!.data as Float32Array));
   }
   await session.release();

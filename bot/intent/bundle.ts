@@ -263,7 +263,7 @@ const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
  * int64 tensors are filled through an Int32Array view of their buffer (low word the value, high word zero), which
  * spares a BigInt per cell.
  */
-function cellFeeds(
+export function cellFeeds(
   ort: typeof Ort,
   vectors: SparseVector[],
   names: { rows: string; cols: string; values: string; count: string },
