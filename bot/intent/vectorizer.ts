@@ -32,6 +32,74 @@ function insert<K>(root: Map<K, TrieNode<K>>, path: K[], column: number): void {
   if (node) node.column = column;
 }
 
+/**
+ * A trie over code points in flat arrays: its edges (parent node, code point) → child node live in one open-addressing
+ * hash table, so a step is a hash and a probe or two over typed arrays instead of a Map lookup per node. Node 0 is the
+ * root. The character streams take ≈ 250 steps per message, most of a vectorisation.
+ */
+class CodePointTrie {
+  private columns = new Int32Array(1024).fill(-1);
+  private nodeCount = 1;
+  private edgeParent = new Int32Array(0);
+  private edgeCode = new Int32Array(0);
+  private edgeChild = new Int32Array(0);
+  private mask = 0;
+
+  constructor(paths: { path: number[]; column: number }[]) {
+    const edges = paths.reduce((n, p) => n + p.path.length, 0);
+    let capacity = 16;
+    while (capacity < edges * 2) capacity *= 2;
+    this.allocate(capacity);
+    for (const { path, column } of paths) {
+      let node = 0;
+      for (const code of path) node = this.child(node, code, true);
+      this.columns[node] = column;
+    }
+  }
+
+  /** The column of the n-gram ending at `node`, or -1 when it only leads to longer ones. */
+  column(node: number): number {
+    return this.columns[node]!;
+  }
+
+  /** The child of `node` by `code`, or -1. */
+  step(node: number, code: number): number {
+    return this.child(node, code, false);
+  }
+
+  private slot(node: number, code: number): number {
+    return (Math.imul(node, 0x9e3779b1) ^ Math.imul(code, 0x85ebca6b)) & this.mask;
+  }
+
+  private child(node: number, code: number, create: boolean): number {
+    for (let i = this.slot(node, code); ; i = (i + 1) & this.mask) {
+      const child = this.edgeChild[i]!;
+      if (child === -1) break;
+      if (this.edgeParent[i] === node && this.edgeCode[i] === code) return child;
+    }
+    if (!create) return -1;
+    const added = this.nodeCount++;
+    if (added === this.columns.length) {
+      const grown = new Int32Array(this.columns.length * 2).fill(-1);
+      grown.set(this.columns);
+      this.columns = grown;
+    }
+    let i = this.slot(node, code);
+    while (this.edgeChild[i] !== -1) i = (i + 1) & this.mask;
+    this.edgeParent[i] = node;
+    this.edgeCode[i] = code;
+    this.edgeChild[i] = added;
+    return added;
+  }
+
+  private allocate(capacity: number): void {
+    this.edgeParent = new Int32Array(capacity);
+    this.edgeCode = new Int32Array(capacity);
+    this.edgeChild = new Int32Array(capacity).fill(-1);
+    this.mask = capacity - 1;
+  }
+}
+
 const ASCII = /^[\x00-\x7f]*$/;
 const ANY_CJK = new RegExp(CJK_CHAR.source.replace(/^\^|\$$/g, ''), 'u');
 const START = WORD_START.codePointAt(0)!;
@@ -39,8 +107,8 @@ const END = WORD_END.codePointAt(0)!;
 
 export class NgramVectorizer {
   private readonly words = new Map<string, TrieNode<string>>();
-  private readonly marked = new Map<number, TrieNode<number>>();
-  private readonly chars = new Map<number, TrieNode<number>>();
+  private readonly marked: CodePointTrie;
+  private readonly chars: CodePointTrie;
   /** Counts per column, zero between calls; the columns counted by the current call. */
   private readonly counts: Float64Array;
   private touched = new Int32Array(256);
@@ -51,11 +119,15 @@ export class NgramVectorizer {
     private readonly idf: Float32Array,
     private readonly features: FeatureSettings,
   ) {
+    const marked: { path: number[]; column: number }[] = [];
+    const chars: { path: number[]; column: number }[] = [];
     vocabulary.forEach((key, column) => {
       const { kind, tokens } = parseKey(key);
       if (kind === 'w') insert(this.words, tokens, column);
-      else insert(kind === 'b' ? this.marked : this.chars, tokens.map((t) => t.codePointAt(0)!), column);
+      else (kind === 'b' ? marked : chars).push({ path: tokens.map((t) => t.codePointAt(0)!), column });
     });
+    this.marked = new CodePointTrie(marked);
+    this.chars = new CodePointTrie(chars);
     this.counts = new Float64Array(vocabulary.length);
   }
 
@@ -109,14 +181,13 @@ export class NgramVectorizer {
     }
   }
 
-  private walkCodes(root: Map<number, TrieNode<number>>, codes: number[], lo: number, hi: number): void {
+  private walkCodes(trie: CodePointTrie, codes: number[], lo: number, hi: number): void {
     for (let i = 0; i < codes.length; i++) {
-      let level: Map<number, TrieNode<number>> | undefined = root;
-      for (let n = 1; n <= hi && i + n <= codes.length && level; n++) {
-        const node: TrieNode<number> | undefined = level.get(codes[i + n - 1]!);
-        if (!node) break;
-        if (n >= lo && node.column >= 0) this.count(node.column);
-        level = node.next;
+      let node = 0;
+      for (let n = 1; n <= hi && i + n <= codes.length; n++) {
+        node = trie.step(node, codes[i + n - 1]!);
+        if (node < 0) break;
+        if (n >= lo && trie.column(node) >= 0) this.count(trie.column(node));
       }
     }
   }
@@ -130,16 +201,15 @@ export class NgramVectorizer {
     const maxN = Math.max(charNgrams[1], cjkCharNgrams[1]);
     for (let i = 0; i < chars.length; i++) {
       let cjk = false;
-      let level: Map<number, TrieNode<number>> | undefined = this.chars;
-      for (let n = 1; n <= maxN && i + n <= chars.length && level; n++) {
+      let node = 0;
+      for (let n = 1; n <= maxN && i + n <= chars.length; n++) {
         const j = i + n - 1;
         if (!isWord[j]) break;
         cjk ||= isCjk[j]!;
-        const node: TrieNode<number> | undefined = level.get(chars[j]!.codePointAt(0)!);
-        if (!node) break;
+        node = this.chars.step(node, chars[j]!.codePointAt(0)!);
+        if (node < 0) break;
         const [lo, hi] = cjk ? cjkCharNgrams : charNgrams;
-        if (n >= lo && n <= hi && node.column >= 0) this.count(node.column);
-        level = node.next;
+        if (n >= lo && n <= hi && this.chars.column(node) >= 0) this.count(this.chars.column(node));
       }
     }
   }
