@@ -9,11 +9,11 @@ import { EnsembleModel } from './ensemble-model.js';
 import { DEFAULT_MLP, trainMlp, type MlpTrainOptions } from './mlp-trainer.js';
 
 export type Classifier = 'linear' | 'mlp' | 'ensemble';
-export type ModelInputKind = 'ngrams' | 'text';
+export type { ModelInputKind };
 export const INPUT_KINDS: ModelInputKind[] = ['ngrams', 'text'];
 export const CLASSIFIERS: Classifier[] = ['linear', 'mlp', 'ensemble'];
 export const DEFAULT_CLASSIFIER: Classifier = 'ensemble';
-import { CELL_INPUTS, type Manifest } from './manifest.js';
+import { CELL_INPUTS, type Manifest, type ModelInputKind } from './manifest.js';
 import { exportCellsOnnx, exportOnnx } from './onnx/export.js';
 import {
   calibrate,

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import type * as Ort from 'onnxruntime-node';
-import { Manifest } from './manifest.js';
+import { Manifest, type CellInputNames } from './manifest.js';
 import { RunBatcher } from './run-batcher.js';
 import type { IntentPrediction, IntentScore } from './types.js';
 import { NgramVectorizer, type SparseVector } from './vectorizer.js';
@@ -266,7 +266,7 @@ const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
 export function cellFeeds(
   ort: typeof Ort,
   vectors: SparseVector[],
-  names: { rows: string; cols: string; values: string; count: string },
+  names: CellInputNames,
 ): Ort.InferenceSession.FeedsType {
   const cells = vectors.reduce((n, v) => n + v.indices.length, 0);
   const rows = new BigInt64Array(cells);

@@ -73,3 +73,7 @@ export const Manifest = z.object({
 });
 export type Manifest = z.infer<typeof Manifest>;
 export type ManifestInput = z.input<typeof Manifest>;
+/** The model input kinds a manifest may declare (models/README.md). */
+export type ModelInputKind = Manifest['input']['kind'];
+/** The graph input names of an `ngrams` model. */
+export type CellInputNames = Extract<Manifest['input'], { kind: 'ngrams' }>['names'];

@@ -34,6 +34,10 @@ const STREAM_ORDER: NgramKind[] = ['w', 'b', 'c'];
 /** Vocabulary columns per block when finding the n-grams present (below); 16–64 measured alike, 32 a little best. */
 const BLOCK = 32;
 
+/** Constants both graphs use, the head included (`ZERO` fills its score rows, `AXIS_1` turns the cells into columns). */
+const AXIS_1: TensorInit = { name: 'axis_1', type: 'int64', dims: [1], data: [1] };
+const ZERO: TensorInit = { name: 'zero', type: 'float', dims: [1], data: [0] };
+
 /** TfIdfVectorizer attributes for one token stream: pool grouped by n-gram length, each mapped to its column. */
 function poolAttributes(grams: { tokens: string[]; column: number }[]) {
   const maxN = Math.max(...grams.map((g) => g.tokens.length));
@@ -190,10 +194,10 @@ export function exportOnnx(model: IntentModel, meta: { name: string; version: st
     { name: 'minus_one_i64', type: 'int64', dims: [1], data: [-1] },
     { name: 'zero_i64', type: 'int64', dims: [], data: [0] },
     { name: 'one_scalar_i64', type: 'int64', dims: [], data: [1] },
-    { name: 'axis_1', type: 'int64', dims: [1], data: [1] },
+    AXIS_1,
     { name: 'sentinel_word', type: 'string', dims: [1, 1], data: [' '] },
     { name: 'one', type: 'float', dims: [], data: [1] },
-    { name: 'zero', type: 'float', dims: [1], data: [0] },
+    ZERO,
     { name: 'tiny', type: 'float', dims: [], data: [1e-12] },
     { name: 'idf', type: 'float', dims: [idf.length], data: idf },
     { name: 'padding_width', type: 'int64', dims: [1], data: [padding] },
@@ -236,7 +240,7 @@ export function exportCellsOnnx(model: IntentModel, meta: { name: string; versio
       { name: CELL_INPUTS.count, type: 'int64', shape: [1] },
     ],
     outputs: [{ name: OUTPUT_NAME, type: 'float', shape: [BATCH, model.data.labels.length] }],
-    initializers: [{ name: 'axis_1', type: 'int64', dims: [1], data: [1] }, { name: 'zero', type: 'float', dims: [1], data: [0] }, ...head.initializers],
+    initializers: [AXIS_1, ZERO, ...head.initializers],
     nodes: [
       // The names the head reads: `n` [1], `cols` [cells], `row_index` [cells, 1], `x_column` [cells, 1].
       { op: 'Identity', inputs: [CELL_INPUTS.count], outputs: ['n'] },
