@@ -18,6 +18,7 @@ import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { readExamples } from '../bot/intent/data.js';
+import { argmax } from '../bot/intent/linear-model.js';
 import { DEFAULT_CLASSIFIER, trainModel, type Classifier } from '../bot/intent/build.js';
 import { cellFeeds } from '../bot/intent/bundle.js';
 import { CELL_INPUTS } from '../bot/intent/manifest.js';
@@ -70,11 +71,6 @@ async function onnxProbabilities(model: IntentModel, texts: string[]): Promise<F
   return out;
 }
 
-const top1 = (p: Float32Array) => {
-  let best = 0;
-  for (let i = 1; i < p.length; i++) if (p[i]! > p[best]!) best = i;
-  return best;
-};
 const pct = (x: number) => Number((x * 100).toFixed(2));
 
 /** What both reports say of the trained model: its size, training time, and the figures of it and its members. */
@@ -99,7 +95,7 @@ async function banking77() {
   const measured: Record<string, { accuracy: number; macroF1: number; worst: unknown }> = {};
   for (const [name, model] of variants(trained)) {
     const probs = await onnxProbabilities(model, testRows.map((r) => r.text));
-    const predicted = probs.map((p) => model.labels[top1(p)]!);
+    const predicted = probs.map((p) => model.labels[argmax(p)]!);
     let i = 0;
     const e = evaluate(model, testRows, () => predicted[i++]!);
     measured[name] = { accuracy: pct(e.accuracy), macroF1: pct(e.macroF1), worst: e.worst };
@@ -149,7 +145,7 @@ async function operatingPoint(model: IntentModel, val: Example[], test: Example[
   const oosIndex = model.labels.indexOf(OOS);
   /** In scope when the best label is not `oos` and its probability clears the threshold. */
   const decide = (p: Float32Array, threshold: number) => {
-    const best = top1(p);
+    const best = argmax(p);
     return best === oosIndex || p[best]! < threshold ? OOS : model.labels[best]!;
   };
   const score = (probs: Float32Array[], gold: Example[], threshold: number) => {
@@ -181,7 +177,7 @@ async function operatingPoint(model: IntentModel, val: Example[], test: Example[
   const gold = [...test, ...oosTest];
   const testProbs = await onnxProbabilities(model, gold.map((r) => r.text));
   const at = score(testProbs, gold, threshold);
-  const plain = test.filter((r, i) => model.labels[top1(testProbs[i]!)] === r.label).length / test.length;
+  const plain = test.filter((r, i) => model.labels[argmax(testProbs[i]!)] === r.label).length / test.length;
   return {
     temperature: model.kind === 'ensemble' ? [model.linear.data.temperature, model.mlp.data.temperature] : model.data.temperature,
     outOfScopeThreshold: threshold,

@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import type * as Ort from 'onnxruntime-node';
+import { argmax } from './linear-model.js';
 import { Manifest, type CellInputNames } from './manifest.js';
 import { RunBatcher } from './run-batcher.js';
 import type { IntentPrediction, IntentScore } from './types.js';
@@ -248,12 +249,6 @@ export class ModelBundle {
     this.released = true;
     await this.session.release().catch(() => undefined);
   }
-}
-
-function argmax(p: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < p.length; i++) if (p[i]! > p[best]!) best = i;
-  return best;
 }
 
 const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
