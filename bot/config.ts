@@ -134,7 +134,12 @@ export const BotConfig = z
     entities: z.array(EntityPattern).default(DEFAULT_ENTITIES.map((e) => EntityPattern.parse(e))),
     context: z
       .object({
-        ttlSeconds: z.number().int().positive().default(7 * 24 * 3600),
+        ttlSeconds: z
+          .number()
+          .int()
+          .positive()
+          .default(7 * 24 * 3600)
+          .describe('A conversation context (slots, attributes, tags, counters) older than this is forgotten: the next message starts afresh'),
       })
       .prefault({}),
     policy: z

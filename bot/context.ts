@@ -1,12 +1,13 @@
 /**
- * Conversation context in Redis, expiring after a quiet period: slots (captured entities), customer attributes and
- * tags set by rules, turn and unanswered-turn counters, the entity the bot is waiting for. The messages themselves are
- * in the conversation's transcript (gateway/transcript.ts), which the gateway writes anyway; a second copy here cost a
- * list key per conversation and a capped push per message that nothing read.
- * The pipeline handles one conversation's messages in order, so a read-modify-write per message is safe.
+ * Conversation context: slots (captured entities), customer attributes and tags set by rules, turn and
+ * unanswered-turn counters, the entity the bot is waiting for. It travels as the bot's state (`BotDecision.state`),
+ * which the gateway stores with the conversation and hands back with its next message (`BotInput.state`); the
+ * messages themselves are in the gateway's transcript.
+ *
+ * The context is forgotten after a quiet period (`bot.context.ttlSeconds`): the saved form carries when it was saved,
+ * and an older one reads as empty. The gateway keeps the conversation for longer (its transcript's retention), so
+ * the expiry cannot be the key's.
  */
-import type { RedisClient } from '../adapters/types.js';
-
 export type Scalar = string | number | boolean;
 
 export interface ConversationContext {
@@ -24,33 +25,31 @@ export interface ConversationContext {
   pendingBurst?: string[];
 }
 
+/** The saved form: the context and when it was saved (ms since the epoch). */
+interface SavedContext extends ConversationContext {
+  savedAt: number;
+}
+
 export function emptyContext(): ConversationContext {
   return { slots: {}, attributes: {}, tags: [], turns: 0, unanswered: 0 };
 }
 
-export class ContextStore {
-  constructor(
-    private readonly redis: RedisClient,
-    private readonly prefix: string,
-    readonly ttlSeconds: number,
-  ) {}
+export function encodeContext(context: ConversationContext, now = Date.now()): string {
+  return JSON.stringify({ ...context, savedAt: now } satisfies SavedContext);
+}
 
-  private key(conversationId: string): string {
-    return `${this.prefix}:bot:ctx:{${conversationId}}`;
+/** The context a saved state holds; empty when there is none, it is older than `ttlSeconds` or it does not parse. */
+export function decodeContext(state: string | undefined, ttlSeconds: number, now = Date.now()): ConversationContext {
+  if (!state) return emptyContext();
+  let saved: Partial<SavedContext>;
+  try {
+    saved = JSON.parse(state) as Partial<SavedContext>;
+  } catch {
+    return emptyContext();
   }
-
-  async load(conversationId: string): Promise<ConversationContext> {
-    const json = await this.redis.get(this.key(conversationId));
-    if (!json) return emptyContext();
-    try {
-      return { ...emptyContext(), ...(JSON.parse(json) as Partial<ConversationContext>) };
-    } catch {
-      return emptyContext();
-    }
+  if (typeof saved !== 'object' || saved === null || !(typeof saved.savedAt === 'number' && now - saved.savedAt <= ttlSeconds * 1000)) {
+    return emptyContext();
   }
-
-  /** Saves the context, renewing its TTL. */
-  async save(conversationId: string, context: ConversationContext): Promise<void> {
-    await this.redis.set(this.key(conversationId), JSON.stringify(context), 'EX', this.ttlSeconds);
-  }
+  const { savedAt: _savedAt, ...context } = saved;
+  return { ...emptyContext(), ...context };
 }

@@ -13,7 +13,6 @@ import type { Logger } from '../gateway/logger.js';
 import type { UnifiedMessage } from '../gateway/message.js';
 import type { OutboundHook } from '../gateway/outbound-hooks.js';
 import type { BotConfig } from './config.js';
-import { ContextStore } from './context.js';
 import { EntityExtractor } from './entities.js';
 import type { IntentClassifier } from './intent/types.js';
 import { IntentService } from './intent/service.js';
@@ -90,7 +89,6 @@ export function createBot(deps: BotDeps): BotParts {
   const baseDir = deps.baseDir ?? process.cwd();
   const botLog = log.child({ component: 'bot' });
   const sensitive = loadSensitiveWords(config, baseDir);
-  const context = new ContextStore(redis, prefix, config.context.ttlSeconds);
   const rules = new RuleSet(config.rules, redis, prefix, botLog);
   const kb = new KnowledgeBase({ redis, prefix, log: botLog, k1: config.kb.k1, b: config.kb.b });
   let intent: IntentService | undefined;
@@ -100,7 +98,6 @@ export function createBot(deps: BotDeps): BotParts {
   const bot = new PolicyBot({
     config,
     log: botLog,
-    context,
     entities: new EntityExtractor(config.entities),
     rules,
     sensitive,

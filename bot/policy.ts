@@ -11,7 +11,7 @@
 import type { UnifiedMessage, DecisionTrace, Content } from '../gateway/message.js';
 import type { Logger } from '../gateway/logger.js';
 import type { BotConfig, BotRule } from './config.js';
-import type { ContextStore, ConversationContext } from './context.js';
+import { decodeContext, encodeContext, type ConversationContext } from './context.js';
 import type { EntityExtractor } from './entities.js';
 import type { IntentClassifier, IntentPrediction } from './intent/types.js';
 import type { KnowledgeBase } from './kb/knowledge-base.js';
@@ -23,7 +23,6 @@ import type { Bot, BotDecision, BotInput, HandoffRequest } from './types.js';
 export interface PolicyDeps {
   config: BotConfig;
   log: Logger;
-  context: ContextStore;
   entities: EntityExtractor;
   rules: RuleSet;
   sensitive: SensitiveWords;
@@ -38,9 +37,8 @@ export interface PolicyDeps {
   close?: () => Promise<void>;
 }
 
-/** What prepare() started for a message: its conversation's context, its text and the intent model's answer. */
+/** What prepare() started for a message: its text and the intent model's answer. */
 interface PreparedTurn {
-  ctx: ConversationContext;
   text: string;
   prediction: Promise<IntentPrediction> | undefined;
 }
@@ -83,15 +81,15 @@ export class PolicyBot implements Bot {
   }
 
   /**
-   * The conversation's context — the one read decide() needs before it can start — and the message's intent. The
-   * pipeline prepares all the messages of a queue job in the same turn of the event loop, so their predictions share
-   * one model run (bot/intent/run-batcher.ts); asked for later, from decide(), they arrived a few at a time.
+   * The message's intent. The pipeline prepares all the messages of a queue job in the same turn of the event loop,
+   * so their predictions share one model run (bot/intent/run-batcher.ts); asked for later, from decide(), they
+   * arrived a few at a time.
    */
   prepare(message: UnifiedMessage): Promise<PreparedTurn> {
     const text = textOf(message.content).trim();
     const prediction = this.predict(text);
     prediction?.catch(() => undefined); // surfaced by decide() when it runs; dropped with the turn otherwise
-    return this.deps.context.load(message.conversationId).then((ctx) => ({ ctx, text, prediction }));
+    return Promise.resolve({ text, prediction });
   }
 
   /** The intent model's answer for a text; undefined for an empty text or when no model is loaded. */
@@ -99,18 +97,21 @@ export class PolicyBot implements Bot {
     return text ? this.deps.classifier?.()?.predict(text) : undefined;
   }
 
-  async decide({ message, conversation, prepared }: BotInput): Promise<BotDecision> {
+  async decide({ message, state, prepared }: BotInput): Promise<BotDecision> {
     const started = performance.now();
-    const { context, entities } = this.deps;
+    const { entities } = this.deps;
     // `prepared` is what prepare() above returned for this message.
     const early = await ((prepared as Promise<PreparedTurn> | undefined) ?? this.prepare(message));
-    const ctx = early.ctx;
+    const ctx = decodeContext(state, this.deps.config.context.ttlSeconds);
     let text = early.text;
 
     const burst = await this.burst(message, ctx, text);
     if (burst === 'deferred') {
-      await context.save(conversation.id, ctx);
-      return { replies: [], trace: { stage: 'burst', reason: 'answered together with the next message of the burst', durationMs: performance.now() - started } };
+      return {
+        replies: [],
+        trace: { stage: 'burst', reason: 'answered together with the next message of the burst', durationMs: performance.now() - started },
+        state: encodeContext(ctx),
+      };
     }
     text = burst;
 
@@ -143,8 +144,7 @@ export class PolicyBot implements Bot {
 
     const decision = await this.decideTurn(turn);
     ctx.lastStage = decision.trace.stage;
-    // Written when the pipeline says (BotDecision.commit): right after the first reply went out.
-    return { ...decision, commit: () => context.save(conversation.id, ctx) };
+    return { ...decision, state: encodeContext(ctx) };
   }
 
   private async decideTurn(turn: Turn): Promise<BotDecision> {

@@ -1,6 +1,6 @@
 /**
  * Append to a Redis list, keep only its newest `max` items and renew its TTL — one script instead of three commands
- * (RPUSH, LTRIM, EXPIRE). Transcripts, reconnect outboxes and bot context histories all do this per message.
+ * (RPUSH, LTRIM, EXPIRE). Transcripts and reconnect outboxes do this per message.
  */
 import type { RedisClient } from '../adapters/types.js';
 

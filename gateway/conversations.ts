@@ -44,10 +44,21 @@ export interface Conversation {
   turns: number;
 }
 
-/** What receive() found: the message this one repeats, or the conversation as the message left it. */
+/**
+ * What receive() found: the message this one repeats, or the conversation as the message left it, with what the bot
+ * saved for it after its last turn (saveBotState).
+ */
 export type Received =
   | { duplicateOf: string }
-  | { duplicateOf?: undefined; state: ConversationState; turns: number; created: boolean; reopened: boolean; queuedOutbound: number };
+  | {
+      duplicateOf?: undefined;
+      state: ConversationState;
+      turns: number;
+      created: boolean;
+      reopened: boolean;
+      queuedOutbound: number;
+      botState: string | undefined;
+    };
 
 export class TransitionError extends Error {
   constructor(
@@ -85,7 +96,8 @@ return {1, cur}
 // TTL, the conversation's retention in seconds. A platform retry of a message already received (its mark names
 // another message) changes nothing and returns {'duplicate', that message's id}. Otherwise: creates the conversation
 // in state "bot" when new, reopens a closed one, refreshes the reference, counts the turn, renews its expiry, appends
-// the transcript line, and returns {state, turns, created, reopened, queued outbound jobs}.
+// the transcript line, and returns {state, turns, created, reopened, queued outbound jobs, the bot's saved state}
+// (the last is missing when the bot saved none: Lua ends a table at its first nil).
 const RECEIVE_LUA = `
 if ARGV[4] ~= '' then
   local previous = redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[4], 'NX', 'GET')
@@ -102,7 +114,7 @@ redis.call('HSET', KEYS[1], 'ref', ARGV[1], 'updatedAt', ARGV[2])
 local turns = redis.call('HINCRBY', KEYS[1], 'turns', 1)
 redis.call('EXPIRE', KEYS[1], ARGV[8])
 ${cappedPushLua('KEYS[3]', 'ARGV[6]', 'ARGV[7]', 'ARGV[5]')}
-return {state, turns, created, reopened, redis.call('ZCARD', KEYS[2])}
+return {state, turns, created, reopened, redis.call('ZCARD', KEYS[2]), redis.call('HGET', KEYS[1], 'bot')}
 `;
 
 // A conversation past its retention, found in the activity index. KEYS[1] conversation hash, KEYS[2] its history.
@@ -192,7 +204,7 @@ export class ConversationStore {
         transcript.max,
         transcript.ttlSeconds,
         this.retentionSeconds,
-      ) as Promise<[string, number | string, number, number, number]>,
+      ) as Promise<[string, number | string, number, number, number, string?]>,
       this.touch(id, now),
     ]);
     if (now - this.indexTrimmedAt >= INDEX_TRIM_INTERVAL_MS) {
@@ -202,8 +214,24 @@ export class ConversationStore {
       void this.trimIndex(now).catch(() => (this.indexTrimmedAt = 0));
     }
     if (result[0] === 'duplicate') return { duplicateOf: String(result[1]) };
-    const [state, turns, created, reopened, queuedOutbound] = result;
-    return { state: ConversationState.parse(state), turns: Number(turns), created: created === 1, reopened: reopened === 1, queuedOutbound };
+    const [state, turns, created, reopened, queuedOutbound, botState] = result;
+    return {
+      state: ConversationState.parse(state),
+      turns: Number(turns),
+      created: created === 1,
+      reopened: reopened === 1,
+      queuedOutbound,
+      botState: botState ?? undefined,
+    };
+  }
+
+  /**
+   * Keeps the bot's state for the conversation (`BotDecision.state`) in its hash, where the next receive() reads it:
+   * no key of its own to create, expire or read with a command of its own. It lives as long as the conversation;
+   * the bot applies its own, shorter expiry to what it saved.
+   */
+  async saveBotState(id: string, state: string): Promise<void> {
+    await this.redis.hset(this.key(id), 'bot', state);
   }
 
   /**

@@ -193,8 +193,8 @@ export class Pipeline {
       channelType: message.channelType,
       updatedAt: Date.now(),
     };
-    // One round trip: these are auto-pipelined. The bot's reads (and its model run, shared by the job's messages)
-    // start now too, and are dropped unless the bot runs.
+    // The bot's model run starts now, shared by the job's messages (their receive() calls share a round trip too),
+    // and is dropped unless the bot runs. receive() also reads what the bot saved for the conversation.
     const prepared = bot.prepare?.(message);
     prepared?.catch(() => undefined);
     const conversation = await conversations.receive(reference, message, this.deps.config.dedupeWindowSeconds * 1000, transcripts.entry(message));
@@ -215,6 +215,7 @@ export class Pipeline {
     const decision = await bot.decide({
       message,
       conversation: { id: message.conversationId, turns: conversation.turns, reference },
+      ...(conversation.botState !== undefined && { state: conversation.botState }),
       ...(prepared && { prepared }),
     });
     metrics.stageSeconds.observe({ stage: 'bot' }, (performance.now() - botStarted) / 1000);
@@ -222,9 +223,9 @@ export class Pipeline {
 
     const botSender: Sender = { id: 'bot', role: 'bot' };
     const replies = decision.replies.map((content) => this.outboundMessage(message, content, botSender, decision.trace));
-    // The bot's own writes go out with the first reply's transcript line (one round trip), or now if none went out.
+    // The bot's state goes out with the first reply's transcript line (one round trip), or now if none went out.
     let committed: Promise<void> | undefined;
-    const commit = () => (committed ??= this.commitTurn(decision.commit, log));
+    const commit = () => (committed ??= this.saveBotState(message.conversationId, decision.state, log));
     await this.deliverReplies(replies, reference, conversation.queuedOutbound > 0, log, commit);
     await commit();
 
@@ -240,15 +241,16 @@ export class Pipeline {
   }
 
   /**
-   * Runs the bot's writes for a turn. Its replies may already be out, so a failure here is logged, not thrown: a
+   * Stores the bot's state after a turn. Its replies may already be out, so a failure here is logged, not thrown: a
    * retry of the job would answer the customer a second time.
    */
-  private async commitTurn(commit: (() => Promise<void>) | undefined, log: MessageLog): Promise<void> {
+  private async saveBotState(conversationId: string, state: string | undefined, log: MessageLog): Promise<void> {
+    if (state === undefined) return;
     try {
-      await commit?.();
+      await this.deps.conversations.saveBotState(conversationId, state);
     } catch (err) {
-      log.error({ err }, 'bot context not saved for this turn');
-      this.deps.metrics.failures.inc({ stage: 'bot', reason: 'context_write' });
+      log.error({ err }, 'bot state not saved for this turn');
+      this.deps.metrics.failures.inc({ stage: 'bot', reason: 'state_write' });
     }
   }
 

@@ -12,11 +12,17 @@ import { startTestRedis } from './helpers/redis.js';
 const SECRET = 'app-secret-0123456789abcdef';
 const ADMIN = 'admin-key-0123456789abcdef';
 
-/** Echoes the text back; a slow first message would expose any reordering. */
+/**
+ * Echoes the text back; a slow first message would expose any reordering. "count" and "silent" count turns in the
+ * bot's state; "silent" answers nothing.
+ */
 const echoBot: Bot = {
-  async decide({ message }) {
+  async decide({ message, state }) {
     const text = message.content.type === 'text' ? message.content.text : '';
     if (text.endsWith('#slow')) await new Promise((r) => setTimeout(r, 50));
+    const counted = String(Number(state ?? '0') + 1);
+    if (text === 'count') return { replies: [{ type: 'text', text: `count:${counted} (was ${state})` }], trace: { stage: 'rule' }, state: counted };
+    if (text === 'silent') return { replies: [], trace: { stage: 'rule' }, state: counted };
     if (text.startsWith('handoff')) return { replies: [{ type: 'text', text: 'one moment' }], handoff: { reason: 'asked' }, trace: { stage: 'rule' } };
     return { replies: [{ type: 'text', text: `echo:${text}` }], trace: { stage: 'rule' } };
   },
@@ -216,6 +222,18 @@ describe('pipeline: order, retries, dead letters, state checks, shard ownership'
     } finally {
       await limited.stop();
     }
+  });
+
+  it("keeps the bot's state with the conversation: saved after each turn, replies or not, and handed back with the next message", async () => {
+    callback.setHandler((_req, res) => void res.end('ok'));
+    const { conversationId } = await send('st-1', 'st-1-a', 'count');
+    await send('st-1', 'st-1-b', 'silent');
+    await send('st-1', 'st-1-c', 'count');
+    await eventually(() => repliesTo('st-1').length === 2, 'two replies');
+    assert.deepEqual(repliesTo('st-1'), ['count:1 (was undefined)', 'count:3 (was 2)'], 'a turn without a reply saved its state too');
+    await eventually(async () => (await gw.gateway.redis.hget(gw.gateway.conversations.key(conversationId), 'bot')) === '3', 'the state in the conversation hash');
+    const keys = await gw.gateway.redis.keys(`*{${conversationId}}*`);
+    assert.ok(!keys.some((k) => k.includes(':bot')), `no key of the bot's own: ${keys.join(', ')}`);
   });
 
   it('never runs the bot for a conversation handed to a human', async () => {

@@ -74,6 +74,8 @@ export async function startTestBot(
   });
   await parts.start();
   const turns = new Map<string, number>();
+  /** What the bot saved per conversation (the gateway keeps it in the conversation's hash). */
+  const states = new Map<string, string>();
   return {
     parts,
     events,
@@ -91,14 +93,16 @@ export async function startTestBot(
         content: { type: 'text', text },
         metadata,
       });
-      // As the pipeline does: the context read starts first, and the turn counts once its context write landed.
+      // As the pipeline does: the model run starts first; the state the bot saved comes back with the next message.
       const prepared = parts.bot.prepare?.(message);
+      const state = states.get(conversationId);
       const decision = await parts.bot.decide({
         message,
         conversation: { id: conversationId, turns: n, reference: { conversationId, channel, channelType: 'web', peerId: user, context: {}, updatedAt: Date.now() } },
+        ...(state !== undefined && { state }),
         ...(prepared && { prepared }),
       });
-      await decision.commit?.();
+      if (decision.state !== undefined) states.set(conversationId, decision.state);
       return decision;
     },
     async stop() {

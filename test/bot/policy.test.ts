@@ -72,16 +72,28 @@ describe('decision policy over real Redis', () => {
     assert.equal(replyText(again), 'Order SO12345678 is on its way.');
   });
 
-  it('keeps one key per conversation, the context with its TTL; the messages are the gateway transcript\'s, not copied', async () => {
-    await bot.say('where is order SO87654321?', { user: 'keys-1' });
-    await bot.say('thanks', { user: 'keys-1' });
-    const keys = await bot.redis.keys('gw:*{web.keys-1}*');
-    assert.deepEqual(keys, ['gw:bot:ctx:{web.keys-1}']);
-    const ttl = await bot.redis.ttl(keys[0]!);
-    assert.ok(ttl > 0 && ttl <= 7 * 24 * 3600, `TTL ${ttl}`);
-    const ctx = JSON.parse((await bot.redis.get(keys[0]!))!);
-    assert.equal(ctx.turns, 2);
-    assert.equal(ctx.slots.orderNumber, 'SO87654321');
+  it('keeps no key per conversation: its context is the decision state, which the gateway stores, forgotten after its quiet period', async () => {
+    const first = await bot.say('where is order SO87654321?', { user: 'keys-1' });
+    const second = await bot.say('thanks', { user: 'keys-1' });
+    assert.deepEqual(await bot.redis.keys('*keys-1*'), [], 'the bot writes nothing of the conversation to Redis');
+    assert.ok(first.state && second.state, 'every turn hands back the state to keep');
+    const saved = JSON.parse(second.state);
+    assert.equal(saved.turns, 2, 'the second turn started from the state the first one saved');
+    assert.equal(saved.slots.orderNumber, 'SO87654321');
+    assert.ok(Math.abs(saved.savedAt - Date.now()) < 60_000, 'the state says when it was saved');
+
+    // A state older than bot.context.ttlSeconds (default 7 days) reads as a new conversation's.
+    const message = createMessage({ channel: 'web', channelType: 'web', direction: 'in', conversationId: 'web.keys-1', sender: { id: 'keys-1', role: 'customer' }, content: { type: 'text', text: 'and where is it now' } });
+    const conversation = { id: 'web.keys-1', turns: 3, reference: { conversationId: 'web.keys-1', channel: 'web', channelType: 'web', peerId: 'keys-1', context: {}, updatedAt: Date.now() } };
+    const fresh = await bot.parts.bot.decide({ message, conversation, state: second.state });
+    assert.equal(replyText(fresh), 'Order SO87654321 is on its way.', 'within the quiet period the slot is still there');
+    assert.equal(JSON.parse(fresh.state!).turns, 3);
+    const stale = JSON.stringify({ ...saved, savedAt: Date.now() - 7 * 24 * 3600 * 1000 - 1000 });
+    const late = await bot.parts.bot.decide({ message, conversation, state: stale });
+    assert.notEqual(replyText(late), 'Order SO87654321 is on its way.', 'after it the slot is forgotten');
+    assert.equal(JSON.parse(late.state!).turns, 1, 'and the counters start again');
+    const garbled = await bot.parts.bot.decide({ message, conversation, state: '{not json' });
+    assert.equal(JSON.parse(garbled.state!).turns, 1, 'a state that does not parse reads as empty');
   });
 
   it('uses the intent above threshold with its reply template and records the top-3 scores', async () => {
@@ -168,6 +180,7 @@ describe('decision policy over real Redis', () => {
           }),
         ),
       );
+      await new Promise((resolve) => setImmediate(resolve)); // the batch is recorded where a run batcher would run it
       assert.deepEqual(batches, [4], 'one batch for the four texts');
       assert.deepEqual(asked, texts, 'each text predicted once: decide() used what prepare() started');
       assert.deepEqual(
