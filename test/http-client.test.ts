@@ -154,6 +154,7 @@ describe('platform HTTP client', () => {
     assert.equal(typeof text.data, 'string', 'an answer that is not JSON stays text');
 
     await assert.rejects(postJson(client, `${base}/slow`, {}), (err: AxiosError) => err instanceof AxiosError && err.code === 'ETIMEDOUT');
+    assert.equal((await postJson(client, '/send', {})).status, 200, 'the pool goes on after a request it timed out');
     const closed = createServer();
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
     const port = (closed.address() as AddressInfo).port;
