@@ -83,7 +83,8 @@ for (let i = 0; i < workerCount; i++) workers.push({ ...(await startRole('worker
 const gatewayProcesses: RoleProcess[] = [ingress, ...workers];
 const workerCpu = (r: PhaseResult) => Math.round(workers.reduce((sum, w) => sum + (r.cpuMsPerMessage[w.role] ?? 0), 0) * 100) / 100;
 const workerRss = (r: PhaseResult) => workers.map((w) => r.rssMb[w.role]).join('+');
-const nextText = textSource(loadCorpus());
+const corpus = loadCorpus();
+const nextText = textSource(corpus.texts);
 let seq = 0;
 
 interface PhaseResult {
@@ -446,7 +447,7 @@ const results: PhaseResult[] = [];
 let sockets: Awaited<ReturnType<typeof holdSockets>> | undefined;
 try {
   const redisLayout = benchRedis.describe.mode === 'cluster' ? `Redis Cluster of ${benchRedis.describe.masters} masters` : 'one Redis';
-  console.log(`benchmark: ${cpus().length} cores, ${cpus()[0]?.model}; phases of ${durationS} s; shards ${shards}; ${redisLayout}`);
+  console.log(`benchmark: ${cpus().length} cores, ${cpus()[0]?.model}; phases of ${durationS} s; shards ${shards}; ${redisLayout}; corpus ${corpus.texts.length} texts (${corpus.sources.join(", ")})`);
   // Warm-up: JIT, connections, model load, on the code paths of every channel measured (a channel not warmed up, such
   // as WeCom's XML and AES, ran its first phase at several times its later latency). Shorter warm-ups left the first
   // measured phase at twice the CPU per message.
@@ -502,6 +503,7 @@ const report = {
   date: new Date().toISOString(),
   machine: { cores: cpus().length, cpu: cpus()[0]?.model, memoryGb: Math.round(totalmem() / 2 ** 30), node: process.version },
   layout: { processes: gatewayProcesses.map((p) => p.role), shards, redis: benchRedis.describe, bot: 'config/gateway.yaml bot section' },
+  corpus: { texts: corpus.texts.length, sources: corpus.sources },
   phases: results,
   sockets,
   reference: ceiling && bare && {

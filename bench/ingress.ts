@@ -50,7 +50,8 @@ const configPath = writeBenchConfig(work, {
 });
 const profArgs = cpuProfileArgs(args['cpu-prof']);
 const ingress = await startRole('ingress', configPath, { REDIS_URL: redisServer.url, LOG_LEVEL: 'warn' }, profArgs);
-const nextText = textSource(loadCorpus());
+const corpus = loadCorpus();
+const nextText = textSource(corpus.texts);
 let seq = 0;
 
 interface Row {
@@ -114,6 +115,6 @@ try {
 mkdirSync('bench/results', { recursive: true });
 const date = new Date().toISOString();
 const path = `bench/results/${date.slice(0, 19).replace(/[:T]/g, '-')}-ingress.json`;
-writeFileSync(path, JSON.stringify({ date, machine: { cores: cpus().length, cpu: cpus()[0]?.model, node: process.version }, pinned: args.pin, rows }, null, 2) + '\n');
+writeFileSync(path, JSON.stringify({ date, machine: { cores: cpus().length, cpu: cpus()[0]?.model, node: process.version }, corpus: { texts: corpus.texts.length, sources: corpus.sources }, pinned: args.pin, rows }, null, 2) + '\n');
 console.log(`wrote ${path}`);
 process.exit(0);

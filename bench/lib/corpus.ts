@@ -6,22 +6,39 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-export function loadCorpus(datasets = process.env.DATASETS_DIR ?? '../shared/datasets'): string[] {
+/** The texts, and where they came from: figures of runs on different corpora are not comparable. */
+export interface Corpus {
+  texts: string[];
+  sources: string[];
+}
+
+/**
+ * Loads the corpus. A dataset that is missing is left out with a warning on stderr — a checkout elsewhere (a
+ * worktree for an A/B run, say) has no `../shared` beside it, and its figures would silently measure other texts.
+ */
+export function loadCorpus(datasets = process.env.DATASETS_DIR ?? '../shared/datasets'): Corpus {
   const texts = new Set<string>();
+  const sources: string[] = [];
+  const missing = (path: string) => console.warn(`corpus: ${path} not found (set DATASETS_DIR): left out, so these figures use other texts than a full run`);
   const banking = join(datasets, 'banking77', 'train.csv');
-  if (existsSync(banking)) {
+  if (!existsSync(banking)) missing(banking);
+  else {
+    sources.push('banking77');
     for (const line of readFileSync(banking, 'utf8').split('\n').slice(1)) {
       const text = line.slice(0, line.lastIndexOf(',')).replace(/^"|"$/g, '').trim();
       if (text) texts.add(text);
     }
   }
   const clinc = join(datasets, 'clinc150', 'data_full.json');
-  if (existsSync(clinc)) {
+  if (!existsSync(clinc)) missing(clinc);
+  else {
+    sources.push('clinc150');
     const data = JSON.parse(readFileSync(clinc, 'utf8')) as Record<string, Array<[string, string]>>;
     for (const [text] of [...(data.train ?? []), ...(data.val ?? [])]) texts.add(text);
   }
   const own = 'data/intents/support';
   if (existsSync(own)) {
+    sources.push(own);
     for (const file of readdirSync(own)) {
       for (const line of readFileSync(join(own, file), 'utf8').split('\n')) {
         const text = line.startsWith('{') ? (JSON.parse(line).text as string) : line.split(',')[0];
@@ -29,8 +46,11 @@ export function loadCorpus(datasets = process.env.DATASETS_DIR ?? '../shared/dat
       }
     }
   }
-  if (texts.size === 0) for (const t of ['where is my order', 'I want a refund', '我要退货', 'hello', 'change my address']) texts.add(t);
-  return [...texts];
+  if (texts.size === 0) {
+    sources.push('five built-in texts');
+    for (const t of ['where is my order', 'I want a refund', '我要退货', 'hello', 'change my address']) texts.add(t);
+  }
+  return { texts: [...texts], sources };
 }
 
 /** An endless source of distinct texts: the corpus first, then the corpus again with distinct order numbers. */
