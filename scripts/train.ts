@@ -13,7 +13,8 @@
  */
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
-import { buildModel, CLASSIFIERS, crossValidate, INPUT_KINDS, writeModel, type Classifier, type ModelInputKind } from '../bot/intent/build.js';
+import { buildModel, CLASSIFIERS, crossValidate, writeModel, type Classifier, type ModelInputKind } from '../bot/intent/build.js';
+import { MODEL_INPUT_KINDS } from '../bot/intent/manifest.js';
 import { readExamples } from '../bot/intent/data.js';
 import { DEFAULT_FEATURES } from '../bot/intent/features.js';
 
@@ -42,8 +43,8 @@ const { values } = parseArgs({
     input: { type: 'string' },
   },
 });
-if (values.input && !INPUT_KINDS.includes(values.input as ModelInputKind)) {
-  console.error(`--input must be one of ${INPUT_KINDS.join(', ')}`);
+if (values.input && !MODEL_INPUT_KINDS.includes(values.input as ModelInputKind)) {
+  console.error(`--input must be one of ${MODEL_INPUT_KINDS.join(', ')}`);
   process.exit(2);
 }
 if (values.classifier && !CLASSIFIERS.includes(values.classifier as Classifier)) {

@@ -10,10 +10,9 @@ import { DEFAULT_MLP, trainMlp, type MlpTrainOptions } from './mlp-trainer.js';
 
 export type Classifier = 'linear' | 'mlp' | 'ensemble';
 export type { ModelInputKind };
-export const INPUT_KINDS: ModelInputKind[] = ['ngrams', 'text'];
 export const CLASSIFIERS: Classifier[] = ['linear', 'mlp', 'ensemble'];
 export const DEFAULT_CLASSIFIER: Classifier = 'ensemble';
-import { CELL_INPUTS, type Manifest, type ModelInputKind } from './manifest.js';
+import { CELL_INPUTS, MODEL_INPUT_KINDS, type Manifest, type ModelInputKind } from './manifest.js';
 import { exportCellsOnnx, exportOnnx } from './onnx/export.js';
 import {
   calibrate,
@@ -117,7 +116,7 @@ export function buildModel(o: BuildOptions): BuiltModel {
 
 /** The manifest's `input`: for `ngrams`, what the gateway needs to vectorise a text as the trainer did. */
 function inputOf(model: IntentModel, kind: ModelInputKind): Manifest['input'] {
-  if (!INPUT_KINDS.includes(kind)) throw new Error(`unknown model input kind "${kind}" (${INPUT_KINDS.join(', ')})`);
+  if (!MODEL_INPUT_KINDS.includes(kind)) throw new Error(`unknown model input kind "${kind}" (${MODEL_INPUT_KINDS.join(', ')})`);
   if (kind === 'text') return { kind, name: 'text', output: 'probabilities' };
   const { features, vocabulary, idf } = model.data;
   return { kind, names: { ...CELL_INPUTS }, output: 'probabilities', features, vocabulary, idf: Array.from(idf) };

@@ -42,11 +42,15 @@ const NgramsInput = z.object({
   idf: z.array(z.number().positive()),
 });
 
+const ModelInput = z.discriminatedUnion('kind', [TextInput, NgramsInput]);
+/** The model input kinds a manifest may declare (models/README.md), as the schema lists them. */
+export const MODEL_INPUT_KINDS = ModelInput.options.map((input) => input.shape.kind.value);
+
 export const Manifest = z.object({
   name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/i, 'letters, digits, ".", "_" and "-"'),
   version: z.string().min(1),
   labels: z.array(z.string().min(1)).min(2).refine((l) => new Set(l).size === l.length, 'labels must be unique'),
-  input: z.discriminatedUnion('kind', [TextInput, NgramsInput]),
+  input: ModelInput,
   thresholds: Thresholds,
   languages: z.array(z.string()).min(1),
   training: z
