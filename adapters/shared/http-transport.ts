@@ -8,7 +8,8 @@
  *   and ≈ 160–210 µs through axios with this one.
  * - Directly, for an adapter's message-send call (`postJson` in http-client.ts): a JSON POST without axios's
  *   per-request machinery — config merging, header normalisation, transforms, the interceptor chain — which costs
- *   ≈ 0.1 ms of CPU per call in a busy worker, about a fifth of its CPU per message (`npm run bench:worker`).
+ *   ≈ 0.1 ms of CPU per call in a busy worker, about a fifth of its CPU per message (`npm run bench:worker`), and
+ *   through the pool's handler interface rather than undici's `request` (postText below).
  *
  * Both paths build the URL (base URL + path + params) and apply the timeout the way axios does, and fail with the
  * AxiosError codes axios gives the same failures, so callers handle one kind of error.
