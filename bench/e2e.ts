@@ -1,14 +1,14 @@
 /**
- * End-to-end benchmark (`npm run bench`): its own Redis, the gateway as deployed (an ingress process and two worker
- * processes), a loopback platform receiving the replies, and fixed offered loads of signed, AES-encrypted WeCom
+ * End-to-end benchmark (`npm run bench`): its own Redis, the gateway as deployed (an ingress process and a worker
+ * process), a loopback platform receiving the replies, and fixed offered loads of signed, AES-encrypted WeCom
  * callbacks, signed app-channel webhooks and web-widget WebSocket messages. Every message goes ingress → queue → bot (the shipped config's bot) → delivery.
  *
  *   npm run bench                      loads 250,500,1000,2000,4000 msg/s + open-loop max, 10 s each
  *   npm run bench -- --quick           short phases (smoke run)
  *   npm run bench -- --loads 1000,3000 --duration 20
  *   npm run bench -- --channels ws     only some of the load phases (wecom, app, ws)
- *   npm run bench -- --workers 1       another number of worker processes (default 2: best on 2 cores since
- *                                      ingest group commit; one worker process left CPU idle while it fell behind)
+ *   npm run bench -- --workers 2       another number of worker processes (default 1: on 2 cores one process now
+ *                                      spends less CPU per message and sustains more WeCom traffic; bench/README.md)
  *   npm run bench -- --sockets 10000   idle web-widget sockets held, ingress RSS
  *
  * Writes bench/results/<date>.json and bench/results/<date>.svg and prints a summary table.
@@ -40,7 +40,7 @@ const { values: args } = parseArgs({
     duration: { type: 'string' },
     sockets: { type: 'string' },
     shards: { type: 'string', default: '4' },
-    workers: { type: 'string', default: '2' },
+    workers: { type: 'string', default: '1' },
     channels: { type: 'string', default: 'wecom,app,ws' },
     'cpu-prof': { type: 'boolean', default: false },
     cluster: { type: 'boolean', default: false },

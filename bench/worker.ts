@@ -7,8 +7,8 @@
  * is what comparing two versions of the worker needs. The end-to-end benchmark (`npm run bench`) shows where the
  * whole gateway stands; this one shows what a worker change bought.
  *
- *   npm run bench:worker                          job sizes 1 and 8, 10,000 messages each, two worker processes
- *   npm run bench:worker -- --sizes 1,4,16 --messages 10000 --workers 1
+ *   npm run bench:worker                          job sizes 1 and 8, 10,000 messages each, one worker process
+ *   npm run bench:worker -- --sizes 1,4,16 --messages 10000 --workers 2
  *   npm run bench:worker -- --workers 1 --pin    the worker on core 0, Redis and the benchmark on core 1 (taskset):
  *                                               the steadiest CPU figures on a 2-core machine, for A/B comparisons
  *   npm run bench:worker -- --cpu-prof           V8 CPU profiles of the workers in bench/results/profiles/
@@ -39,7 +39,7 @@ const { values: args } = parseArgs({
   options: {
     sizes: { type: 'string', default: '1,8' },
     messages: { type: 'string', default: '10000' },
-    workers: { type: 'string', default: '2' },
+    workers: { type: 'string', default: '1' },
     shards: { type: 'string', default: '4' },
     channel: { type: 'string', default: 'wecom' },
     pin: { type: 'boolean', default: false },

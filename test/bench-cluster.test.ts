@@ -1,7 +1,7 @@
 /**
  * `npm run bench -- --cluster` end to end, in its shortest form: a local 3-master Redis Cluster, the gateway's
- * ingress and two workers on it, encrypted WeCom callbacks, the reference measurements. Asserts what the run
- * delivered and what it reports, never how fast.
+ * ingress and two workers on it (shard leases across processes), encrypted WeCom callbacks, the reference
+ * measurements. Asserts what the run delivered and what it reports, never how fast.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -21,7 +21,7 @@ describe('the benchmark on a Redis Cluster', () => {
     const { NODE_ENV: _, ...env } = process.env;
     const run = spawnSync(
       process.execPath,
-      ['--import', 'tsx', 'bench/e2e.ts', '--quick', '--cluster', '--channels', 'wecom', '--loads', '50', '--duration', '1', '--out', out],
+      ['--import', 'tsx', 'bench/e2e.ts', '--quick', '--cluster', '--workers', '2', '--channels', 'wecom', '--loads', '50', '--duration', '1', '--out', out],
       { cwd: root, encoding: 'utf8', timeout: 300_000, env },
     );
     assert.equal(run.status, 0, `bench exited with ${run.status}:\n${run.stdout}\n${run.stderr}`);
