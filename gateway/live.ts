@@ -2,8 +2,8 @@
  * Live delivery to clients connected over WebSocket (web widget, app channel), whichever process holds the socket.
  *
  * An outbound message is appended to its conversation's bounded "outbox" (so a client that reconnects can ask for
- * everything after the last id it saw — ids are ULIDs and sort by time) and published on Redis pub/sub; every
- * ingress process subscribes once per channel and hands the message to the adapter owning the channel.
+ * everything after the last id it saw — ids are ULIDs and sort by time) and published on Redis pub/sub, by one script;
+ * every ingress process subscribes once per channel and hands the message to the adapter owning the channel.
  *
  * Every ingress process receives every reply of the channel, but holds the sockets of only some conversations (or of
  * none: an app answered by callback). So the published payload names its conversation in front of the message —
@@ -14,8 +14,16 @@
  */
 import type { RedisClient } from '../adapters/types.js';
 import type { Logger } from './logger.js';
-import { cappedPush, defineCappedPush } from './capped-list.js';
+import { cappedPushLua } from './capped-list.js';
 import { UnifiedMessage } from './message.js';
+
+// A reply to the conversation's outbox and to the channel's subscribers, in one step. KEYS[1] the outbox. ARGV: the
+// outbox cap, its TTL, the message JSON, the channel's topic, the payload's framing (what livePayload() puts in front
+// of the JSON). The JSON crosses the wire once instead of twice, and one command less per reply.
+const PUBLISH_LUA = `${cappedPushLua('KEYS[1]', 'ARGV[1]', 'ARGV[2]', 'ARGV[3]')}
+redis.call('PUBLISH', ARGV[4], ARGV[5] .. ARGV[3])
+return n
+`;
 
 /** A channel's subscriber: what it does with a message, and which conversations it holds live connections for. */
 interface Subscription {
@@ -35,7 +43,7 @@ export class LiveHub {
     private readonly retentionSeconds: number,
     private readonly log: Logger,
   ) {
-    defineCappedPush(redis);
+    redis.defineCommand('gwLivePublish', { numberOfKeys: 1, lua: PUBLISH_LUA });
   }
 
   private outboxKey(conversationId: string): string {
@@ -46,12 +54,15 @@ export class LiveHub {
   }
 
   async publish(message: UnifiedMessage): Promise<void> {
-    const key = this.outboxKey(message.conversationId);
     const json = JSON.stringify(message);
-    await Promise.all([
-      cappedPush(this.redis, key, this.retention, this.retentionSeconds, json),
-      this.redis.publish(this.topic(message.channel), livePayload(message.conversationId, json)),
-    ]);
+    await (this.redis as unknown as { gwLivePublish(...args: Array<string | number>): Promise<number> }).gwLivePublish(
+      this.outboxKey(message.conversationId),
+      this.retention,
+      this.retentionSeconds,
+      json,
+      this.topic(message.channel),
+      livePayload(message.conversationId, ''),
+    );
   }
 
   /** Outbound messages of a conversation newer than `afterId` (all kept ones when absent), oldest first. */
