@@ -5,6 +5,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readExamples } from '../../bot/intent/data.js';
 
 /** The texts, and where they came from: figures of runs on different corpora are not comparable. */
 export interface Corpus {
@@ -39,12 +40,8 @@ export function loadCorpus(datasets = process.env.DATASETS_DIR ?? '../shared/dat
   const own = 'data/intents/support';
   if (existsSync(own)) {
     sources.push(own);
-    for (const file of readdirSync(own)) {
-      for (const line of readFileSync(join(own, file), 'utf8').split('\n')) {
-        const text = line.startsWith('{') ? (JSON.parse(line).text as string) : line.split(',')[0];
-        if (text && text !== 'text') texts.add(text);
-      }
-    }
+    // Read as the trainer reads it (the label comes first in a CSV row: splitting at the first comma gave labels).
+    for (const file of readdirSync(own)) for (const { text } of readExamples(join(own, file)).examples) texts.add(text);
   }
   if (texts.size === 0) {
     sources.push('five built-in texts');
