@@ -26,7 +26,7 @@ import { freePort } from '../gateway/redis-server.js';
 import { BARE_QUEUE, startBenchRedis, type RedisCounters } from './lib/bench-redis.js';
 import { renderChart } from './lib/chart.js';
 import { shippedBot, writeBenchConfig } from './lib/config.js';
-import { loadCorpus, textSource } from './lib/corpus.js';
+import { corpusSummary, loadCorpus, textSource } from './lib/corpus.js';
 import { commandsPerMessage, cpuProfileArgs, rssMb, startRole, type RoleProcess } from './lib/processes.js';
 import { startReceiver } from './lib/receiver.js';
 import { latencyBySecond, summarize } from './lib/stats.js';
@@ -84,6 +84,7 @@ const gatewayProcesses: RoleProcess[] = [ingress, ...workers];
 const workerCpu = (r: PhaseResult) => Math.round(workers.reduce((sum, w) => sum + (r.cpuMsPerMessage[w.role] ?? 0), 0) * 100) / 100;
 const workerRss = (r: PhaseResult) => workers.map((w) => r.rssMb[w.role]).join('+');
 const corpus = loadCorpus();
+const { label: corpusLabel, ...corpusFigures } = corpusSummary(corpus);
 const nextText = textSource(corpus.texts);
 let seq = 0;
 
@@ -447,7 +448,7 @@ const results: PhaseResult[] = [];
 let sockets: Awaited<ReturnType<typeof holdSockets>> | undefined;
 try {
   const redisLayout = benchRedis.describe.mode === 'cluster' ? `Redis Cluster of ${benchRedis.describe.masters} masters` : 'one Redis';
-  console.log(`benchmark: ${cpus().length} cores, ${cpus()[0]?.model}; phases of ${durationS} s; shards ${shards}; ${redisLayout}; corpus ${corpus.texts.length} texts (${corpus.sources.join(", ")})`);
+  console.log(`benchmark: ${cpus().length} cores, ${cpus()[0]?.model}; phases of ${durationS} s; shards ${shards}; ${redisLayout}; ${corpusLabel}`);
   // Warm-up: JIT, connections, model load, on the code paths of every channel measured (a channel not warmed up, such
   // as WeCom's XML and AES, ran its first phase at several times its later latency). Shorter warm-ups left the first
   // measured phase at twice the CPU per message.
@@ -503,7 +504,7 @@ const report = {
   date: new Date().toISOString(),
   machine: { cores: cpus().length, cpu: cpus()[0]?.model, memoryGb: Math.round(totalmem() / 2 ** 30), node: process.version },
   layout: { processes: gatewayProcesses.map((p) => p.role), shards, redis: benchRedis.describe, bot: 'config/gateway.yaml bot section' },
-  corpus: { texts: corpus.texts.length, sources: corpus.sources },
+  corpus: corpusFigures,
   phases: results,
   sockets,
   reference: ceiling && bare && {

@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { freePort, startPrivateRedis } from '../gateway/redis-server.js';
 import { writeBenchConfig } from './lib/config.js';
-import { loadCorpus, textSource } from './lib/corpus.js';
+import { corpusSummary, loadCorpus, textSource } from './lib/corpus.js';
 import { closeLoadConnections, pacedRequests } from './lib/load.js';
 import { commandsPerMessage, cpuProfileArgs, redisCounters, startRole } from './lib/processes.js';
 import { summarize } from './lib/stats.js';
@@ -51,6 +51,7 @@ const configPath = writeBenchConfig(work, {
 const profArgs = cpuProfileArgs(args['cpu-prof']);
 const ingress = await startRole('ingress', configPath, { REDIS_URL: redisServer.url, LOG_LEVEL: 'warn' }, profArgs);
 const corpus = loadCorpus();
+const { label: corpusLabel, ...corpusFigures } = corpusSummary(corpus);
 const nextText = textSource(corpus.texts);
 let seq = 0;
 
@@ -102,7 +103,7 @@ try {
     execSync(`taskset -a -cp 0 ${ingress.child.pid}`);
     for (const pid of [process.pid, redisServer.process.pid]) execSync(`taskset -a -cp 1 ${pid}`);
   }
-  console.log(`ingress benchmark: ${cpus().length} cores, one ingress process, no workers${args.pin ? ', pinned' : ''}`);
+  console.log(`ingress benchmark: ${cpus().length} cores, one ingress process, no workers${args.pin ? ', pinned' : ''}, ${corpusLabel}`);
   await phase(1000, 5); // warm-up: JIT, connections
   for (const load of loads) rows.push(await phase(load, durationS));
 } finally {
@@ -115,6 +116,6 @@ try {
 mkdirSync('bench/results', { recursive: true });
 const date = new Date().toISOString();
 const path = `bench/results/${date.slice(0, 19).replace(/[:T]/g, '-')}-ingress.json`;
-writeFileSync(path, JSON.stringify({ date, machine: { cores: cpus().length, cpu: cpus()[0]?.model, node: process.version }, corpus: { texts: corpus.texts.length, sources: corpus.sources }, pinned: args.pin, rows }, null, 2) + '\n');
+writeFileSync(path, JSON.stringify({ date, machine: { cores: cpus().length, cpu: cpus()[0]?.model, node: process.version }, corpus: corpusFigures, pinned: args.pin, rows }, null, 2) + '\n');
 console.log(`wrote ${path}`);
 process.exit(0);

@@ -30,7 +30,7 @@ import { conversationIdFor, createMessage } from '../gateway/message.js';
 import { queueName, shardOf } from '../gateway/queues.js';
 import { freePort, startPrivateRedis } from '../gateway/redis-server.js';
 import { shippedBot, writeBenchConfig } from './lib/config.js';
-import { loadCorpus, textSource } from './lib/corpus.js';
+import { corpusSummary, loadCorpus, textSource } from './lib/corpus.js';
 import { commandsPerMessage, cpuProfileArgs, redisCounters, startRole, type RoleProcess } from './lib/processes.js';
 import { startReceiver } from './lib/receiver.js';
 import { WECOM, wecomChannelOptions } from './lib/wecom-requests.js';
@@ -70,6 +70,7 @@ const configPath = writeBenchConfig(work, {
 });
 const queues = Array.from({ length: shards }, (_, i) => new Queue(queueName('in', i), { connection: redis as never, prefix: 'gw' }));
 const corpus = loadCorpus();
+const { label: corpusLabel, ...corpusFigures } = corpusSummary(corpus);
 const nextText = textSource(corpus.texts);
 let user = 0;
 
@@ -192,7 +193,7 @@ try {
     for (const w of workers) execSync(`taskset -a -cp 0 ${w.child.pid}`);
     for (const pid of [process.pid, redisServer.process.pid]) execSync(`taskset -a -cp 1 ${pid}`);
   }
-  console.log(`worker benchmark: ${CHANNEL} messages, ${cpus().length} cores, ${workerCount} worker process(es), ${shards} shards, corpus ${corpus.texts.length} texts (${corpus.sources.join(", ")})`);
+  console.log(`worker benchmark: ${CHANNEL} messages, ${cpus().length} cores, ${workerCount} worker process(es), ${shards} shards, ${corpusLabel}`);
   // Warm-up (JIT, connections, model): after a short one the first measured size ran at up to twice its later CPU.
   for (const size of [1, 8, 1]) await drain(4000, size);
   for (const size of sizes) rows.push(await drain(messages, size));
@@ -207,6 +208,6 @@ try {
 mkdirSync('bench/results', { recursive: true });
 const date = new Date().toISOString();
 const path = `bench/results/${date.slice(0, 19).replace(/[:T]/g, '-')}-worker.json`;
-writeFileSync(path, JSON.stringify({ date, machine: { cores: cpus().length, cpu: cpus()[0]?.model, node: process.version }, channel: CHANNEL, corpus: { texts: corpus.texts.length, sources: corpus.sources }, workers: workerCount, shards, pinned: args.pin, rows }, null, 2) + '\n');
+writeFileSync(path, JSON.stringify({ date, machine: { cores: cpus().length, cpu: cpus()[0]?.model, node: process.version }, channel: CHANNEL, corpus: corpusFigures, workers: workerCount, shards, pinned: args.pin, rows }, null, 2) + '\n');
 console.log(`wrote ${path}`);
 process.exit(0);

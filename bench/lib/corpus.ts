@@ -50,6 +50,11 @@ export function loadCorpus(datasets = process.env.DATASETS_DIR ?? '../shared/dat
   return { texts: [...texts], sources };
 }
 
+/** What a benchmark's output and JSON say about its corpus (figures of runs on different corpora are not comparable). */
+export function corpusSummary(corpus: Corpus): { texts: number; sources: string[]; label: string } {
+  return { texts: corpus.texts.length, sources: corpus.sources, label: `corpus ${corpus.texts.length} texts (${corpus.sources.join(', ')})` };
+}
+
 /** An endless source of distinct texts: the corpus first, then the corpus again with distinct order numbers. */
 export function textSource(corpus: string[]): () => string {
   let i = 0;
