@@ -191,6 +191,11 @@ describe('platform HTTP client', () => {
     setTimeout(() => controller.abort(), 30);
     await assert.rejects(pending, (err: AxiosError) => err instanceof AxiosError && err.code === 'ERR_CANCELED');
     assert.ok(Date.now() - started < 400, 'cancelled before the answer came');
+    // A signal that fired before the call: nothing is sent.
+    const sent = seen.length;
+    await assert.rejects(client.get('/slow', { signal: AbortSignal.abort() }), (err: AxiosError) => err instanceof AxiosError && err.code === 'ERR_CANCELED');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(seen.length, sent, 'a request cancelled before it started never reached the server');
     // A signal that never fires leaves the request to its timeout, and the answer comes back.
     const answered = await client.get('/slow', { signal: new AbortController().signal });
     assert.equal(answered.status, 200);

@@ -1,5 +1,6 @@
 /**
- * The wire under the platform HTTP client: an undici connection pool, used two ways.
+ * The wire under the platform HTTP client: an undici connection pool, driven through its handler interface
+ * (exchange below), used two ways.
  *
  * - As an axios adapter, for plain requests — a string, Buffer or typed-array body (or none), a JSON, text or
  *   arraybuffer answer, no redirects to follow, no proxy, no size cap, no progress callbacks. Anything else (streams,
@@ -8,8 +9,7 @@
  *   and ≈ 160–210 µs through axios with this one.
  * - Directly, for an adapter's message-send call (`postJson` in http-client.ts): a JSON POST without axios's
  *   per-request machinery — config merging, header normalisation, transforms, the interceptor chain — which costs
- *   ≈ 0.1 ms of CPU per call in a busy worker, about a fifth of its CPU per message (`npm run bench:worker`), and
- *   through the pool's handler interface rather than undici's `request` (postText below).
+ *   ≈ 0.1 ms of CPU per call in a busy worker, about a fifth of its CPU per message (`npm run bench:worker`).
  *
  * Both paths build the URL (base URL + path + params) and apply the timeout the way axios does, and fail with the
  * AxiosError codes axios gives the same failures, so callers handle one kind of error.
@@ -107,36 +107,6 @@ export function createUndiciTransport(opts: TransportOptions): UndiciTransport {
   const proxied = proxyConfigured();
   const dispatcher = new Agent({ connections: opts.connections, pipelining: 1 });
 
-  /** One request through the pool; failures become the AxiosError axios would throw for `config`. */
-  async function exchange<D>(
-    url: URL,
-    request: { method: string; headers: Record<string, string>; body: Body; signal?: AbortSignal | undefined },
-    read: (body: Dispatcher.ResponseData['body']) => Promise<D>,
-    config: InternalAxiosRequestConfig,
-  ): Promise<Exchanged<D>> {
-    // axios's timeout covers the whole exchange; undici's own timers are per phase and coarse (≈ 1 s), so a plain
-    // timer aborts the request instead (it never fires on a request that completes in time).
-    const abort = new AbortController();
-    const timer = config.timeout && config.timeout > 0 ? setTimeout(() => abort.abort(TIMED_OUT), config.timeout) : undefined;
-    const signal = request.signal ? AbortSignal.any([abort.signal, request.signal]) : abort.signal;
-    const described = { method: request.method, url: url.href };
-    try {
-      const res = await dispatcher.request({
-        origin: url.origin,
-        path: url.pathname + url.search,
-        method: request.method as Dispatcher.HttpMethod,
-        headers: request.headers,
-        body: request.body ?? null,
-        signal,
-      });
-      return { status: res.statusCode, headers: flattenHeaders(res.headers), data: await read(res.body) };
-    } catch (err) {
-      throw asAxiosError(signal.aborted && signal.reason === TIMED_OUT ? TIMED_OUT : err, config, described);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
   const adapter: AxiosAdapter = async (config) => {
     if (proxied || !isPlain(config)) return fallback(config);
     const url = requestUrl(config.baseURL, config.url ?? '', plainQuery(config.params) ?? '');
@@ -146,10 +116,11 @@ export function createUndiciTransport(opts: TransportOptions): UndiciTransport {
     }
     const method = config.method?.toUpperCase() ?? 'GET';
     const res = await exchange(
+      dispatcher,
       url,
       { method, headers, body: plainBody(config.data) ?? undefined, signal: config.signal as AbortSignal | undefined },
-      async (body) => (config.responseType === 'arraybuffer' ? Buffer.from(await body.arrayBuffer()) : body.text()),
       config,
+      config.responseType === 'arraybuffer' ? asBuffer : (utf8Text as (answer: Buffer) => Buffer | string),
     );
     const response: AxiosResponse = {
       data: res.data,
@@ -177,51 +148,59 @@ export function createUndiciTransport(opts: TransportOptions): UndiciTransport {
       const url = requestUrl(defaults.baseURL, path, plainQuery(params) ?? '');
       // The config an AxiosError carries: what axios would have built for the same call.
       const config = { ...defaults, url: path, method: 'post' };
-      return postText(dispatcher, url, headers, body, config as InternalAxiosRequestConfig);
+      return exchange(dispatcher, url, { method: 'POST', headers, body }, config as InternalAxiosRequestConfig, utf8Text);
     },
   };
 }
 
 /**
- * A POST through the pool's handler interface: the answer's chunks are collected as they arrive. undici's `request`
- * (exchange() above) builds a body stream, and the timeout there needs an AbortController and its signal, for every
- * call: ≈ 38 µs of CPU per send against ≈ 30–32 this way (bench/README.md). Same timeout and errors as exchange().
+ * One request through the pool's handler interface, its answer's chunks collected as they arrive; failures become the
+ * AxiosError axios would throw for `config`. undici's `request` builds a body stream, and a timeout there needs an
+ * AbortController and its signal, for every call: ≈ 38 µs of CPU per send against ≈ 30–32 this way (bench/README.md).
  */
-function postText(
+function exchange<D>(
   dispatcher: Dispatcher,
   url: URL,
-  headers: Record<string, string>,
-  body: string,
+  request: { method: string; headers: Record<string, string>; body: Body; signal?: AbortSignal | undefined },
   config: InternalAxiosRequestConfig,
-): Promise<Exchanged<string>> {
+  decode: (answer: Buffer) => D,
+): Promise<Exchanged<D>> {
   return new Promise((resolve, reject) => {
+    const { signal } = request;
     let settled = false;
     let controller: Dispatcher.DispatchController | undefined;
     let status = 0;
     let answerHeaders: Record<string, string> = {};
     const chunks: Buffer[] = [];
-    const fail = (err: unknown) => {
-      if (settled) return;
+    let timer: NodeJS.Timeout | undefined;
+    /** Settles once: with the answer, or with the AxiosError for `err`. False when it had settled already. */
+    const finish = (err: unknown, answer?: Exchanged<D>): boolean => {
+      if (settled) return false;
       settled = true;
       clearTimeout(timer);
-      reject(asAxiosError(err, config, { method: 'POST', url: url.href }));
+      if (onAbort) signal!.removeEventListener('abort', onAbort);
+      if (answer) resolve(answer);
+      else reject(asAxiosError(err, config, { method: request.method, url: url.href }));
+      return true;
     };
-    // axios's timeout covers the whole exchange, a wait for a free socket included: the caller hears at once, and a
-    // request still queued is dropped when it reaches a socket.
-    const timer =
-      config.timeout && config.timeout > 0
-        ? setTimeout(() => {
-            fail(TIMED_OUT);
-            controller?.abort(new Error('timed out'));
-          }, config.timeout)
-        : undefined;
+    // Stopping the request: the caller hears at once; a request still queued for a socket is dropped when it starts.
+    const stop = (reason: unknown) => {
+      if (finish(reason)) controller?.abort(reason instanceof Error ? reason : new Error('timed out'));
+    };
+    // A message send has no signal: no listener, no closure for it.
+    const onAbort = signal && (() => stop(canceled()));
+    if (signal?.aborted) return stop(canceled());
+    if (onAbort) signal!.addEventListener('abort', onAbort, { once: true });
+    // axios's timeout covers the whole exchange, a wait for a free socket included; undici's own timers are per phase
+    // and coarse (≈ 1 s). The timer never fires on a request that completes in time.
+    if (config.timeout && config.timeout > 0) timer = setTimeout(stop, config.timeout, TIMED_OUT);
     try {
       dispatcher.dispatch(
-        { origin: url.origin, path: url.pathname + url.search, method: 'POST', headers, body },
+        { origin: url.origin, path: url.pathname + url.search, method: request.method as Dispatcher.HttpMethod, headers: request.headers, body: request.body ?? null },
         {
           onRequestStart(started) {
             controller = started;
-            if (settled) started.abort(new Error('timed out'));
+            if (settled) started.abort(new Error('stopped before it started'));
           },
           onResponseStart(_c, statusCode, responseHeaders) {
             status = statusCode;
@@ -231,22 +210,32 @@ function postText(
             chunks.push(chunk);
           },
           onResponseEnd() {
-            if (settled) return;
-            settled = true;
-            clearTimeout(timer);
-            // As undici's text(): UTF-8, a byte order mark dropped.
-            const text = Buffer.concat(chunks).toString('utf8');
-            resolve({ status, headers: answerHeaders, data: text.charCodeAt(0) === 0xfeff ? text.slice(1) : text });
+            if (!settled) finish(undefined, { status, headers: answerHeaders, data: decode(Buffer.concat(chunks)) });
           },
           onResponseError(_c, err) {
-            fail(err);
+            finish(err);
           },
         },
       );
     } catch (err) {
-      fail(err);
+      finish(err);
     }
   });
+}
+
+const asBuffer = (answer: Buffer) => answer;
+
+/** An answer as text, as undici's text() reads it: UTF-8, a byte order mark dropped. */
+function utf8Text(data: Buffer): string {
+  const text = data.toString('utf8');
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
+
+/** What a caller's abort signal ends a request with (asAxiosError turns it into axios's ERR_CANCELED). */
+function canceled(): Error {
+  const err = new Error('canceled');
+  err.name = 'AbortError';
+  return err;
 }
 
 function flattenHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
