@@ -115,12 +115,12 @@ export function createUndiciTransport(opts: TransportOptions): UndiciTransport {
       if (value !== undefined && value !== null) headers[name.toLowerCase()] = String(value);
     }
     const method = config.method?.toUpperCase() ?? 'GET';
-    const res = await exchange(
+    const res = await exchange<Buffer | string>(
       dispatcher,
       url,
       { method, headers, body: plainBody(config.data) ?? undefined, signal: config.signal as AbortSignal | undefined },
       config,
-      config.responseType === 'arraybuffer' ? asBuffer : (utf8Text as (answer: Buffer) => Buffer | string),
+      config.responseType === 'arraybuffer' ? asBuffer : utf8Text,
     );
     const response: AxiosResponse = {
       data: res.data,
