@@ -34,35 +34,6 @@ const CHANNELS = ['wecom', 'app', 'ws'] as const;
 const RUN_FILE = /^\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}\.json$/;
 const SOCKETS_FILE = /^\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-sockets\.json$/;
 
-/** What a `--sockets` report says: idle widget sockets held by the ingress, its RSS before and with them. */
-export interface SocketsRun {
-  id: string;
-  machine: { cpu?: string };
-  sockets: { sockets: number; ingressRssBeforeMb: number; ingressRssHeldMb: number };
-}
-
-export function loadSocketsRuns(dir: string): SocketsRun[] {
-  return readdirSync(dir)
-    .filter((name) => SOCKETS_FILE.test(name))
-    .sort()
-    .map((name) => ({ id: name.slice(0, -'.json'.length), ...(JSON.parse(readFileSync(join(dir, name), 'utf8')) as Omit<SocketsRun, 'id'>) }));
-}
-
-/** The idle-socket target: the latest `--sockets` run and the range over all of them. */
-export function renderSocketsLine(runs: readonly SocketsRun[]): string {
-  const latest = runs.at(-1);
-  if (!latest) return 'Idle sockets: no `--sockets` run yet.';
-  const held = runs.map((r) => r.sockets.ingressRssHeldMb);
-  const met = (mb: number) => mb <= TARGETS.idleSocketsRssMb;
-  const within = runs.filter((r) => met(r.sockets.ingressRssHeldMb)).length;
-  return (
-    `Idle widget sockets (\`npm run bench -- --sockets ${latest.sockets.sockets}\`; target: ${num(TARGETS.idleSockets)} in ≤ ${TARGETS.idleSocketsRssMb} MB of ingress RSS): ` +
-    `the latest run, \`bench/results/${latest.id}.json\` on ${processor(latest.machine.cpu)}, held ${num(latest.sockets.sockets)} in ` +
-    `${mark(`${num(latest.sockets.ingressRssHeldMb)} MB`, met(latest.sockets.ingressRssHeldMb))} (${num(latest.sockets.ingressRssBeforeMb)} MB before they connected); ` +
-    `${range(held, num)} MB over the ${runs.length} stored runs, ${within === runs.length ? 'all' : `${within} of them`} within the target.`
-  );
-}
-
 export function loadRuns(dir: string): Run[] {
   return readdirSync(dir)
     .filter((name) => RUN_FILE.test(name))
@@ -106,8 +77,9 @@ const sustains = (v: Verdict, c: string) => v.atTargetRate[c]?.sustained === tru
 // ── Formatting ────────────────────────────────────────────────────────────────────────────────────────────────
 const num = (n: number) => Math.round(n).toLocaleString('en-US');
 const ms = (n: number) => (n < 10 ? String(Math.round(n * 10) / 10) : num(n));
-/** Rounded down, so a ratio shown as 50 % has met a 50 % target. */
-const percent = (ratio: number) => `${Math.floor(ratio * 100 + 1e-9)} %`;
+/** Whole per cent, rounded down (past float noise), so a ratio shown as 50 % has met a 50 % target. */
+const wholePercent = (ratio: number) => Math.floor(ratio * 100 + 1e-9);
+const percent = (ratio: number) => `${wholePercent(ratio)} %`;
 /** Figures that meet their target are bold. */
 const mark = (text: string, met: boolean) => (met ? `**${text}**` : text);
 
@@ -134,7 +106,8 @@ function phasesLabel(report: RunReport): string {
 /** The run's name, with the commit it measured when the report has one ("+": with changes on top). */
 const runName = ({ id, report }: Run) => `\`${id}\`${report.code ? ` (${report.code.commit}${report.code.modified ? '+' : ''})` : ''}`;
 
-const runs2 = (runs: number[] | undefined, mean: number | undefined) => (runs?.length ? runs.map(num).join(' → ') : mean ? num(mean) : '');
+/** A reference's two measurements (before → after the phases), or the one older reports kept. */
+const referenceFigures = (runs: number[] | undefined, mean: number | undefined) => (runs?.length ? runs.map(num).join(' → ') : mean ? num(mean) : '');
 
 /** One row per end-to-end run, oldest first. */
 export function renderRunTable(runs: readonly Run[]): string {
@@ -149,8 +122,8 @@ export function renderRunTable(runs: readonly Run[]): string {
     const atRate = WEBHOOK_CHANNELS.map((c) => (v.atTargetRate[c] ? mark(num(v.atTargetRate[c]!.delivered), sustains(v, c)) : '–')).join(' / ');
     const p99 = CHANNELS.map((c) => (v.p99[c] === undefined ? '–' : mark(ms(v.p99[c]!), meetsP99(v, c)))).join(' / ');
     lines.push(
-      `| ${runName(run)} | ${processor(report.machine.cpu)} | ${gateway(report)} | ${phasesLabel(report)} | ${runs2(ref?.bareEnqueueRuns, ref?.bareEnqueueRequestsPerSec)} | ` +
-        `${runs2(ref?.queueCeilingRuns, ref?.queueCeilingJobsPerSec)} | ${v.bestMsgPerSec === undefined ? '' : num(v.bestMsgPerSec)} | ` +
+      `| ${runName(run)} | ${processor(report.machine.cpu)} | ${gateway(report)} | ${phasesLabel(report)} | ${referenceFigures(ref?.bareEnqueueRuns, ref?.bareEnqueueRequestsPerSec)} | ` +
+        `${referenceFigures(ref?.queueCeilingRuns, ref?.queueCeilingJobsPerSec)} | ${v.bestMsgPerSec === undefined ? '' : num(v.bestMsgPerSec)} | ` +
         `${v.ratioToBareEnqueue === undefined ? '' : mark(percent(v.ratioToBareEnqueue), meetsRatio(v))} | ${atRate} | ${p99} |`,
     );
   }
@@ -165,7 +138,7 @@ const range = (values: number[], format: (n: number) => string) => {
   return lo === hi ? format(lo) : `${format(lo)}–${format(hi)}`;
 };
 
-/** The full runs grouped by day and processor: how often each target was met. */
+/** The full runs grouped by day, processor and gateway layout: how often each target was met. */
 export function renderTargetTable(runs: readonly Run[]): string {
   const groups = new Map<string, { day: string; cpu: string; layout: string; verdicts: Verdict[]; bare: number[] }>();
   for (const { id, report } of runs.filter((r) => isFullRun(r.report))) {
@@ -182,7 +155,7 @@ export function renderTargetTable(runs: readonly Run[]): string {
     '|---|---|---|---|---|---|---|---|---|',
   ];
   for (const { day, cpu, layout, verdicts, bare } of groups.values()) {
-    const ratios = verdicts.flatMap((v) => (v.ratioToBareEnqueue === undefined ? [] : [Math.floor(v.ratioToBareEnqueue * 100 + 1e-9)]));
+    const ratios = verdicts.flatMap((v) => (v.ratioToBareEnqueue === undefined ? [] : [wholePercent(v.ratioToBareEnqueue)]));
     lines.push(
       `| ${day} | ${cpu} | ${layout} | ${verdicts.length} | ${range(bare, num)} | ${range(verdicts.flatMap((v) => (v.bestMsgPerSec === undefined ? [] : [v.bestMsgPerSec])), num)} | ` +
         `${range(ratios, String)} %, met in ${count(verdicts, meetsRatio)} | ` +
@@ -199,7 +172,7 @@ export function renderPhaseTable(run: Run): string {
   const ref = report.reference;
   const lines = [
     `Run ${runName(run)}: ${report.machine.cores}-core ${processor(report.machine.cpu)}, ${gateway(report)}; bare express + BullMQ \`add\` route ` +
-      `${runs2(ref?.bareEnqueueRuns, ref?.bareEnqueueRequestsPerSec)} req/s and queue ceiling ${runs2(ref?.queueCeilingRuns, ref?.queueCeilingJobsPerSec)} ` +
+      `${referenceFigures(ref?.bareEnqueueRuns, ref?.bareEnqueueRequestsPerSec)} req/s and queue ceiling ${referenceFigures(ref?.queueCeilingRuns, ref?.queueCeilingJobsPerSec)} ` +
       `no-op jobs/s, measured before and after the phases.`,
     '',
     '| channel | offered msg/s | delivered msg/s | p50 ms | p99 ms | errors | msg per queue job | Redis cmd/msg | CPU ms/msg ingress + workers |',
@@ -221,6 +194,36 @@ export function renderPhaseTable(run: Run): string {
       '.',
   );
   return lines.join('\n');
+}
+
+// ── Idle sockets ──────────────────────────────────────────────────────────────────────────────────────────────
+/** What a `--sockets` report says: idle widget sockets held by the ingress, its RSS before and with them. */
+export interface SocketsRun {
+  id: string;
+  machine: { cpu?: string };
+  sockets: { sockets: number; ingressRssBeforeMb: number; ingressRssHeldMb: number };
+}
+
+export function loadSocketsRuns(dir: string): SocketsRun[] {
+  return readdirSync(dir)
+    .filter((name) => SOCKETS_FILE.test(name))
+    .sort()
+    .map((name) => ({ id: name.slice(0, -'.json'.length), ...(JSON.parse(readFileSync(join(dir, name), 'utf8')) as Omit<SocketsRun, 'id'>) }));
+}
+
+/** The idle-socket target: the latest `--sockets` run and the range over all of them. */
+export function renderSocketsLine(runs: readonly SocketsRun[]): string {
+  const latest = runs.at(-1);
+  if (!latest) return 'Idle sockets: no `--sockets` run yet.';
+  const held = runs.map((r) => r.sockets.ingressRssHeldMb);
+  const met = (mb: number) => mb <= TARGETS.idleSocketsRssMb;
+  const within = runs.filter((r) => met(r.sockets.ingressRssHeldMb)).length;
+  return (
+    `Idle widget sockets (\`npm run bench -- --sockets ${latest.sockets.sockets}\`; target: ${num(TARGETS.idleSockets)} in ≤ ${TARGETS.idleSocketsRssMb} MB of ingress RSS): ` +
+    `the latest run, \`bench/results/${latest.id}.json\` on ${processor(latest.machine.cpu)}, held ${num(latest.sockets.sockets)} in ` +
+    `${mark(`${num(latest.sockets.ingressRssHeldMb)} MB`, met(latest.sockets.ingressRssHeldMb))} (${num(latest.sockets.ingressRssBeforeMb)} MB before they connected); ` +
+    `${range(held, num)} MB over the ${runs.length} stored runs, ${within === runs.length ? 'all' : `${within} of them`} within the target.`
+  );
 }
 
 // ── The generated sections of the READMEs ─────────────────────────────────────────────────────────────────────
