@@ -34,11 +34,20 @@ const CHANNELS = ['wecom', 'app', 'ws'] as const;
 const RUN_FILE = /^\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}\.json$/;
 const SOCKETS_FILE = /^\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-sockets\.json$/;
 
+/** A stored report; a file that is not JSON is named in the error, so a bad commit is found at once. */
+function readReport<T>(dir: string, name: string): T {
+  try {
+    return JSON.parse(readFileSync(join(dir, name), 'utf8')) as T;
+  } catch (err) {
+    throw new Error(`bench/results/${name} is not a readable report: ${(err as Error).message}`);
+  }
+}
+
 export function loadRuns(dir: string): Run[] {
   return readdirSync(dir)
     .filter((name) => RUN_FILE.test(name))
     .sort()
-    .map((name) => ({ id: name.slice(0, -'.json'.length), report: JSON.parse(readFileSync(join(dir, name), 'utf8')) as RunReport }));
+    .map((name) => ({ id: name.slice(0, -'.json'.length), report: readReport<RunReport>(dir, name) }));
 }
 
 /** A full run measured every channel at the latency target's rate and WeCom at the throughput target's. */
@@ -208,7 +217,7 @@ export function loadSocketsRuns(dir: string): SocketsRun[] {
   return readdirSync(dir)
     .filter((name) => SOCKETS_FILE.test(name))
     .sort()
-    .map((name) => ({ id: name.slice(0, -'.json'.length), ...(JSON.parse(readFileSync(join(dir, name), 'utf8')) as Omit<SocketsRun, 'id'>) }));
+    .map((name) => ({ id: name.slice(0, -'.json'.length), ...readReport<Omit<SocketsRun, 'id'>>(dir, name) }));
 }
 
 /** The idle-socket target: the latest `--sockets` run and the range over all of them. */
