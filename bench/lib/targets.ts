@@ -1,5 +1,5 @@
 /**
- * The performance targets (issue "Performance") and how a benchmark report is judged against them. The benchmark
+ * The performance targets (README, "Performance") and how a benchmark report is judged against them. The benchmark
  * (e2e.ts) writes its headline figures with these rules, and the run summary (summary.ts) judges every stored report
  * with them, so an old report and a new one are read the same way.
  */
