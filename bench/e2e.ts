@@ -30,7 +30,7 @@ import { corpusSummary, loadCorpus, textSource } from './lib/corpus.js';
 import { commandsPerMessage, cpuProfileArgs, rssMb, startRole, type RoleProcess } from './lib/processes.js';
 import { startReceiver } from './lib/receiver.js';
 import { latencyBySecond, summarize } from './lib/stats.js';
-import { bestWecomPhase, sustainedOf } from './lib/targets.js';
+import { BENCH_CHANNELS, bestWecomPhase, sustainedOf, WEBHOOK_CHANNELS } from './lib/targets.js';
 import { closeLoadConnections, evenly, pacedRequests } from './lib/load.js';
 import { wecomChannelOptions, wecomRequest, type WebhookRequest } from './lib/wecom-requests.js';
 
@@ -55,7 +55,7 @@ const durationS = Number(args.duration ?? (quick ? 3 : 10));
 const shards = Number(args.shards);
 const workerCount = Number(args.workers);
 const channels = new Set(args.channels!.split(','));
-for (const channel of channels) if (!['wecom', 'app', 'ws'].includes(channel)) throw new Error(`--channels takes wecom, app and ws, not ${channel}`);
+for (const channel of channels) if (!(BENCH_CHANNELS as readonly string[]).includes(channel)) throw new Error(`--channels takes ${BENCH_CHANNELS.join(', ')}, not ${channel}`);
 const APP_SECRET = 'bench-app-secret-0123456789';
 
 /** The code measured: the commit checked out and whether tracked files had changes on top of it (none outside git). */
@@ -500,7 +500,7 @@ rmSync(work, { recursive: true, force: true });
 
 const sustained = sustainedOf(results, 'wecom');
 // Webhook channels only (targets.ts): the headline figure is WeCom's, whose callbacks cost the most.
-const sustainedByChannel = Object.fromEntries([...new Set(results.map((r) => r.channel))].filter((c) => c !== 'ws').map((c) => [c, sustainedOf(results, c)]));
+const sustainedByChannel = Object.fromEntries(WEBHOOK_CHANNELS.filter((c) => results.some((r) => r.channel === c)).map((c) => [c, sustainedOf(results, c)]));
 const max = bestWecomPhase(results);
 const report = {
   date: new Date().toISOString(),

@@ -10,7 +10,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { bestWecomPhase, isSustained, p99AtTargetRate, TARGETS, WEBHOOK_CHANNELS, type PhaseFigures } from './lib/targets.js';
+import { BENCH_CHANNELS as CHANNELS, bestWecomPhase, isSustained, p99AtTargetRate, TARGETS, WEBHOOK_CHANNELS, type PhaseFigures } from './lib/targets.js';
 
 /** What the summary reads of a report written by e2e.ts (older reports lack the optional fields). */
 export interface RunReport {
@@ -30,7 +30,6 @@ export interface Run {
 }
 
 const CHANNEL_LABELS: Record<string, string> = { wecom: 'WeCom', app: 'app', ws: 'widget' };
-const CHANNELS = ['wecom', 'app', 'ws'] as const;
 const RUN_FILE = /^\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}\.json$/;
 const SOCKETS_FILE = /^\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-sockets\.json$/;
 
@@ -272,12 +271,13 @@ export function staleDocs(root: string): Map<string, string> {
   const dir = join(root, 'bench', 'results');
   const runs = loadRuns(dir);
   const sockets = loadSocketsRuns(dir);
+  const current = new Map<string, string>();
   const texts = new Map<string, string>();
   for (const { file, name, render } of SECTIONS) {
-    const text = texts.get(file) ?? readFileSync(join(root, file), 'utf8');
-    texts.set(file, replaceSection(text, name, render(runs, sockets), file));
+    if (!current.has(file)) current.set(file, readFileSync(join(root, file), 'utf8'));
+    texts.set(file, replaceSection(texts.get(file) ?? current.get(file)!, name, render(runs, sockets), file));
   }
-  return new Map([...texts].filter(([file, text]) => text !== readFileSync(join(root, file), 'utf8')));
+  return new Map([...texts].filter(([file, text]) => text !== current.get(file)));
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -26,6 +26,9 @@ export interface PhaseFigures {
   latencyMs: { p99: number };
 }
 
+/** The channels the benchmark drives (`--channels`), each judged against the latency target. */
+export const BENCH_CHANNELS = ['wecom', 'app', 'ws'] as const;
+
 /** Channels whose every accepted message is due one reply; a widget visitor's may rightly get fewer (a hand-off). */
 export const WEBHOOK_CHANNELS = ['wecom', 'app'] as const;
 
