@@ -154,9 +154,10 @@ export function renderTargetTable(runs: readonly Run[]): string {
     const cpu = processor(report.machine.cpu);
     const layout = gateway(report);
     const key = `${day} ${cpu} ${layout}`;
-    if (!groups.has(key)) groups.set(key, { day, cpu, layout, verdicts: [], bare: [] });
-    groups.get(key)!.verdicts.push(judge(report));
-    if (report.reference) groups.get(key)!.bare.push(report.reference.bareEnqueueRequestsPerSec);
+    let group = groups.get(key);
+    if (!group) groups.set(key, (group = { day, cpu, layout, verdicts: [], bare: [] }));
+    group.verdicts.push(judge(report));
+    if (report.reference) group.bare.push(report.reference.bareEnqueueRequestsPerSec);
   }
   const lines = [
     `| day | processor | gateway | full runs | bare route req/s | best msg/s | of bare route (target ≥ ${percent(TARGETS.ratioToBareEnqueue)}) | ${num(TARGETS.sustainedMsgPerSec)} msg/s sustained: WeCom, app | p99 ≤ ${TARGETS.p99Ms} ms at ${num(TARGETS.p99AtMsgPerSec)} msg/s: WeCom, app, widget |`,
