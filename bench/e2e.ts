@@ -30,7 +30,7 @@ import { corpusSummary, loadCorpus, textSource } from './lib/corpus.js';
 import { commandsPerMessage, cpuProfileArgs, rssMb, startRole, type RoleProcess } from './lib/processes.js';
 import { startReceiver } from './lib/receiver.js';
 import { latencyBySecond, summarize } from './lib/stats.js';
-import { BENCH_CHANNELS, bestWecomPhase, sustainedOf, WEBHOOK_CHANNELS } from './lib/targets.js';
+import { BENCH_CHANNELS, bestWecomPhase, reportedRatio, sustainedOf, WEBHOOK_CHANNELS } from './lib/targets.js';
 import { closeLoadConnections, evenly, pacedRequests } from './lib/load.js';
 import { wecomChannelOptions, wecomRequest, type WebhookRequest } from './lib/wecom-requests.js';
 
@@ -519,8 +519,8 @@ const report = {
     // A message is one queue job when its reply goes out on the first attempt (the outbound queue holds retries).
     maxDeliveredPerSec: max?.deliveredPerSec,
     maxDeliveredAtOffered: max?.offered,
-    ratioToQueueCeiling: max ? Math.round((max.deliveredPerSec / ceiling) * 100) / 100 : undefined,
-    ratioToBareEnqueue: max ? Math.round((max.deliveredPerSec / bare) * 100) / 100 : undefined,
+    ratioToQueueCeiling: max ? reportedRatio(max.deliveredPerSec, ceiling) : undefined,
+    ratioToBareEnqueue: max ? reportedRatio(max.deliveredPerSec, bare) : undefined,
     sustainedMsgPerSec: sustained,
     sustainedMsgPerSecByChannel: sustainedByChannel,
   },

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { TARGETS, isSustained, sustainedOf, type PhaseFigures } from '../bench/lib/targets.js';
+import { TARGETS, isSustained, reportedRatio, sustainedOf, type PhaseFigures } from '../bench/lib/targets.js';
 import { isFullRun, judge, processor, renderTargetTable, replaceSection, staleDocs, type Run, type RunReport } from '../bench/summary.js';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -54,6 +54,13 @@ describe('benchmark targets', () => {
     assert.match(table(report()), /49 %, met in 0 of 1 \|/);
     const missed = report({ 'wecom 1000': phase('wecom', 1000, 1000, 50.01), 'app 2000': phase('app', 2000, 1930, 200) }, 3_000);
     assert.match(table(missed), /66 %, met in 1 of 1 \| 1 of 1, 0 of 1 \| 0 of 1, 1 of 1, 1 of 1 \|$/);
+  });
+
+  it('stores a ratio rounded down, so a report never records a miss as meeting the target', () => {
+    assert.equal(reportedRatio(1990, 4000), 0.497, '49.75 % is below 50 %; rounding to two places stored 0.5');
+    assert.ok(reportedRatio(1990, 4000) < TARGETS.ratioToBareEnqueue);
+    assert.equal(reportedRatio(2000, 4000), 0.5);
+    assert.equal(reportedRatio(2387, 3000), 0.795);
   });
 
   it('counts only runs with every channel at 1,000 msg/s and WeCom at 2,000 as full runs', () => {

@@ -55,6 +55,14 @@ export function bestWecomPhase<P extends PhaseFigures>(phases: readonly P[]): P 
   return wecom.length ? wecom.reduce((a, b) => (b.deliveredPerSec > a.deliveredPerSec ? b : a)) : undefined;
 }
 
+/**
+ * A ratio as a report stores it: rounded down to a tenth of a per cent, so a stored figure never reads as meeting a
+ * target the raw rates miss (0.4975 is kept as 0.497, where rounding to two places wrote 0.5).
+ */
+export function reportedRatio(rate: number, reference: number): number {
+  return Math.floor((rate / reference) * 1000) / 1000;
+}
+
 /** The p99 a channel had at the target's offered rate, if the run had that phase. */
 export function p99AtTargetRate(phases: readonly PhaseFigures[], channel: string): number | undefined {
   return phases.find((p) => p.channel === channel && p.offered === TARGETS.p99AtMsgPerSec)?.latencyMs.p99;
