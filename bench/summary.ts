@@ -10,7 +10,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { BENCH_CHANNELS as CHANNELS, bestWecomPhase, isSustained, p99AtTargetRate, TARGETS, WEBHOOK_CHANNELS, type PhaseFigures } from './lib/targets.js';
+import { BENCH_CHANNELS as CHANNELS, bestWecomPhase, isSustained, p99AtTargetRate, TARGETS, WEBHOOK_CHANNELS, wholeSteps, type PhaseFigures } from './lib/targets.js';
 
 /** What the summary reads of a report written by e2e.ts (older reports lack the optional fields). */
 export interface RunReport {
@@ -86,7 +86,7 @@ const sustains = (v: Verdict, c: string) => v.atTargetRate[c]?.sustained === tru
 const num = (n: number) => Math.round(n).toLocaleString('en-US');
 const ms = (n: number) => (n < 10 ? String(Math.round(n * 10) / 10) : num(n));
 /** Whole per cent, rounded down (past float noise), so a ratio shown as 50 % has met a 50 % target. */
-const wholePercent = (ratio: number) => Math.floor(ratio * 100 + 1e-9);
+const wholePercent = (ratio: number) => wholeSteps(ratio, 100);
 const percent = (ratio: number) => `${wholePercent(ratio)} %`;
 /** Figures that meet their target are bold. */
 const mark = (text: string, met: boolean) => (met ? `**${text}**` : text);

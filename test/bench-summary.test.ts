@@ -61,6 +61,7 @@ describe('benchmark targets', () => {
     assert.ok(reportedRatio(1990, 4000) < TARGETS.ratioToBareEnqueue);
     assert.equal(reportedRatio(2000, 4000), 0.5);
     assert.equal(reportedRatio(2387, 3000), 0.795);
+    assert.equal(reportedRatio(201, 200), 1.005, 'a ratio exactly on a step stays on it (201 / 200 × 1,000 is 1,004.999… in floats)');
   });
 
   it('counts only runs with every channel at 1,000 msg/s and WeCom at 2,000 as full runs', () => {

@@ -56,11 +56,19 @@ export function bestWecomPhase<P extends PhaseFigures>(phases: readonly P[]): P 
 }
 
 /**
- * A ratio as a report stores it: rounded down to a tenth of a per cent, so a stored figure never reads as meeting a
- * target the raw rates miss (0.4975 is kept as 0.497, where rounding to two places wrote 0.5).
+ * How many whole 1/`steps` a ratio holds, rounded down so a figure never reads as meeting a target the raw rates miss;
+ * the epsilon keeps a ratio that sits exactly on a step there despite float noise (201 / 200 × 1,000 = 1,004.999…).
+ */
+export function wholeSteps(ratio: number, steps: number): number {
+  return Math.floor(ratio * steps + 1e-9);
+}
+
+/**
+ * A ratio as a report stores it: rounded down to a tenth of a per cent (0.4975 is kept as 0.497, where rounding to two
+ * places wrote 0.5).
  */
 export function reportedRatio(rate: number, reference: number): number {
-  return Math.floor((rate / reference) * 1000) / 1000;
+  return wholeSteps(rate / reference, 1000) / 1000;
 }
 
 /** The p99 a channel had at the target's offered rate, if the run had that phase. */
