@@ -47,18 +47,3 @@ export function clusterNodes(list: string[]): Array<{ host: string; port: number
 export function describeTarget(target: RedisTarget): string {
   return 'url' in target ? target.url.replace(/\/\/[^@]*@/, '//***@') : `cluster ${target.cluster.map((n) => `${n.host}:${n.port}`).join(',')}`;
 }
-
-/** ioredis options from a redis:// URL, for code that wants BullMQ to own its connection (single server only;
- *  with a cluster use connectRedis). */
-export function redisConnectionOptions(url: string, extra: RedisOptions = {}): RedisOptions {
-  const u = new URL(url);
-  return redisOptions({
-    host: u.hostname,
-    port: Number(u.port || 6379),
-    ...(u.username && { username: decodeURIComponent(u.username) }),
-    ...(u.password && { password: decodeURIComponent(u.password) }),
-    ...(u.pathname.length > 1 && { db: Number(u.pathname.slice(1)) }),
-    ...(u.protocol === 'rediss:' && { tls: {} }),
-    ...extra,
-  });
-}
