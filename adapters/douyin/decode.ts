@@ -8,10 +8,14 @@
  * create_time (ms), user_infos[{open_id, nick_name, avatar}]. Image/video messages carry no URL (doc: view them in
  * the app), so they map to media without a url; everything not mapped is kept as an `event` with the content.
  *
- * - im_receive_msg: the customer wrote to the enterprise account → a customer message;
- * - im_enter_direct_msg, im_recall_msg and any other event → `event`;
+ * - im_receive_msg: the customer wrote to the enterprise account → a customer message (any message_type);
  * - im_send_msg: the account itself sent something (our own API replies carry `source` = our client_key, and a
- *   person typing in the Douyin app is a human agent) → never fed back to the bot.
+ *   person typing in the Douyin app is a human agent) → never fed back to the bot;
+ * - everything else (im_enter_direct_msg, im_recall_msg, group events, authorize / unauthorize, contract_*) → skipped.
+ *   A reply must answer a received message (`msg_id` = its server_message_id), and ingesting an event would replace
+ *   the conversation's reference with one that has nothing to answer; a recall names a message the customer took
+ *   back, which must never become the one answered. `unauthorize` is flagged so it is logged as a warning: the
+ *   channel stops working until the account authorises the app again.
  */
 import { capRaw, conversationIdFor, createMessage, type Content, type UnifiedMessage } from '../../gateway/message.js';
 
@@ -36,7 +40,10 @@ export type DecodedDouyin =
       conversationShortId?: string;
       serverMessageId?: string;
     }
-  | { kind: 'skip'; reason: string };
+  | { kind: 'skip'; reason: string; level: 'debug' | 'info' | 'warn' };
+
+/** The longest text kept, as the Feishu and DingTalk channels do; the rest is cut, not refused. */
+const MAX_TEXT_CHARS = 20_000;
 
 export function parseContent(content: unknown): Record<string, unknown> {
   if (typeof content === 'string') {
@@ -58,11 +65,13 @@ export function decodeDouyinEvent(
 ): DecodedDouyin {
   const content = parseContent(body.content);
   if (body.event === 'im_send_msg') {
-    return { kind: 'skip', reason: str(content.source) === opts.clientKey ? 'our own reply echoed back' : 'sent by the account owner in the Douyin app' };
+    const reason = str(content.source) === opts.clientKey ? 'our own reply echoed back' : 'sent by the account owner in the Douyin app';
+    return { kind: 'skip', reason, level: 'debug' };
   }
+  if (body.event !== 'im_receive_msg') return skippedEvent(body.event, content);
   const userId = str(body.from_user_id);
   const accountOpenId = str(body.to_user_id);
-  if (!userId) return { kind: 'skip', reason: `${body.event} names no user` };
+  if (!userId) return { kind: 'skip', reason: `${body.event} names no user`, level: 'info' };
   const serverMessageId = str(content.server_message_id);
   const conversationShortId = str(content.conversation_short_id);
   const createTime = Number(content.create_time);
@@ -81,7 +90,7 @@ export function decodeDouyinEvent(
     sender: { id: userId, role: 'customer', ...(name && { name }) },
     timestamp: Number.isFinite(createTime) && createTime > 0 ? createTime : now,
     receivedAt: now,
-    content: body.event === 'im_receive_msg' ? messageContent(content) : { type: 'event', event: body.event || 'unknown', ...(Object.keys(content).length > 0 && { data: content }) },
+    content: messageContent(content),
     metadata: { event: body.event, ...(str(content.message_type) && { messageType: str(content.message_type) }) },
     raw: capRaw('douyin/json', { ...body, content }),
   });
@@ -95,6 +104,20 @@ export function decodeDouyinEvent(
   };
 }
 
+function skippedEvent(event: string, content: Record<string, unknown>): DecodedDouyin {
+  switch (event) {
+    case 'im_recall_msg':
+      return { kind: 'skip', reason: `the customer recalled message ${str(content.server_message_id) || '(no id)'}`, level: 'info' };
+    case 'im_enter_direct_msg':
+      return { kind: 'skip', reason: 'the customer opened the private-message page (nothing to answer yet)', level: 'debug' };
+    case 'unauthorize':
+    case 'contract_unauthorize':
+      return { kind: 'skip', reason: 'the account revoked the authorisation: replies fail until it authorises the app again', level: 'warn' };
+    default:
+      return { kind: 'skip', reason: `${event || '(no event name)'} is not a received private message`, level: 'info' };
+  }
+}
+
 export function douyinConversationId(channelId: string, accountOpenId: string, userId: string): string {
   return conversationIdFor(channelId, accountOpenId, userId);
 }
@@ -105,7 +128,7 @@ function messageContent(c: Record<string, unknown>): Content {
     case 'text': {
       // The text field's exact name is not shown in the docs; `text` is what the samples use, `content` a fallback.
       const text = str(c.text) || str(obj(c.text).text) || str(c.content);
-      return text ? { type: 'text', text } : { type: 'event', event: 'text', data: c };
+      return text ? { type: 'text', text: text.slice(0, MAX_TEXT_CHARS) } : { type: 'event', event: 'text', data: c };
     }
     case 'image':
     case 'user_local_image':

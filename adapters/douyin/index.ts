@@ -82,7 +82,7 @@ class DouyinAdapter implements ChannelAdapter {
     }
     const decoded = decodeDouyinEvent(event, this, { clientKey: this.options.clientKey, msgIdHeader: req.header('msg-id') });
     if (decoded.kind === 'skip') {
-      this.ctx.log.debug({ event: event.event, reason: decoded.reason }, 'Douyin event not ingested');
+      this.ctx.log[decoded.level]({ event: event.event, reason: decoded.reason }, 'Douyin event acknowledged, not ingested');
       return reply.empty();
     }
     await this.ctx.ingest(decoded.message, {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { decodeDouyinEvent } from '../../adapters/douyin/decode.js';
+import { decodeDouyinEvent, douyinConversationId } from '../../adapters/douyin/decode.js';
 import { douyinSignature, verifyDouyinSignature } from '../../adapters/douyin/signature.js';
 import { eventually, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startTestRedis } from '../helpers/redis.js';
@@ -59,10 +59,7 @@ describe('douyin signature and decode (pure)', () => {
     }
   });
 
-  it('keeps enter/recall/unknown as events and never feeds sent messages back', () => {
-    const enter = decodeDouyinEvent({ event: 'im_enter_direct_msg', from_user_id: 'u', to_user_id: ACCOUNT, log_id: 'l1', content: '{"conversation_short_id":"c"}' }, channel, { clientKey: CLIENT_KEY }, 1);
-    assert.ok(enter.kind === 'message');
-    assert.deepEqual(enter.message.content, { type: 'event', event: 'im_enter_direct_msg', data: { conversation_short_id: 'c' } });
+  it('maps received image and card messages, and never feeds sent messages back', () => {
     const image = decodeDouyinEvent({ ...receive('u', '', 's2'), content: { message_type: 'image', server_message_id: 's2' } }, channel, { clientKey: CLIENT_KEY }, 1);
     assert.ok(image.kind === 'message' && image.message.content.type === 'image');
     const card = decodeDouyinEvent({ ...receive('u', '', 's3'), content: { message_type: 'retain_consult_card', server_message_id: 's3', card_id: 'x' } }, channel, { clientKey: CLIENT_KEY }, 1);
@@ -70,6 +67,29 @@ describe('douyin signature and decode (pure)', () => {
     assert.deepEqual(card.message.content, { type: 'event', event: 'retain_consult_card', data: { message_type: 'retain_consult_card', server_message_id: 's3', card_id: 'x' } });
     const own = decodeDouyinEvent({ event: 'im_send_msg', from_user_id: ACCOUNT, to_user_id: 'u', content: { source: CLIENT_KEY } }, channel, { clientKey: CLIENT_KEY }, 1);
     assert.equal(own.kind, 'skip');
+  });
+
+  it('ingests only received messages: enter, recall, authorisation and other events carry nothing to answer', () => {
+    const events = [
+      { event: 'im_enter_direct_msg', from_user_id: 'u', to_user_id: ACCOUNT, log_id: 'l1', content: '{"conversation_short_id":"c"}' },
+      { event: 'im_recall_msg', from_user_id: 'u', to_user_id: ACCOUNT, log_id: 'l2', content: '{"server_message_id":"s1"}' },
+      { event: 'authorize', from_user_id: 'u', log_id: 'l3', content: { scopes: 'im.direct_message' } },
+      { event: 'unauthorize', from_user_id: 'u', log_id: 'l4', content: { scopes: 'im.direct_message' } },
+      { event: 'contract_authorize', from_user_id: 'u', log_id: 'l5', content: {} },
+      { event: 'im_group_receive_msg', from_user_id: 'u', to_user_id: ACCOUNT, log_id: 'l6', content: { server_message_id: 's9', message_type: 'text', text: 'hi' } },
+    ];
+    for (const event of events) {
+      const decoded = decodeDouyinEvent(event, channel, { clientKey: CLIENT_KEY }, 1);
+      assert.equal(decoded.kind, 'skip', event.event);
+    }
+    const unauthorize = decodeDouyinEvent(events[3]!, channel, { clientKey: CLIENT_KEY }, 1);
+    assert.ok(unauthorize.kind === 'skip' && unauthorize.level === 'warn');
+  });
+
+  it('cuts a text longer than 20,000 characters instead of refusing the message', () => {
+    const d = decodeDouyinEvent(receive('u', 'x'.repeat(25_000), 's4'), channel, { clientKey: CLIENT_KEY }, 1);
+    assert.ok(d.kind === 'message' && d.message.content.type === 'text');
+    assert.equal(d.message.content.text.length, 20_000);
   });
 });
 
@@ -168,6 +188,30 @@ describe('douyin channel end to end (real gateway, Redis, loopback Douyin OpenAP
     const sent = await eventually(() => repliesTo('user-c')[0], 'reply after refresh');
     assert.equal(sent.body.content.text.text, 'echo: after expiry');
     assert.equal(fake.counters.refresh, refreshes + 1);
+  });
+
+  it('keeps answering the latest message after a recall or an enter event', async () => {
+    await post(receive('user-r', 'first', 'srv-r1'));
+    await eventually(() => repliesTo('user-r')[0], 'first reply');
+    const before = await inboundJobCount(gw);
+    const recall = await post({ event: 'im_recall_msg', client_key: CLIENT_KEY, from_user_id: 'user-r', to_user_id: ACCOUNT, log_id: 'l-r2', content: JSON.stringify({ server_message_id: 'srv-r1' }) });
+    assert.equal(recall.status, 200);
+    const enter = await post({ event: 'im_enter_direct_msg', client_key: CLIENT_KEY, from_user_id: 'user-r', to_user_id: ACCOUNT, log_id: 'l-r3', content: JSON.stringify({ conversation_short_id: 'conv-user-r' }) });
+    assert.equal(enter.status, 200);
+    assert.equal(await inboundJobCount(gw), before);
+    const conversation = douyinConversationId('douyin', ACCOUNT, 'user-r');
+    assert.equal((await gw.gateway.conversations.reference(conversation))?.context.replyToMsgId, 'srv-r1');
+    await gw.gateway.pipeline.sendToConversation(conversation, { type: 'text', text: 'agent answer' }, { id: 'agent-1', role: 'agent' });
+    const answer = await eventually(() => repliesTo('user-r').find((s) => s.body.content.text.text === 'agent answer'), 'agent answer');
+    assert.equal(answer.body.msg_id, 'srv-r1');
+  });
+
+  it('acknowledges a revoked authorisation without queuing it, and says so in a warning', async () => {
+    const before = await inboundJobCount(gw);
+    const res = await post({ event: 'unauthorize', client_key: CLIENT_KEY, from_user_id: ACCOUNT, log_id: 'l-u1', content: { scopes: 'im.direct_message' } });
+    assert.equal(res.status, 200);
+    assert.equal(await inboundJobCount(gw), before);
+    assert.ok(gw.logs.some((l) => l.level === 40 && l.event === 'unauthorize'));
   });
 
   it('never writes the client secret, refresh token or access token into a log line', () => {
