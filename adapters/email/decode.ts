@@ -34,7 +34,11 @@ export function rawHeader(parsed: ParsedMail, name: string): string | undefined 
   return line.line.slice(line.line.indexOf(':') + 1).replace(/\r?\n[ \t]+/g, ' ').trim();
 }
 
-export function readInboundMail(parsed: ParsedMail, opts: { ownAddress: string; fallbackId: string; now?: number }): InboundMail {
+/**
+ * `receivedAt`: when the mailbox got the mail (its IMAP internal date); it stands in for a Date header that is
+ * missing, unreadable or before 1970 (a message timestamp cannot be negative).
+ */
+export function readInboundMail(parsed: ParsedMail, opts: { ownAddress: string; fallbackId: string; receivedAt?: number }): InboundMail {
   const sender = parsed.from?.value[0];
   const address = sender?.address?.toLowerCase() ?? '';
   const header = (name: string) => rawHeader(parsed, name);
@@ -50,13 +54,18 @@ export function readInboundMail(parsed: ParsedMail, opts: { ownAddress: string; 
     from: { address, name: sender?.name || undefined },
     replyTo: parsed.replyTo?.value[0]?.address?.toLowerCase(),
     subject: parsed.subject ?? '',
-    date: parsed.date?.getTime() ?? opts.now ?? Date.now(),
+    date: mailDate(parsed.date) ?? opts.receivedAt ?? Date.now(),
     text: mailBodyText({ text: parsed.text, html: parsed.html }),
     // Inline images referenced from the HTML (logos, signature pictures) are layout, not something the customer sent.
     attachments: parsed.attachments.filter((a) => !(a.related && a.contentType.startsWith('image/'))),
     guard: guardReason({ from: address, ownAddress: opts.ownAddress, header, returnPath: header('return-path') }),
     headers,
   };
+}
+
+function mailDate(date: Date | undefined): number | undefined {
+  const time = date?.getTime();
+  return time !== undefined && Number.isSafeInteger(time) && time >= 0 ? time : undefined;
 }
 
 /** One conversation per customer and thread. */

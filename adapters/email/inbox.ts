@@ -172,11 +172,17 @@ export class ImapInbox {
         { uid: true },
       )) as FetchMessageObject | false;
       if (!fetched || !fetched.source) continue; // expunged in the meantime
-      const internalDate = fetched.internalDate ? new Date(fetched.internalDate).getTime() : Date.now();
+      const internalDate = readableTime(fetched.internalDate) ?? Date.now();
       await this.handle({ uid, source: fetched.source, internalDate, size: fetched.size ?? fetched.source.length });
       cursor.lastUid = uid;
       cursor.lastDate = Math.max(cursor.lastDate, internalDate);
       await this.cursors.save(cursor);
     }
   }
+}
+
+/** A date as ms since 1970, or undefined when missing, unreadable or before 1970. */
+function readableTime(date: Date | string | undefined): number | undefined {
+  const time = date === undefined ? NaN : new Date(date).getTime();
+  return Number.isSafeInteger(time) && time >= 0 ? time : undefined;
 }

@@ -9,6 +9,7 @@
  */
 import { simpleParser } from 'mailparser';
 import nodemailer, { type Transporter } from 'nodemailer';
+import { ZodError } from 'zod';
 import type { ConversationReference } from '../../gateway/conversation-reference.js';
 import { capRaw, createMessage, type ContentType, type UnifiedMessage } from '../../gateway/message.js';
 import { defineAdapter, DeliveryError, type AdapterContext, type AdapterHealth, type ChannelAdapter } from '../types.js';
@@ -77,15 +78,30 @@ class EmailAdapter implements ChannelAdapter {
 
   // ── Inbound ────────────────────────────────────────────────────────────────────────────────────────────────────
   private async onMail(fetched: FetchedMail): Promise<void> {
-    const log = this.ctx.log.child({ uid: fetched.uid });
     let mail: InboundMail;
     try {
       const parsed = await simpleParser(fetched.source, { skipImageLinks: true, skipTextToHtml: true });
-      mail = readInboundMail(parsed, { ownAddress: this.options.address, fallbackId: `uid-${fetched.uid}-${fetched.internalDate}` });
+      mail = readInboundMail(parsed, {
+        ownAddress: this.options.address,
+        fallbackId: `uid-${fetched.uid}-${fetched.internalDate}`,
+        receivedAt: fetched.internalDate,
+      });
     } catch (err) {
       await this.ingestUnreadable(fetched, err as Error);
       return;
     }
+    try {
+      await this.ingestMail(fetched, mail);
+    } catch (err) {
+      // Redis or the queue being away is worth waiting for: the cursor stays and the mail is read again. A mail whose
+      // messages fail validation fails the same way on every read and would hold up every mail behind it.
+      if (!(err instanceof ZodError)) throw err;
+      await this.ingestUnreadable(fetched, err);
+    }
+  }
+
+  private async ingestMail(fetched: FetchedMail, mail: InboundMail): Promise<void> {
+    const log = this.ctx.log.child({ uid: fetched.uid });
     if (mail.guard) {
       this.guardedCount++;
       await this.ctx.redis.hincrby(`${this.ctx.keyPrefix}guarded`, mail.guard, 1);
@@ -142,9 +158,9 @@ class EmailAdapter implements ChannelAdapter {
     return stored;
   }
 
-  /** A mail mailparser cannot read still reaches the helpdesk as an event, with the position to find it. */
+  /** A mail that cannot be read or turned into messages still reaches the helpdesk as an event, with the position to find it. */
   private async ingestUnreadable(fetched: FetchedMail, err: Error): Promise<void> {
-    this.ctx.log.warn({ uid: fetched.uid, err: err.message }, 'mail could not be parsed; passed on as an event');
+    this.ctx.log.warn({ uid: fetched.uid, err: err.message.slice(0, 1000) }, 'mail could not be parsed; passed on as an event');
     const peer = 'unknown-sender';
     const message = createMessage({
       channel: this.id,
@@ -153,7 +169,7 @@ class EmailAdapter implements ChannelAdapter {
       conversationId: emailConversationId(this.id, peer, `uid-${fetched.uid}`),
       channelMessageId: `unparsed-${fetched.uid}-${fetched.internalDate}`,
       sender: { id: peer, role: 'customer' },
-      content: { type: 'event', event: 'unparsable_mail', key: String(fetched.uid), data: { error: err.message, size: fetched.size } },
+      content: { type: 'event', event: 'unparsable_mail', key: String(fetched.uid), data: { error: err.message.slice(0, 1000), size: fetched.size } },
       raw: capRaw('email/source', fetched.source.subarray(0, 4096).toString('latin1')),
     });
     await this.ctx.ingest(message, { peerId: peer, context: {} });

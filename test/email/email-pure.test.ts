@@ -104,6 +104,16 @@ describe('email body text', () => {
     assert.equal(mail.text, 'Hello');
     assert.equal(mail.guard, 'list');
   });
+  it('dates a mail by its Date header, or by when the mailbox received it when that header is before 1970 or missing', async () => {
+    const receivedAt = Date.UTC(2026, 0, 2);
+    const dated = async (date: string | undefined) => {
+      const raw = `From: ann@customer.example\r\n${date === undefined ? '' : `Date: ${date}\r\n`}Subject: x\r\n\r\nhi\r\n`;
+      return readInboundMail(await simpleParser(raw), { ownAddress: own, fallbackId: 'f', receivedAt }).date;
+    };
+    assert.equal(await dated('Thu, 1 Jan 2026 10:00:00 +0000'), Date.UTC(2026, 0, 1, 10));
+    assert.equal(await dated('Wed, 31 Dec 1969 23:00:00 +0000'), receivedAt);
+    assert.equal(await dated(undefined), receivedAt);
+  });
 });
 
 describe('SMTP reply codes → delivery errors', () => {

@@ -1,0 +1,89 @@
+/**
+ * Email intake and the per-recipient bot reply limit against real servers on loopback (Dovecot IMAP, an SMTP sink,
+ * the gateway pipeline and Redis): a mail that can never be read the normal way must not hold up the mail behind it,
+ * and the reply limit counts mails actually sent, to the address they were sent to.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Bot, BotInput } from '../../bot/types.js';
+import type { UnifiedMessage } from '../../gateway/message.js';
+import { startTestDovecot, type TestDovecot } from '../helpers/dovecot.js';
+import { eventually, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { startTestRedis } from '../helpers/redis.js';
+import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
+
+const SUPPORT = 'support@shop.example';
+
+class RecordingBot implements Bot {
+  readonly seen: UnifiedMessage[] = [];
+  async decide({ message }: BotInput) {
+    this.seen.push(message);
+    return { replies: [{ type: 'text' as const, text: 'Thanks, we are on it.' }], trace: { stage: 'rule' } };
+  }
+}
+
+let counter = 0;
+function mail(opts: { from: string; date?: string; headers?: Record<string, string> }): { raw: string; messageId: string } {
+  const messageId = `<i${++counter}.${Date.now()}@customer.example>`;
+  const extra = Object.entries(opts.headers ?? {}).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  const raw =
+    `From: ${opts.from}\r\nTo: ${SUPPORT}\r\nSubject: Question ${counter}\r\nDate: ${opts.date ?? new Date().toUTCString()}\r\n` +
+    `Message-ID: ${messageId}\r\n${extra}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello ${counter}\r\n`;
+  return { raw, messageId };
+}
+
+describe('email intake and reply limit', () => {
+  let redis: Awaited<ReturnType<typeof startTestRedis>>;
+  let dovecot: TestDovecot;
+  let smtp: SmtpSink;
+  let gw: TestGateway;
+  let mediaDir: string;
+  const bot = new RecordingBot();
+
+  before(async () => {
+    mediaDir = mkdtempSync(join(tmpdir(), 'gw-media-'));
+    [redis, dovecot, smtp] = await Promise.all([startTestRedis(), startTestDovecot(), startSmtpSink()]);
+    gw = await startTestGateway(
+      {
+        server: { mediaDir },
+        channels: [
+          {
+            id: 'mail',
+            type: 'email' as const,
+            options: {
+              address: SUPPORT,
+              imap: { host: dovecot.host, port: dovecot.port, secure: false, auth: { user: dovecot.user, pass: dovecot.password }, pollIntervalMs: 1000 },
+              smtp: { host: smtp.host, port: smtp.port, secure: false, auth: { user: smtp.user, pass: smtp.password } },
+              botReplyLimit: { count: 3, perSeconds: 3600 },
+            },
+          },
+        ],
+      },
+      redis.url,
+      { bot },
+    );
+  });
+  after(async () => {
+    await gw?.stop();
+    await Promise.all([smtp?.close(), dovecot?.stop(), redis?.stop()]);
+    rmSync(mediaDir, { recursive: true, force: true });
+  });
+
+  const repliesTo = (messageId: string) => smtp.mails.filter((m) => m.header('in-reply-to') === messageId);
+  const mailsTo = (address: string) => smtp.mails.filter((m) => m.envelope.to.includes(address));
+
+  it('reads a mail dated before 1970 with its received time, and the mail behind it as usual', async () => {
+    const old = mail({ from: 'ann@customer.example', date: 'Wed, 31 Dec 1969 23:00:00 +0000' });
+    const next = mail({ from: 'bob@customer.example' });
+    await dovecot.append(old.raw);
+    await dovecot.append(next.raw);
+    await eventually(() => repliesTo(next.messageId).length === 1, 'reply to the mail behind it');
+    const read = bot.seen.find((m) => m.channelMessageId === old.messageId);
+    assert.ok(read, 'the old-dated mail is ingested');
+    assert.ok(read.timestamp > Date.now() - 3600_000, 'timestamped with the time the mailbox received it');
+    assert.ok(!gw.logs.some((l) => l.msg === 'imap read failed; retried on the next wake-up'));
+  });
+});
