@@ -1,5 +1,6 @@
 /** The `bot:` section of the config: intent model, KB, rules, sensitive words, entities, context and policy. */
 import { z } from 'zod';
+import { conditionsProblem, isKnownOperator, RULE_FACTS } from './rules/engine.js';
 
 const regexSource = (flags: string) =>
   z.string().refine((r) => isValidRegex(r, flags), { message: 'not a valid JavaScript regular expression' });
@@ -18,6 +19,52 @@ export const BusinessHours = z.object({
   inside: z.boolean().default(true).describe('true: match during business hours; false: match outside them'),
 });
 export type BusinessHours = z.infer<typeof BusinessHours>;
+
+/** A node of an advanced condition tree, as json-rules-engine reads it. */
+export type ConditionNode =
+  | { all: ConditionNode[]; priority?: number; name?: string }
+  | { any: ConditionNode[]; priority?: number; name?: string }
+  | { not: ConditionNode; priority?: number; name?: string }
+  | { fact: string; operator: string; value: unknown; path?: string; params?: Record<string, unknown>; priority?: number; name?: string };
+
+const nodeOptions = { priority: z.number().int().positive().optional(), name: z.string().optional() };
+const AllNode = z.strictObject({ all: z.array(z.lazy(() => ConditionNode)), ...nodeOptions });
+const AnyNode = z.strictObject({ any: z.array(z.lazy(() => ConditionNode)), ...nodeOptions });
+const NotNode = z.strictObject({ not: z.lazy(() => ConditionNode), ...nodeOptions });
+const FactNode = z.strictObject({
+  fact: z.enum(RULE_FACTS, { error: (issue) => `unknown fact ${JSON.stringify(issue.input)}; the facts are ${RULE_FACTS.join(', ')}` }),
+  operator: z.string().refine(isKnownOperator, {
+    error: (issue) => `unknown operator ${JSON.stringify(issue.input)}: not a json-rules-engine operator (equal, in, contains, lessThan, …, with decorators such as not:equal) nor one of the bot's`,
+  }),
+  value: z.unknown().nonoptional('required: the value the fact is compared with'),
+  path: z.string().startsWith('$', { error: 'a JSONPath into the fact, starting with $' }).optional(),
+  params: z.record(z.string(), z.unknown()).optional(),
+  ...nodeOptions,
+});
+
+/**
+ * The node's kind is read off its key, and only that kind is checked: a problem is then reported where it is
+ * (`conditions.all.1.operator: unknown operator …`) instead of as the union's bare "Invalid input". A check, not a
+ * transform: the tree is kept as written, and the defaults around it stay in the generated docs.
+ */
+const ConditionNode = z.custom<ConditionNode>().superRefine((input, ctx) => {
+  const schema = conditionNodeSchema(input);
+  if (!schema) {
+    ctx.addIssue({ code: 'custom', message: 'a condition is {all: [...]}, {any: [...]}, {not: {...}} or {fact, operator, value}', continue: false });
+    return;
+  }
+  const result = schema.safeParse(input);
+  // `continue: false`: the rule-level check below builds the tree only when it passed this one.
+  for (const issue of result.error?.issues ?? []) ctx.addIssue({ code: 'custom', message: issue.message, path: issue.path, continue: false });
+});
+
+function conditionNodeSchema(input: unknown): z.ZodType | undefined {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) return undefined;
+  if ('all' in input) return AllNode;
+  if ('any' in input) return AnyNode;
+  if ('not' in input) return NotNode;
+  return 'fact' in input ? FactNode : undefined;
+}
 
 export const RuleConditions = z
   .object({
@@ -45,10 +92,14 @@ export const RuleConditions = z
     turns: Range.optional().describe('Customer turns in this conversation, this one included'),
     unanswered: Range.optional().describe('Consecutive unanswered turns before this one'),
     businessHours: BusinessHours.optional(),
-    conditions: z
-      .record(z.string(), z.unknown())
-      .optional()
-      .describe('Advanced: a json-rules-engine condition tree ({all|any|not: ...}) over the same facts'),
+    conditions: ConditionNode.optional().describe(
+      'Advanced: a json-rules-engine condition tree over the same facts: {all: [...]}, {any: [...]}, {not: {...}} or {fact, operator, value, path?}',
+    ),
+  })
+  .superRefine((when, ctx) => {
+    // What the schema above does not see (json-rules-engine's own rules for a tree) is found by building the rule.
+    const problem = when.conditions && conditionsProblem(when);
+    if (problem) ctx.addIssue({ code: 'custom', message: `json-rules-engine refuses this tree: ${problem}`, path: ['conditions'] });
   })
   .prefault({});
 export type RuleConditions = z.infer<typeof RuleConditions>;

@@ -16,6 +16,7 @@
  * turns, unanswered, now (ms since the epoch).
  */
 import { Engine, type NestedCondition, type TopLevelCondition } from 'json-rules-engine';
+import type { Logger } from '../../gateway/logger.js';
 import type { BotRule, BusinessHours, RuleConditions } from '../config.js';
 import type { Scalar } from '../context.js';
 import { withinBusinessHours } from './business-hours.js';
@@ -33,6 +34,22 @@ export interface RuleFacts {
   unanswered: number;
   now: number;
 }
+
+/** Every fact, for the config schema to check the names an advanced condition tree uses. */
+const FACT_NAMES: Record<keyof RuleFacts, true> = {
+  channel: true,
+  text: true,
+  rawText: true,
+  intent: true,
+  slots: true,
+  attributes: true,
+  tags: true,
+  awaiting: true,
+  turns: true,
+  unanswered: true,
+  now: true,
+};
+export const RULE_FACTS = Object.keys(FACT_NAMES) as [keyof RuleFacts, ...(keyof RuleFacts)[]];
 
 const regexCache = new Map<string, RegExp>();
 function regexFor(source: string): RegExp {
@@ -76,6 +93,35 @@ const OPERATORS: Record<string, (factValue: never, value: never) => boolean> = {
 /** The operators compileConditions() uses, on a json-rules-engine engine. */
 export function addRuleOperators(engine: Engine): void {
   for (const [name, operator] of Object.entries(CUSTOM_OPERATORS)) engine.addOperator(name, operator);
+}
+
+/** The operator table json-rules-engine consults at run time (not in its type declarations). */
+interface OperatorLookup {
+  operators: { get(name: string): unknown };
+}
+
+/** An engine that only answers which operators exist: the built-in ones, decorated ones (`not:equal`) and ours. */
+const operatorCatalogue = newRuleEngine() as unknown as OperatorLookup;
+
+/** Whether a rule engine knows this operator, looked up as json-rules-engine looks it up when a rule runs. */
+export function isKnownOperator(name: string): boolean {
+  return operatorCatalogue.operators.get(name) != null;
+}
+
+/** Why json-rules-engine would refuse these conditions, or undefined when it builds a rule from them. */
+export function conditionsProblem(when: RuleConditions): string | undefined {
+  try {
+    newRuleEngine().addRule({ conditions: compileConditions(when), event: { type: 'check' } });
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+function newRuleEngine(): Engine {
+  const engine = new Engine([], { allowUndefinedFacts: true });
+  addRuleOperators(engine);
+  return engine;
 }
 
 /** One declarative condition: a fact (a field of it with `path`), an operator and the value it is compared with. */
@@ -151,10 +197,22 @@ interface CompiledRule {
 export class RuleEngine {
   private readonly compiled: CompiledRule[] = [];
 
-  constructor(rules: readonly BotRule[]) {
+  /**
+   * The schema refuses conditions json-rules-engine cannot build or run; should one still fail (a rule stored before
+   * that check, a case it misses), only that rule is lost — logged and treated as not matching — never the whole
+   * rule set or the customer's turn.
+   */
+  constructor(
+    rules: readonly BotRule[],
+    private readonly log: Pick<Logger, 'error'>,
+  ) {
     rules.forEach((rule, order) => {
       if (!rule.enabled) return;
-      this.compiled.push({ rule, order, matches: declarativeMatch(rule.match), ...(rule.match.conditions && { engine: engineFor(rule, order) }) });
+      try {
+        this.compiled.push({ rule, order, matches: declarativeMatch(rule.match), ...(rule.match.conditions && { engine: engineFor(rule, order) }) });
+      } catch (err) {
+        this.log.error({ ruleId: rule.id, err }, 'rule left out: its conditions cannot be built');
+      }
     });
   }
 
@@ -171,9 +229,7 @@ export class RuleEngine {
   async evaluate(facts: RuleFacts): Promise<BotRule[]> {
     const candidates = this.compiled.filter((c) => c.matches(facts));
     if (candidates.length === 0) return [];
-    const matched = (
-      await Promise.all(candidates.map(async (c) => (!c.engine || (await c.engine.run({ ...facts })).results.length > 0 ? [c] : [])))
-    )
+    const matched = (await Promise.all(candidates.map(async (c) => ((await this.advancedTreeHolds(c, facts)) ? [c] : []))))
       .flat()
       .sort((a, b) => b.rule.priority - a.rule.priority || a.order - b.order);
     const applied: BotRule[] = [];
@@ -183,12 +239,21 @@ export class RuleEngine {
     }
     return applied;
   }
+
+  private async advancedTreeHolds(c: CompiledRule, facts: RuleFacts): Promise<boolean> {
+    if (!c.engine) return true;
+    try {
+      return (await c.engine.run({ ...facts })).results.length > 0;
+    } catch (err) {
+      this.log.error({ ruleId: c.rule.id, err }, 'rule failed; treated as not matching');
+      return false;
+    }
+  }
 }
 
 /** A json-rules-engine engine holding one rule: all its conditions, the advanced tree among them. */
 function engineFor(rule: BotRule, order: number): Engine {
-  const engine = new Engine([], { allowUndefinedFacts: true });
-  addRuleOperators(engine);
+  const engine = newRuleEngine();
   engine.addRule({ name: `${order}:${rule.id}`, conditions: compileConditions(rule.match), event: { type: 'rule', params: { id: rule.id } } });
   return engine;
 }

@@ -24,14 +24,14 @@ export class RuleSet {
     prefix: string,
     private readonly log: Logger,
   ) {
-    this.engine = new RuleEngine(configRules);
+    this.engine = new RuleEngine(configRules, log);
     this.admin = new SyncedCollection<BotRule>({
       redis,
       key: `${prefix}:bot:rules`,
       log,
       parse: (json) => BotRule.parse(json),
       onChange: () => {
-        this.engine = new RuleEngine(this.rules());
+        this.engine = new RuleEngine(this.rules(), log);
       },
     });
   }
