@@ -1,14 +1,18 @@
 /**
- * Retrieval tokens for mixed Chinese/English text. Chinese has no spaces, so a run of CJK characters becomes its
+ * Retrieval tokens for mixed Chinese/English text. Chinese has no spaces, so a run of Han characters becomes its
  * overlapping character bigrams (a single character stays a unigram) — the standard segmenter-free indexing for
  * Chinese IR, with no dictionary to ship. Latin words are lower-cased, stripped of a small stop-word list and
  * Porter-stemmed (`stemmer`), so "returns"/"returning" meet "return". Digits stay whole tokens (order numbers).
  */
 import { stemmer } from 'stemmer';
 
-const CJK = /[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]/;
-/** A run of CJK ideographs, or a Latin/digit word (apostrophes inside words kept). */
-const TOKEN_RUN = /[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[\p{L}\p{N}]+(?:'[\p{L}]+)?/gu;
+const HAN = /^\p{Script=Han}/u;
+/**
+ * A run of Han characters, or a word of other letters and digits (apostrophes inside words kept). A word stops
+ * where Han starts: "iPhone怎么退货" is "iphone" and "怎么退货", so a Latin word glued to the Chinese (no space is
+ * usual there) neither hides the Chinese nor becomes a token no question shares.
+ */
+const TOKEN_RUN = /\p{Script=Han}+|(?:(?!\p{Script=Han})[\p{L}\p{N}])+(?:'(?:(?!\p{Script=Han})\p{L})+)?/gu;
 
 /** Function words that carry no meaning for FAQ matching; kept short on purpose ("not", "how", "when" stay). */
 const STOP_WORDS = new Set(
@@ -23,7 +27,7 @@ export function tokenize(text: string): string[] {
   const tokens: string[] = [];
   for (const match of text.normalize('NFKC').toLowerCase().matchAll(TOKEN_RUN)) {
     const run = match[0];
-    if (CJK.test(run[0]!)) {
+    if (HAN.test(run)) {
       const chars = [...run];
       if (chars.length === 1) {
         if (!CJK_STOP_RUNS.has(run)) tokens.push(run);

@@ -3,7 +3,9 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { calibrate, parseCalibrationCsv } from '../../bot/kb/calibrate.js';
 import { parseKb, serializeKb, KbFormatError } from '../../bot/kb/formats.js';
+import { FaqEntry } from '../../bot/kb/entry.js';
 import { KbIndex } from '../../bot/kb/knowledge-base.js';
+import { tokenize } from '../../bot/kb/tokenize.js';
 import { eventually, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startTestRedis } from '../helpers/redis.js';
 
@@ -143,5 +145,31 @@ describe('knowledge base: import, retrieval in both languages, admin CRUD across
     assert.ok(result.recall >= 0.8, `recall ${result.recall}`);
     // The shipped demo config uses the calibrated value (rounded down to 0.25).
     assert.ok(Math.abs(result.threshold - 0.25) < 0.05);
+  });
+});
+
+describe('knowledge base: mixed Chinese and Latin text', () => {
+  it('tokenizes a Latin word and the Chinese next to it apart', () => {
+    assert.deepEqual(tokenize('iPhone13怎么退货'), ['iphone13', '怎', '怎么', '么', '么退', '退', '退货', '货']);
+    assert.deepEqual(tokenize('我的order号是123'), ['我的', 'order', '号', '号是', '123']);
+    assert.deepEqual(tokenize('退货iPhone'), ['退', '退货', '货', 'iphon']);
+    // Han outside the basic block (extension B) is Chinese too.
+    assert.deepEqual(tokenize('𠀀退货'), ['𠀀', '𠀀退', '退', '退货', '货']);
+    assert.deepEqual(tokenize("it's退货"), ['退', '退货', '货']);
+  });
+
+  it('finds the entry when the question carries a Latin word glued to the Chinese', () => {
+    const index = KbIndex.of([
+      FaqEntry.parse({ id: 'return', question: '退货政策是什么', paraphrases: ['怎么退货'], answer: 'A' }),
+      FaqEntry.parse({ id: 'invoice', question: '怎么开发票', answer: 'B' }),
+      FaqEntry.parse({ id: 'ship', question: '运费多少钱', answer: 'C' }),
+    ]);
+    for (const [q, id] of [
+      ['iPhone怎么退货', 'return'],
+      ['app怎么开发票', 'invoice'],
+      ['VIP运费多少钱', 'ship'],
+    ] as const) {
+      assert.equal(index.search(q, 'web')?.entry.id, id, q);
+    }
   });
 });
