@@ -13,7 +13,7 @@
 import { Queue, Worker, type Job } from 'bullmq';
 import type { RedisClient } from '../../adapters/types.js';
 import type { HandoffPriority, HandoffRequest } from '../../bot/types.js';
-import type { ConversationState, ConversationStore, StateChange } from '../conversations.js';
+import { TransitionError, type ConversationState, type ConversationStore, type StateChange } from '../conversations.js';
 import type { GatewayEvents } from '../events.js';
 import type { Logger } from '../logger.js';
 import { createMessage, type Content, type UnifiedMessage } from '../message.js';
@@ -166,16 +166,8 @@ export class HandoffService {
    * customer's original channel. Replying to a closed conversation is refused — the customer has to write again.
    */
   async agentReply(conversationId: string, content: Content, agent: { id: string; name?: string }, by: string): Promise<UnifiedMessage> {
-    const conversation = await this.deps.conversations.get(conversationId);
-    if (!conversation) throw new ConflictError('unknown_conversation', `no conversation ${conversationId}`);
-    if (conversation.state === 'closed') throw new ConflictError('conversation_closed', 'the conversation is closed; it reopens when the customer writes again');
-    if (conversation.state !== 'agent') {
-      await this.transition(conversationId, 'agent', by, 'agent replied', ['bot', 'handoff_pending']).catch((err) => {
-        // Someone else picked it up at the same moment: fine, it is with an agent either way.
-        if (!(err instanceof Error && err.name === 'TransitionError')) throw err;
-      });
-    }
-    if (agent.name !== undefined) await this.deps.redis.hset(this.infoKey(conversationId), 'agent', agent.name);
+    await this.pickUp(conversationId, by);
+    if (agent.name !== undefined) await this.rememberAgent(conversationId, agent.name);
     const message = await this.deps.pipeline.sendToConversation(
       conversationId,
       content,
@@ -185,6 +177,27 @@ export class HandoffService {
     await this.setStatus(message.id, { status: 'queued', at: Date.now() });
     await this.markActive(conversationId);
     return message;
+  }
+
+  /**
+   * Moves the conversation to "agent" in one step from whatever state it is in — read and written atomically, so a
+   * close or hand-back landing at the same moment is seen here rather than overwritten or ignored.
+   */
+  private async pickUp(conversationId: string, by: string): Promise<void> {
+    try {
+      await this.transition(conversationId, 'agent', by, 'agent replied', ['bot', 'handoff_pending']);
+    } catch (err) {
+      if (!(err instanceof TransitionError)) throw err;
+      if (err.from === 'agent') return; // already with an agent: nothing to change
+      if (err.from === null) throw new ConflictError('unknown_conversation', `no conversation ${conversationId}`);
+      throw new ConflictError('conversation_closed', 'the conversation is closed; it reopens when the customer writes again');
+    }
+  }
+
+  /** The agent's name, kept as long as the rest of the hand-off details even when no hand-off stored them. */
+  private async rememberAgent(conversationId: string, name: string): Promise<void> {
+    const key = this.infoKey(conversationId);
+    await this.deps.redis.multi().hset(key, 'agent', name).expire(key, this.deps.retentionSeconds).exec();
   }
 
   private async setStatus(messageId: string, status: MessageStatus): Promise<void> {

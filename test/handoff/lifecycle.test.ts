@@ -84,6 +84,47 @@ describe('conversation lifecycle: pick-up timeout, idle close, bot failure', () 
     assert.ok(!textsTo('t-2').includes('Sorry, everyone is busy'));
   });
 
+  it('refuses an agent reply to a conversation closed at the same moment, and sends the customer nothing', async () => {
+    const conversationId = await say('t-4', 't-4-a', 'human');
+    await eventually(async () => (await gw.gateway.conversations.state(conversationId)) === 'handoff_pending', 'hand-off');
+    const store = gw.gateway.conversations;
+    const transition = store.transition.bind(store);
+    // The idle sweep closes the conversation just before the reply's own state change reaches Redis.
+    store.transition = async (id, to, ...rest) => {
+      if (id === conversationId && to === 'agent') await transition(id, 'closed', 'timeout', 'idle');
+      return transition(id, to, ...rest);
+    };
+    try {
+      await assert.rejects(
+        gw.gateway.handoff.service.agentReply(conversationId, { type: 'text', text: 'Too late' }, { id: 'a1', name: 'Ann' }, 'agent:Ann'),
+        (err: Error & { code?: string }) => err.name === 'ConflictError' && err.code === 'conversation_closed',
+      );
+    } finally {
+      store.transition = transition;
+    }
+    assert.equal(await store.state(conversationId), 'closed');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(!textsTo('t-4').includes('Too late'), 'the reply is not sent');
+    await assert.rejects(
+      gw.gateway.handoff.service.agentReply('app.nobody', { type: 'text', text: 'Hello?' }, { id: 'a1' }, 'agent:a1'),
+      (err: Error & { code?: string }) => err.name === 'ConflictError' && err.code === 'unknown_conversation',
+    );
+  });
+
+  it('keeps the agent name of a conversation answered without a hand-off no longer than the transcript', async () => {
+    const conversationId = await say('t-5', 't-5-a', 'hello');
+    await eventually(() => textsTo('t-5').includes('echo:hello'), 'bot reply');
+    await gw.gateway.handoff.service.agentReply(conversationId, { type: 'text', text: 'Ann here' }, { id: 'a1', name: 'Ann' }, 'agent:Ann');
+    assert.equal((await gw.gateway.handoff.service.info(conversationId)).agent, 'Ann');
+    const ttl = await gw.gateway.redis.ttl(`gw:conv:{${conversationId}}:handoff`);
+    assert.ok(ttl > 0, `the hand-off details expire (TTL ${ttl})`);
+    // An agent answering a conversation already with an agent is no state change.
+    const changes = (await gw.gateway.conversations.history(conversationId)).length;
+    await gw.gateway.handoff.service.agentReply(conversationId, { type: 'text', text: 'Still Ann' }, { id: 'a1', name: 'Ann' }, 'agent:Ann');
+    assert.equal((await gw.gateway.conversations.history(conversationId)).length, changes);
+    await eventually(() => textsTo('t-5').includes('Still Ann'), 'second agent reply');
+  });
+
   it('hands the customer to a human, visibly, when the bot fails for good', async () => {
     const conversationId = await say('t-3', 't-3-a', 'please crash');
     await eventually(async () => (await gw.gateway.conversations.state(conversationId)) === 'handoff_pending', 'hand-off after the bot failure');
