@@ -28,10 +28,14 @@ export type DouyinOptions = z.infer<typeof DouyinOptions>;
 
 const CAPABILITIES: ReadonlySet<ContentType> = new Set(['text']);
 const REPLY_SCENE = 'im_reply_msg';
+/** How often the refresh_token's expiry is checked (it is renewed 10 days before it lapses). */
+const REFRESH_TOKEN_CHECK_MS = 6 * 3_600_000;
 
 class DouyinAdapter implements ChannelAdapter {
   readonly capabilities = CAPABILITIES;
   private readonly api: DouyinApi;
+  private refreshTokenTimer: NodeJS.Timeout | undefined;
+  private refreshTokenCheck: Promise<void> = Promise.resolve();
 
   constructor(
     readonly id: string,
@@ -50,6 +54,24 @@ class DouyinAdapter implements ChannelAdapter {
       log: ctx.log,
       timeoutMs: options.timeoutMs,
     });
+  }
+
+  /** Keeps the refresh_token alive even while nobody writes: an idle channel would otherwise lapse after 30 days. */
+  async start(): Promise<void> {
+    const check = () => {
+      this.refreshTokenCheck = this.api.maintainRefreshToken().catch((err: unknown) => {
+        this.ctx.log.error({ err: err instanceof Error ? err.message : String(err) }, 'Douyin refresh_token check failed');
+      });
+    };
+    check();
+    this.refreshTokenTimer = setInterval(check, REFRESH_TOKEN_CHECK_MS).unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.refreshTokenTimer) clearInterval(this.refreshTokenTimer);
+    this.refreshTokenTimer = undefined;
+    // Let a check that is running finish with Redis still open.
+    await this.refreshTokenCheck;
   }
 
   routes(): WebhookRoute[] {
