@@ -3,7 +3,7 @@
  * hand-off API, admin and media mount. One way of refusing serves both: every failure becomes `{error, message}` with
  * a 4xx/5xx, a log line and a metric — a bad request never crashes the process and never reaches the queue half-done.
  */
-import express, { type ErrorRequestHandler, type Express } from 'express';
+import express, { type ErrorRequestHandler, type Express, type Request } from 'express';
 import { HttpError, notFound } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
@@ -55,10 +55,25 @@ export function createHttpApp(deps: HttpDeps): Express {
 
 function errorHandler(deps: HttpDeps): ErrorRequestHandler {
   return (err, req, res, _next) => {
-    const { status, code, message, headers } = refusal(deps, err, { method: req.method, url: req.originalUrl, ip: req.ip });
+    const { status, code, message, headers } = refusal(deps, err, { method: req.method, url: loggableUrl(req), ip: req.ip });
     if (res.headersSent) return;
     res.status(status).set(headers).json({ error: code, message });
   };
+}
+
+/**
+ * The URL of a request as it may be logged: the matched route's pattern in place of its parameters (a path parameter
+ * can be a secret — the Chatwoot webhook token is one) and no query string (it can carry tokens too).
+ */
+function loggableUrl(req: Pick<Request, 'originalUrl' | 'route'>): string {
+  const path = req.originalUrl.split('?')[0] ?? '';
+  const pattern: unknown = req.route?.path;
+  if (typeof pattern !== 'string') return path;
+  // The router's mount path is gone by the time an error reaches the app: it is what precedes the route's segments.
+  const segments = path.split('/').filter(Boolean);
+  const routeSegments = pattern.split('/').filter(Boolean);
+  const mount = segments.slice(0, Math.max(0, segments.length - routeSegments.length));
+  return `/${[...mount, ...routeSegments].join('/')}`;
 }
 
 /** The answer to a failed request — logged (a warning for 4xx, an error with the stack for 5xx) and counted. */

@@ -88,4 +88,22 @@ describe('Chatwoot connector: hand-off into an API inbox, agent replies back to 
     assert.equal((await socket.next((f) => f.type === 'message')).message.content.text, 'Hi there!');
     await socket.close();
   });
+
+  it('never writes the webhook token to the log, and checks it before reading the body', async () => {
+    const hook = `${gw.url}/v1/chatwoot/webhook/${HOOK_TOKEN}`;
+    const logged = gw.logs.length;
+    const malformed = await fetch(hook, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{not json' });
+    assert.equal(malformed.status, 400);
+    const noEvent = await fetch(`${hook}?debug=1`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"no_event":1}' });
+    assert.equal(noEvent.status, 400);
+    const refused = gw.logs.slice(logged).filter((l) => l.msg === 'request refused' && String(l.url).includes('/chatwoot/webhook/'));
+    assert.equal(refused.length, 2, 'both refusals are logged');
+    assert.deepEqual(refused.map((l) => l.url), ['/v1/chatwoot/webhook/:token', '/v1/chatwoot/webhook/:token']);
+    assert.ok(!gw.logs.some((l) => JSON.stringify(l).includes(HOOK_TOKEN)), 'the token is in no log line');
+
+    // A wrong token is refused as such even when the body would not parse.
+    const forged = await fetch(`${gw.url}/v1/chatwoot/webhook/wrong-token-0123456789`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{not json' });
+    assert.equal(forged.status, 401);
+    assert.equal(((await forged.json()) as { error: string }).error, 'invalid_webhook_token');
+  });
 });

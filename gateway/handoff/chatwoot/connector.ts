@@ -9,7 +9,7 @@
  * own channel; `conversation_status_changed` to `resolved` hands back to the bot or closes, as configured.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import express, { type Router } from 'express';
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { RedisClient } from '../../../adapters/types.js';
 import type { ConversationStore } from '../../conversations.js';
 import { HttpError } from '../../errors.js';
@@ -140,9 +140,12 @@ export class ChatwootConnector {
   // ── Chatwoot → gateway ──────────────────────────────────────────────────────────────────────────────────────
   routes(router: Router): void {
     const expected = createHash('sha256').update(this.deps.config.webhookToken).digest();
-    router.post('/chatwoot/webhook/:token', express.json({ limit: '1mb', type: () => true }), async (req, res) => {
+    // The token is checked before the body is read: an unauthenticated request gets no parsing work done for it.
+    const checkToken = (req: Request, _res: Response, next: NextFunction) => {
       const given = createHash('sha256').update(String(req.params.token)).digest();
-      if (!timingSafeEqual(given, expected)) throw new HttpError(401, 'invalid_webhook_token', 'unknown Chatwoot webhook token');
+      next(timingSafeEqual(given, expected) ? undefined : new HttpError(401, 'invalid_webhook_token', 'unknown Chatwoot webhook token'));
+    };
+    router.post('/chatwoot/webhook/:token', checkToken, express.json({ limit: '1mb', type: () => true }), async (req, res) => {
       const body = req.body as Record<string, any> | undefined;
       if (!body || typeof body.event !== 'string') throw new HttpError(400, 'invalid_chatwoot_event', 'expected a Chatwoot webhook payload with "event"');
       const outcome = await this.onWebhook(body);
