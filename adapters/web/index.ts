@@ -24,6 +24,7 @@ const WIDGET_JS = readFileSync(new URL('./widget.js', import.meta.url), 'utf8');
 const WIDGET_ETAG = `"${createHash('sha1').update(WIDGET_JS).digest('base64url')}"`;
 const WIDGET_CACHE = 'public, max-age=300';
 const DEMO_HTML = readFileSync(new URL('./demo.html', import.meta.url), 'utf8');
+const STARTING_MESSAGE = 'the chat is starting; try again in a moment';
 
 export const WebOptions = z
   .object({
@@ -66,6 +67,8 @@ class WebAdapter implements ChannelAdapter {
     private readonly ctx: AdapterContext,
   ) {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes });
+    // The HTTP server listens before the adapters start: a configured key serves sockets from the first moment.
+    this.secret = options.secret;
   }
 
   routes(): WebhookRoute[] {
@@ -88,6 +91,7 @@ class WebAdapter implements ChannelAdapter {
           const body = req.body.length ? (parseJsonBody(req.body) as { token?: unknown }) : {};
           if (body.token !== undefined && typeof body.token !== 'string') throw badRequest('invalid_token', 'token must be a string');
           const session = this.session(body.token);
+          if (!session.ok && session.reason === 'starting') return reply.json({ error: 'starting', message: STARTING_MESSAGE }, 503);
           if (!session.ok) return reply.json({ error: session.reason, message: 'the visitor token is not valid; connect without one' }, 401);
           return reply.json(session.frame);
         },
@@ -101,7 +105,8 @@ class WebAdapter implements ChannelAdapter {
   }
 
   private session(token: string | undefined): { ok: true; visitorId: string; frame: object } | { ok: false; reason: string } {
-    const secret = this.secret!;
+    const secret = this.secret;
+    if (secret === undefined) return { ok: false, reason: 'starting' };
     let visitorId: string;
     if (token === undefined) visitorId = newVisitorId();
     else {
@@ -117,19 +122,31 @@ class WebAdapter implements ChannelAdapter {
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname !== `/webhooks/${this.id}/ws`) return false;
+    // A throw here would reach the HTTP server's 'upgrade' event and take the whole process down.
+    try {
+      this.accept(req, socket, head, url);
+    } catch (err) {
+      this.ctx.log.error({ err }, 'web widget socket not opened');
+      if (socket.writable) refuseUpgrade(socket, 500, 'internal_error', 'the socket could not be opened; try again', this.ctx.log);
+      else socket.destroy();
+    }
+    return true;
+  }
+
+  private accept(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL): void {
     const origin = req.headers.origin;
     if (this.options.allowedOrigins.length && (!origin || !this.options.allowedOrigins.includes(origin))) {
       refuseUpgrade(socket, 403, 'origin_not_allowed', `origin ${origin ?? '(none)'} may not open this socket`, this.ctx.log);
-      return true;
+      return;
     }
     const session = this.session(url.searchParams.get('token') ?? undefined);
+    if (!session.ok && session.reason === 'starting') return refuseUpgrade(socket, 503, 'starting', STARTING_MESSAGE, this.ctx.log);
     if (!session.ok) {
       refuseUpgrade(socket, 401, session.reason, 'the visitor token is not valid; reconnect without a token', this.ctx.log);
-      return true;
+      return;
     }
     const after = url.searchParams.get('after') ?? undefined;
     this.wss.handleUpgrade(req, socket, head, (ws) => void this.onConnection(ws, session.visitorId, session.frame, after));
-    return true;
   }
 
   private async onConnection(ws: VisitorSocket, visitorId: string, sessionFrame: object, after: string | undefined): Promise<void> {
