@@ -7,14 +7,21 @@ import { Webhook } from 'standardwebhooks';
 
 export type AttemptOutcome =
   | { kind: 'delivered'; status: number; latencyMs: number }
-  /** 429/502/503/504 or a network error: try again later (no sooner than `retryAfterMs` when the receiver said so). */
+  /** Any 5xx, 408, 425, 429 or a network error: try again later (no sooner than `retryAfterMs` when the receiver said so). */
   | { kind: 'retry'; status?: number; error: string; latencyMs: number; retryAfterMs?: number }
   /** 410 Gone: the receiver asks to stop sending; the endpoint gets disabled. */
   | { kind: 'gone'; status: number; latencyMs: number }
-  /** Any other answer: retrying the same bytes will not help; dead-letter it (replayable by hand). */
+  /** Any other 4xx (or 3xx): retrying the same bytes will not help; dead-letter it (replayable by hand). */
   | { kind: 'rejected'; status: number; error: string; latencyMs: number };
 
-const RETRYABLE = new Set([429, 502, 503, 504]);
+/**
+ * Whether an answer may go away by itself: a server error (a 500 is as often a deploy or a restarting database as a
+ * bug), a timeout on the receiver's side (408), "too early" (425) or "too many requests" (429). The other 4xx say the
+ * request itself is wrong, and the same bytes will be refused again.
+ */
+export function isRetryableStatus(status: number): boolean {
+  return status >= 500 || status === 408 || status === 425 || status === 429;
+}
 
 export function signedHeaders(secret: string, webhookId: string, body: string, now = new Date()): Record<string, string> {
   const signature = new Webhook(secret).sign(webhookId, now, body);
@@ -51,7 +58,7 @@ export async function attemptDelivery(url: string, secret: string, webhookId: st
   const latencyMs = latency();
   if (res.status >= 200 && res.status < 300) return { kind: 'delivered', status: res.status, latencyMs };
   if (res.status === 410) return { kind: 'gone', status: 410, latencyMs };
-  if (RETRYABLE.has(res.status)) {
+  if (isRetryableStatus(res.status)) {
     const retryAfterMs = parseRetryAfter(res.headers.get('retry-after'));
     return { kind: 'retry', status: res.status, error: `HTTP ${res.status}`, latencyMs, ...(retryAfterMs !== undefined && { retryAfterMs }) };
   }

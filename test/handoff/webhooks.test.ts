@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { signedHeaders } from '../../adapters/app/signature.js';
+import { attemptDelivery } from '../../gateway/webhooks/sender.js';
 import { eventually, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startRecorder } from '../helpers/http-recorder.js';
 import { startTestRedis } from '../helpers/redis.js';
@@ -98,6 +99,29 @@ describe('outbound webhooks: retries, order per conversation, delivery log, dead
     assert.deepEqual(record.attempts.map((a: any) => a.status), [503, 503, 503, 503, 200]);
     assert.ok(record.attempts.every((a: any) => typeof a.latencyMs === 'number'));
     assert.ok(record.attempts[0].nextAttemptAt >= record.attempts[0].at + 1000, 'the next attempt was scheduled after Retry-After');
+  });
+
+  it('retries every 5xx, 408 and 425 like a 503, and dead-letters only the other 4xx', async () => {
+    const statuses = [500, 501, 502, 503, 504, 505, 507, 408, 425, 429, 400, 401, 403, 404, 409, 413, 422];
+    const retried: number[] = [];
+    for (const status of statuses) {
+      receiver.answerWith(() => ({ status }));
+      const body = JSON.stringify({ type: 'test.event', data: {} });
+      const outcome = await attemptDelivery(`${receiver.url}/hook`, SECRET, `msg_status_${status}`, body, 5_000);
+      assert.equal(outcome.kind === 'retry' || outcome.kind === 'rejected', true, `HTTP ${status}: ${outcome.kind}`);
+      if (outcome.kind === 'retry') retried.push(status);
+    }
+    assert.deepEqual(retried, [500, 501, 502, 503, 504, 505, 507, 408, 425, 429]);
+
+    // End to end: a receiver answering 500 once gets the event on the next attempt, not in the dead letters.
+    let failed = false;
+    receiver.answerWith((req) => (!failed && req.json().type === 'conversation.handoff_requested' ? ((failed = true), { status: 500 }) : { status: 204 }));
+    const conversationId = await say('w-500', 'w-500-0', 'human please');
+    await eventually(() => verifiedFor(conversationId).find((e) => e.type === 'conversation.handoff_requested'), 'delivered after the 500');
+    const log = await admin('GET', '/v1/webhooks/endpoints/desk/deliveries?limit=50');
+    const record = log.body.items.find((d: any) => d.conversationId === conversationId && d.type === 'conversation.handoff_requested');
+    assert.equal(record.status, 'delivered');
+    assert.deepEqual(record.attempts.map((a: any) => a.status), [500, 204]);
   });
 
   it('dead-letters a rejected event without blocking the rest of the conversation, and replays it by hand', async () => {

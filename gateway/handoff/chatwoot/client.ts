@@ -2,6 +2,7 @@
  * The few Chatwoot application-API calls the connector needs (https://developers.chatwoot.com/api-reference):
  * every call carries the `api_access_token` header and lives under /api/v1/accounts/{account_id}.
  */
+import { isRetryableStatus } from '../../webhooks/sender.js';
 import type { ChatwootConfig } from './config.js';
 
 export class ChatwootError extends Error {
@@ -12,9 +13,9 @@ export class ChatwootError extends Error {
     super(message);
     this.name = 'ChatwootError';
   }
-  /** Rate limits, server errors and network failures are worth retrying; 4xx answers are not. */
+  /** Network failures and the answers a webhook receiver is retried on are worth retrying; other 4xx are not. */
   get retryable(): boolean {
-    return this.status === undefined || this.status === 429 || this.status >= 500;
+    return this.status === undefined || isRetryableStatus(this.status);
   }
 }
 
