@@ -57,6 +57,12 @@ export type Received =
       created: boolean;
       reopened: boolean;
       queuedOutbound: number;
+      /** This message was received before: its job is running again after a failure (see handleInbound). */
+      again: boolean;
+      /** The inbound message the bot answered last (saveTurn). */
+      answered: string | undefined;
+      /** The hand-off that answer asked for, while it has not been made (JSON of a HandoffRequest). */
+      handoffDue: string | undefined;
       botState: string | undefined;
     };
 
@@ -96,8 +102,10 @@ return {1, cur}
 // TTL, the conversation's retention in seconds. A platform retry of a message already received (its mark names
 // another message) changes nothing and returns {'duplicate', that message's id}. Otherwise: creates the conversation
 // in state "bot" when new, reopens a closed one, refreshes the reference, counts the turn, renews its expiry, appends
-// the transcript line, and returns {state, turns, created, reopened, queued outbound jobs, the bot's saved state}
-// (the last is missing when the bot saved none: Lua ends a table at its first nil).
+// the transcript line, and returns {state, turns, created, reopened, queued outbound jobs, again, the message the bot
+// last answered, a hand-off of that answer still to be made, the bot's saved state} (the last is missing when the bot
+// saved none). `again` is 1 when this message is the one received last — a retry of its own job after a failure — and
+// then neither the turn nor the transcript line is counted twice.
 const RECEIVE_LUA = `
 if ARGV[4] ~= '' then
   local previous = redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[4], 'NX', 'GET')
@@ -110,11 +118,19 @@ local reopened = 0
 if state == 'closed' then
   redis.call('HSET', KEYS[1], 'state', 'bot'); state = 'bot'; reopened = 1
 end
-redis.call('HSET', KEYS[1], 'ref', ARGV[1], 'updatedAt', ARGV[2])
-local turns = redis.call('HINCRBY', KEYS[1], 'turns', 1)
+local again = 0
+if redis.call('HGET', KEYS[1], 'in') == ARGV[3] then again = 1 end
+redis.call('HSET', KEYS[1], 'ref', ARGV[1], 'updatedAt', ARGV[2], 'in', ARGV[3])
+local turns
+if again == 1 then
+  turns = tonumber(redis.call('HGET', KEYS[1], 'turns') or '0')
+else
+  turns = redis.call('HINCRBY', KEYS[1], 'turns', 1)
+  ${cappedPushLua('KEYS[3]', 'ARGV[6]', 'ARGV[7]', 'ARGV[5]')}
+end
 redis.call('EXPIRE', KEYS[1], ARGV[8])
-${cappedPushLua('KEYS[3]', 'ARGV[6]', 'ARGV[7]', 'ARGV[5]')}
-return {state, turns, created, reopened, redis.call('ZCARD', KEYS[2]), redis.call('HGET', KEYS[1], 'bot')}
+local turn = redis.call('HMGET', KEYS[1], 'answered', 'handoffDue', 'bot')
+return {state, turns, created, reopened, redis.call('ZCARD', KEYS[2]), again, turn[1] or '', turn[2] or '', turn[3]}
 `;
 
 // A conversation past its retention, found in the activity index. KEYS[1] conversation hash, KEYS[2] its history.
@@ -204,7 +220,7 @@ export class ConversationStore {
         transcript.max,
         transcript.ttlSeconds,
         this.retentionSeconds,
-      ) as Promise<[string, number | string, number, number, number, string?]>,
+      ) as Promise<[string, number | string, number, number, number, number, string, string, string | null]>,
       this.touch(id, now),
     ]);
     if (now - this.indexTrimmedAt >= INDEX_TRIM_INTERVAL_MS) {
@@ -214,24 +230,37 @@ export class ConversationStore {
       void this.trimIndex(now).catch(() => (this.indexTrimmedAt = 0));
     }
     if (result[0] === 'duplicate') return { duplicateOf: String(result[1]) };
-    const [state, turns, created, reopened, queuedOutbound, botState] = result;
+    const [state, turns, created, reopened, queuedOutbound, again, answered, handoffDue, botState] = result;
     return {
       state: ConversationState.parse(state),
       turns: Number(turns),
       created: created === 1,
       reopened: reopened === 1,
       queuedOutbound,
+      again: again === 1,
+      answered: answered || undefined,
+      handoffDue: handoffDue || undefined,
       botState: botState ?? undefined,
     };
   }
 
   /**
-   * Keeps the bot's state for the conversation (`BotDecision.state`) in its hash, where the next receive() reads it:
-   * no key of its own to create, expire or read with a command of its own. It lives as long as the conversation;
-   * the bot applies its own, shorter expiry to what it saved.
+   * Records a bot turn in the conversation's hash: which inbound message it answered, the hand-off it asked for (until
+   * handoffMade), and the bot's state (`BotDecision.state`), which the next receive() reads — no key of its own to
+   * create, expire or read with a command of its own. The state lives as long as the conversation; the bot applies its
+   * own, shorter expiry to what it saved. A job that runs again after a failure finds the message answered and does
+   * not answer it twice.
    */
-  async saveBotState(id: string, state: string): Promise<void> {
-    await this.redis.hset(this.key(id), 'bot', state);
+  async saveTurn(id: string, turn: { answered: string; botState?: string | undefined; handoffDue?: string | undefined }): Promise<void> {
+    // handoffDue is always written: a hand-off left over from an earlier turn must not be taken for this one's.
+    const fields = ['answered', turn.answered, 'handoffDue', turn.handoffDue ?? ''];
+    if (turn.botState !== undefined) fields.push('bot', turn.botState);
+    await this.redis.hset(this.key(id), ...fields);
+  }
+
+  /** The hand-off a bot turn asked for has been made (state changed, helpdesk told). */
+  async handoffMade(id: string): Promise<void> {
+    await this.redis.hdel(this.key(id), 'handoffDue');
   }
 
   /**

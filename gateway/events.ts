@@ -2,7 +2,6 @@
  * Gateway events: what downstream systems (the hand-off webhooks, metrics, tests) react to. Emitted in-process;
  * the hand-off layer subscribes and turns the ones a subscription asks for into signed webhook deliveries.
  */
-import { EventEmitter } from 'node:events';
 import type { UnifiedMessage } from './message.js';
 import type { StateChange } from './conversations.js';
 import type { HandoffRequest } from '../bot/types.js';
@@ -33,16 +32,33 @@ export interface GatewayEventMap {
 }
 export type GatewayEventType = keyof GatewayEventMap;
 
+/** A listener may return a promise: emitAndWait() waits for it, emit() does not (and ignores its failure). */
+type Listener<T extends GatewayEventType> = (payload: GatewayEventMap[T]) => unknown;
+
 export class GatewayEvents {
-  private readonly emitter = new EventEmitter();
-  constructor() {
-    this.emitter.setMaxListeners(100);
-  }
+  private readonly listeners = new Map<GatewayEventType, Set<Listener<GatewayEventType>>>();
+
+  /** Tells the listeners; what they do asynchronously is theirs to report (the webhook dispatcher logs failures). */
   emit<T extends GatewayEventType>(type: T, payload: GatewayEventMap[T]): void {
-    this.emitter.emit(type, payload);
+    for (const listener of [...(this.listeners.get(type) ?? [])]) {
+      const result = listener(payload);
+      if (result instanceof Promise) result.catch(() => undefined);
+    }
   }
-  on<T extends GatewayEventType>(type: T, listener: (payload: GatewayEventMap[T]) => void): () => void {
-    this.emitter.on(type, listener);
-    return () => this.emitter.off(type, listener);
+
+  /**
+   * Tells the listeners and resolves once what they started is done — for an event that must not be lost, e.g. a
+   * customer message for the helpdesk: the webhook dispatcher resolves once the event is stored in Redis. Rejects
+   * with the first failure, so the caller (a queue job) can fail and be tried again.
+   */
+  async emitAndWait<T extends GatewayEventType>(type: T, payload: GatewayEventMap[T]): Promise<void> {
+    await Promise.all([...(this.listeners.get(type) ?? [])].map(async (listener) => listener(payload)));
+  }
+
+  on<T extends GatewayEventType>(type: T, listener: Listener<T>): () => void {
+    let set = this.listeners.get(type);
+    if (!set) this.listeners.set(type, (set = new Set()));
+    set.add(listener as Listener<GatewayEventType>);
+    return () => set.delete(listener as Listener<GatewayEventType>);
   }
 }

@@ -17,10 +17,10 @@
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { ChannelAdapter, IngestResult, RedisClient, ReferenceInput } from '../adapters/types.js';
 import { DeliveryError, type DeliveryFailureReason, type SendResult } from '../adapters/types.js';
-import type { Bot } from '../bot/types.js';
+import type { Bot, HandoffRequest } from '../bot/types.js';
 import type { PipelineConfig } from '../config/schema.js';
 import type { ConversationReference } from './conversation-reference.js';
-import type { ConversationStore } from './conversations.js';
+import { TransitionError, type ConversationStore, type StateChange } from './conversations.js';
 import type { GatewayEvents } from './events.js';
 import { asInboundJob, IngestBatcher, type InboundEntry, type InboundJob } from './ingest-batcher.js';
 import type { Logger } from './logger.js';
@@ -148,7 +148,7 @@ export class Pipeline {
         this.inProgress.set(conversationId, list);
         try {
           while (list.length > 0) {
-            await this.handleInbound(list[0]!);
+            await this.handleInboundWithRetries(list[0]!);
             done.add(list.shift()!.message.id);
           }
         } catch (err) {
@@ -163,6 +163,32 @@ export class Pipeline {
       // data still starts with its entries (ingest-batcher.ts), so a job rewritten here is never joined again.
       await job.updateData({ done: [...done], entries: data.entries });
       throw failures[0];
+    }
+  }
+
+  /**
+   * A failing message is tried again right here, while its job holds the shard: BullMQ would set the job aside for its
+   * backoff and run the next one, whose later messages of the same conversation would then be answered first. The
+   * shard waits (at most the backoffs of `inboundAttempts`) — failures are rare (a model crash, Redis gone) and order
+   * is what the customer sees. When the attempts run out the job fails for good and shows in the dead-letter view. On
+   * shutdown the job is left to BullMQ's retry instead of waiting.
+   */
+  private async handleInboundWithRetries(entry: InboundEntry): Promise<void> {
+    const { inboundAttempts, deliveryBackoffMs } = this.deps.config;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.handleInbound(entry);
+      } catch (err) {
+        if (err instanceof UnrecoverableError || this.draining) throw err;
+        const { id, conversationId } = entry.message;
+        if (attempt >= inboundAttempts) {
+          throw new UnrecoverableError(`${(err as Error).message} (after ${attempt} attempts)`);
+        }
+        const delayMs = deliveryBackoffMs * 2 ** (attempt - 1);
+        this.deps.log.warn({ err, msgId: id, conv: conversationId, attempt, delayMs }, 'inbound message failed; trying again');
+        this.deps.metrics.failures.inc({ stage: 'inbound', reason: 'retry' });
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+      }
     }
   }
 
@@ -203,11 +229,19 @@ export class Pipeline {
       log.debug({ duplicateOf: conversation.duplicateOf }, 'duplicate dropped');
       return;
     }
+    if (conversation.answered === message.id) {
+      // An earlier attempt answered this message and failed after: finish what it left, never answer twice.
+      log.info({ handoffDue: conversation.handoffDue !== undefined }, 'message already answered by an earlier attempt');
+      if (conversation.handoffDue !== undefined) await this.handOff(message, JSON.parse(conversation.handoffDue) as HandoffRequest, log);
+      return;
+    }
 
-    // The gateway owns the state: a conversation with (or waiting for) a human never gets a bot reply.
+    // The gateway owns the state: a conversation with (or waiting for) a human never gets a bot reply. The helpdesk
+    // must get the message: the job waits until the event is stored for its webhooks, and fails (to be tried again)
+    // when it cannot be.
     if (conversation.state !== 'bot') {
       log.info({ state: conversation.state }, 'customer message forwarded to the helpdesk, bot skipped');
-      events.emit('message.created', { conversationId: message.conversationId, message });
+      await events.emitAndWait('message.created', { conversationId: message.conversationId, message });
       return;
     }
 
@@ -223,35 +257,57 @@ export class Pipeline {
 
     const botSender: Sender = { id: 'bot', role: 'bot' };
     const replies = decision.replies.map((content) => this.outboundMessage(message, content, botSender, decision.trace));
-    // The bot's state goes out with the first reply's transcript line (one round trip), or now if none went out.
+    // The turn (answered, the bot's state, a hand-off still to make) goes out with the first reply's transcript line
+    // (one round trip), or now if none went out.
     let committed: Promise<void> | undefined;
-    const commit = () => (committed ??= this.saveBotState(message.conversationId, decision.state, log));
+    const turn = { answered: message.id, botState: decision.state, handoffDue: decision.handoff && JSON.stringify(decision.handoff) };
+    const commit = () => (committed ??= this.saveTurn(message.conversationId, turn, log));
     await this.deliverReplies(replies, reference, conversation.queuedOutbound > 0, log, commit);
     await commit();
 
-    if (decision.handoff) {
-      const change = await conversations.transition(message.conversationId, 'handoff_pending', 'bot', decision.handoff.reason, [
-        'bot',
-      ]);
-      log.info({ change, team: decision.handoff.team, priority: decision.handoff.priority }, 'hand-off requested');
-      events.emit('conversation.state_changed', { conversationId: message.conversationId, change });
-      events.emit('conversation.handoff_requested', { conversationId: message.conversationId, request: decision.handoff, message });
-    }
+    if (decision.handoff) await this.handOff(message, decision.handoff, log);
     metrics.stageSeconds.observe({ stage: 'inbound' }, (performance.now() - started) / 1000);
   }
 
   /**
-   * Stores the bot's state after a turn. Its replies may already be out, so a failure here is logged, not thrown: a
-   * retry of the job would answer the customer a second time.
+   * Records the bot's turn after it decided. Its replies may already be out, so a failure here is logged, not thrown:
+   * a retry of the job would answer the customer a second time.
    */
-  private async saveBotState(conversationId: string, state: string | undefined, log: MessageLog): Promise<void> {
-    if (state === undefined) return;
+  private async saveTurn(conversationId: string, turn: Parameters<ConversationStore['saveTurn']>[1], log: MessageLog): Promise<void> {
     try {
-      await this.deps.conversations.saveBotState(conversationId, state);
+      await this.deps.conversations.saveTurn(conversationId, turn);
     } catch (err) {
-      log.error({ err }, 'bot state not saved for this turn');
+      log.error({ err }, 'bot turn not recorded');
       this.deps.metrics.failures.inc({ stage: 'bot', reason: 'state_write' });
     }
+  }
+
+  /**
+   * The hand-off the bot asked for: the conversation moves to `handoff_pending` and the helpdesk is told. The job
+   * waits until the events are stored for their webhooks; if anything fails, the job's next attempt finds the message
+   * answered with the hand-off still due (saveTurn) and comes back here — the state is then already changed.
+   */
+  private async handOff(message: UnifiedMessage, request: HandoffRequest, log: MessageLog): Promise<void> {
+    const { conversations, events } = this.deps;
+    const { conversationId } = message;
+    let change: StateChange | undefined;
+    try {
+      change = await conversations.transition(conversationId, 'handoff_pending', 'bot', request.reason, ['bot']);
+    } catch (err) {
+      if (!(err instanceof TransitionError)) throw err;
+      // `handoff_pending`: an earlier attempt made the change and failed after it. Anything else — an agent took the
+      // conversation, it was closed — leaves it as it is.
+      if (err.from !== 'handoff_pending') {
+        log.info({ state: err.from }, 'hand-off not made: the conversation moved meanwhile');
+        return conversations.handoffMade(conversationId);
+      }
+    }
+    if (change) {
+      log.info({ change, team: request.team, priority: request.priority }, 'hand-off requested');
+      await events.emitAndWait('conversation.state_changed', { conversationId, change });
+    }
+    await events.emitAndWait('conversation.handoff_requested', { conversationId, request, message });
+    await conversations.handoffMade(conversationId);
   }
 
   // ── 3. Anyone (bot, agent, timeout) sends to a conversation through its reference ──────────────────────────────
@@ -353,12 +409,13 @@ export class Pipeline {
         this.channelPausedUntil.set(message.channel, Date.now() + attempt.ms);
         return { message, delayMs: attempt.ms };
       case 'blocked':
+        this.emitDeliveryFailed(message, { error: `blocked by ${attempt.reason}` });
         return { message, failure: `blocked by ${attempt.reason}` };
       case 'failed': {
         const final = !attempt.retryable || this.deps.config.deliveryAttempts <= 1;
         this.deps.metrics.messagesOut.inc({ channel: message.channel, result: final ? 'failed' : 'retry' });
         if (!final) return { message, priorAttempts: 1, delayMs: this.deps.config.deliveryBackoffMs };
-        this.emitDeliveryFailed(message, attempt);
+        this.emitAttemptFailed(message, attempt);
         // Queued as an already-failed job, so it shows (and can be replayed) in the dead-letter view.
         return { message, failure: failureText(attempt) };
       }
@@ -377,7 +434,11 @@ export class Pipeline {
       throw new DelayedError();
     }
     const reference = await this.deps.conversations.reference(message.conversationId);
-    if (!reference) throw new UnrecoverableError(`conversation ${message.conversationId} has no reference`);
+    if (!reference) {
+      const error = `conversation ${message.conversationId} has no reference (expired or deleted)`;
+      this.emitDeliveryFailed(message, { error });
+      throw new UnrecoverableError(error);
+    }
 
     const attempt = await this.attemptDelivery(message, reference, (job.data.priorAttempts ?? 0) + job.attemptsMade + 1, log);
     switch (attempt.outcome) {
@@ -385,6 +446,7 @@ export class Pipeline {
         await this.deps.conversations.markOutboundDone(message.conversationId, job.id!);
         return;
       case 'blocked':
+        this.emitDeliveryFailed(message, { error: `blocked by ${attempt.reason}` });
         throw new UnrecoverableError(`blocked by ${attempt.reason}`);
       case 'wait':
         // Pause this shard's consumer; the job runs again without using an attempt.
@@ -393,7 +455,7 @@ export class Pipeline {
       case 'failed': {
         const final = !attempt.retryable || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
         this.deps.metrics.messagesOut.inc({ channel: message.channel, result: final ? 'failed' : 'retry' });
-        if (final) this.emitDeliveryFailed(message, attempt);
+        if (final) this.emitAttemptFailed(message, attempt);
         if (!attempt.retryable) throw new UnrecoverableError(failureText(attempt));
         throw attempt.error;
       }
@@ -487,14 +549,23 @@ export class Pipeline {
     return { outcome: 'delivered' };
   }
 
-  private emitDeliveryFailed(message: UnifiedMessage, attempt: Extract<Attempt, { outcome: 'failed' }>): void {
+  /** A message that will not be delivered: whoever sent it (an agent, through the API's status) must learn it. */
+  private emitDeliveryFailed(message: UnifiedMessage, failure: { error: string; code?: string | number; reason?: DeliveryFailureReason }): void {
     this.deps.events.emit('message.delivery_failed', {
       conversationId: message.conversationId,
       message,
+      error: failure.error,
+      ...(failure.code !== undefined && { code: failure.code }),
+      ...(failure.reason !== undefined && { reason: failure.reason }),
+      final: true,
+    });
+  }
+
+  private emitAttemptFailed(message: UnifiedMessage, attempt: Extract<Attempt, { outcome: 'failed' }>): void {
+    this.emitDeliveryFailed(message, {
       error: attempt.error.message,
       ...(attempt.code !== undefined && { code: attempt.code }),
       ...(attempt.reason !== undefined && { reason: attempt.reason }),
-      final: true,
     });
   }
 

@@ -88,7 +88,11 @@ export class WebhookDispatcher {
     this.sinks.set(sink.id, sink);
   }
 
-  /** Creates the event and queues it for every endpoint subscribed to its type; resolves once it is in Redis. */
+  /**
+   * Creates the event and queues it for every endpoint subscribed to its type; resolves once it is in Redis (null
+   * when nobody subscribes). Rejects when it could not be stored — after logging it — so a caller that must not lose
+   * the event can fail and try again; the conversation's later events do not wait on a failed one.
+   */
   publish(type: WebhookEventType, conversationId: string, data: () => Promise<Record<string, unknown>> | Record<string, unknown>): Promise<StoredEvent | null> {
     const previous = this.chains.get(conversationId) ?? Promise.resolve();
     const run = previous.then(async () => {
@@ -114,7 +118,7 @@ export class WebhookDispatcher {
     void settled.then(() => {
       if (this.chains.get(conversationId) === settled) this.chains.delete(conversationId);
     });
-    return settled;
+    return run;
   }
 
   private async addJob(deliveryId: string, replays: number): Promise<void> {

@@ -28,7 +28,7 @@ export function forwardGatewayEvents(deps: EventSourceDeps): () => void {
   const { events, dispatcher, conversations, transcripts } = deps;
   const offs = [
     events.on('conversation.handoff_requested', (e) =>
-      void dispatcher.publish('conversation.handoff_requested', e.conversationId, async () => {
+      dispatcher.publish('conversation.handoff_requested', e.conversationId, async () => {
         const [conversation, transcript] = await Promise.all([
           conversations.get(e.conversationId),
           deps.transcriptMessages > 0 ? transcripts.list(e.conversationId, deps.transcriptMessages) : Promise.resolve([]),
@@ -56,29 +56,32 @@ export function forwardGatewayEvents(deps: EventSourceDeps): () => void {
         };
       }),
     ),
-    events.on('conversation.state_changed', (e) => {
-      void dispatcher.publish('conversation.state_changed', e.conversationId, () => ({ change: e.change }));
-      if (e.change.to === 'closed') void dispatcher.publish('conversation.closed', e.conversationId, () => ({ change: e.change }));
-    }),
-    events.on('conversation.pickup_timeout', (e) =>
-      void dispatcher.publish('conversation.pickup_timeout', e.conversationId, () => ({ waitedSeconds: e.waitedSeconds, action: e.action })),
+    events.on('conversation.state_changed', (e) =>
+      Promise.all([
+        dispatcher.publish('conversation.state_changed', e.conversationId, () => ({ change: e.change })),
+        e.change.to === 'closed' && dispatcher.publish('conversation.closed', e.conversationId, () => ({ change: e.change })),
+      ]),
     ),
-    events.on('message.created', (e) => void dispatcher.publish('message.created', e.conversationId, () => ({ message: publicMessage(e.message) }))),
+    events.on('conversation.pickup_timeout', (e) =>
+      dispatcher.publish('conversation.pickup_timeout', e.conversationId, () => ({ waitedSeconds: e.waitedSeconds, action: e.action })),
+    ),
+    events.on('message.created', (e) => dispatcher.publish('message.created', e.conversationId, () => ({ message: publicMessage(e.message) }))),
     events.on('message.delivered', (e) =>
-      void dispatcher.publish('message.delivered', e.conversationId, () => ({
+      dispatcher.publish('message.delivered', e.conversationId, () => ({
         message: publicMessage(e.message),
         ...(e.channelMessageId !== undefined && { channelMessageId: e.channelMessageId }),
       })),
     ),
-    events.on('message.delivery_failed', (e) => {
-      if (!e.final) return;
-      void dispatcher.publish('message.delivery_failed', e.conversationId, () => ({
-        message: publicMessage(e.message),
-        error: e.error,
-        ...(e.code !== undefined && { code: e.code }),
-        ...(e.reason !== undefined && { reason: e.reason }),
-      }));
-    }),
+    events.on('message.delivery_failed', (e) =>
+      e.final
+        ? dispatcher.publish('message.delivery_failed', e.conversationId, () => ({
+            message: publicMessage(e.message),
+            error: e.error,
+            ...(e.code !== undefined && { code: e.code }),
+            ...(e.reason !== undefined && { reason: e.reason }),
+          }))
+        : undefined,
+    ),
   ];
   return () => offs.forEach((off) => off());
 }
