@@ -17,6 +17,18 @@ export interface WechatDecodeContext {
 
 export type Fields = Record<string, unknown>;
 
+/** The longest text a UnifiedMessage holds (gateway/message.ts TextContent). */
+export const TEXT_MAX_CHARS = 20_000;
+
+/**
+ * Inbound text cut to what a UnifiedMessage holds. A longer message would fail validation and be refused; cut, the
+ * customer is still answered. A cut between the halves of a surrogate pair drops the orphaned half.
+ */
+export function capText(text: string): string {
+  if (text.length <= TEXT_MAX_CHARS) return text;
+  return text.slice(0, TEXT_MAX_CHARS).replace(/[\uD800-\uDBFF]$/, '');
+}
+
 /** A field as a string: XML gives strings, JSON may give numbers. */
 export function field(fields: Fields, name: string): string | undefined {
   const v = fields[name];
@@ -49,7 +61,7 @@ export function commonContent(fields: Fields, ctx: WechatDecodeContext): Content
   const media = (mediaId: string | undefined) => (mediaId ? { mediaId, url: ctx.mediaUrl(mediaId) } : {});
   switch (field(fields, 'MsgType')) {
     case 'text':
-      return { type: 'text', text: field(fields, 'Content') ?? '' };
+      return { type: 'text', text: capText(field(fields, 'Content') ?? '') };
     case 'image':
       return { type: 'image', ...media(field(fields, 'MediaId')) };
     case 'voice': {

@@ -7,6 +7,7 @@
  * Dedupe keys (the doc's advice): messages by MsgId; events by FromUserName + CreateTime (+ Event, EventKey).
  */
 import { capRaw, conversationIdFor, createMessage, type Content, type UnifiedMessage } from '../../gateway/message.js';
+import { capText } from '../shared/wechat-message.js';
 import { field, type WecomFields } from './callback.js';
 
 export interface DecodedWecomApp {
@@ -56,7 +57,7 @@ function contentOf(msgType: string, event: string, fields: WecomFields): Content
   const f = (name: string) => field(fields, name);
   switch (msgType) {
     case 'text':
-      return { type: 'text', text: f('Content') };
+      return { type: 'text', text: capText(f('Content')) };
     case 'image':
       return { type: 'image', mediaId: f('MediaId'), ...(f('PicUrl') && { url: f('PicUrl') }) };
     case 'voice':

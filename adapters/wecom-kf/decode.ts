@@ -10,8 +10,13 @@
  * - origin 5 is a human servicer typing in the WeCom client: not the customer, so it never reaches the bot.
  *
  * `msgid` is the dedupe key: a page fetched twice (crash between ingest and cursor save) ingests nothing twice.
+ *
+ * An item that cannot be made into a valid message never throws: one bad item would otherwise fail its page, keep
+ * the cursor where it is and block every later message of the kf account. It becomes an `undecodable` event for
+ * the same customer instead (kind 'undecodable', so the adapter logs it), or a skip when not even that is possible.
  */
 import { capRaw, conversationIdFor, createMessage, type Content, type UnifiedMessage } from '../../gateway/message.js';
+import { capText } from '../shared/wechat-message.js';
 
 export interface KfItem {
   msgid: string;
@@ -26,6 +31,7 @@ export interface KfItem {
 
 export type DecodedKf =
   | { kind: 'message'; message: UnifiedMessage; openKfid: string; externalUserId: string; fromCustomer: boolean; welcomeCode?: string }
+  | { kind: 'undecodable'; message: UnifiedMessage; openKfid: string; externalUserId: string; fromCustomer: boolean; error: string }
   | { kind: 'skip'; reason: string };
 
 export const ORIGIN_CUSTOMER = 3;
@@ -33,6 +39,7 @@ export const ORIGIN_SYSTEM = 4;
 export const ORIGIN_SERVICER = 5;
 
 export function decodeKfItem(item: KfItem, channel: { id: string; type: string }, now = Date.now()): DecodedKf {
+  if (!item || typeof item !== 'object') return { kind: 'skip', reason: 'msg_list item is not an object' };
   if (item.origin === ORIGIN_SERVICER) return { kind: 'skip', reason: 'sent by a human servicer in the WeCom client' };
   const payload = obj(item[item.msgtype]);
   const isEvent = item.msgtype === 'event';
@@ -41,26 +48,66 @@ export function decodeKfItem(item: KfItem, channel: { id: string; type: string }
   if (!openKfid || !externalUserId) return { kind: 'skip', reason: `${isEvent ? str(payload.event_type) : item.msgtype} concerns no customer` };
   const welcomeCode = isEvent ? str(payload.welcome_code) : '';
   const fromCustomer = item.origin === ORIGIN_CUSTOMER;
-  const message = createMessage({
+  const base = { openKfid, externalUserId, fromCustomer };
+  let message: UnifiedMessage;
+  try {
+    message = createMessage({
+      channel: channel.id,
+      channelType: channel.type,
+      direction: 'in',
+      conversationId: kfConversationId(channel.id, openKfid, externalUserId),
+      channelMessageId: item.msgid,
+      sender: { id: externalUserId, role: fromCustomer ? 'customer' : 'system' },
+      timestamp: typeof item.send_time === 'number' && item.send_time > 0 ? item.send_time * 1000 : now,
+      receivedAt: now,
+      content: isEvent ? eventContent(payload) : contentOf(item.msgtype, payload),
+      metadata: {
+        openKfid,
+        msgType: item.msgtype,
+        ...(typeof item.origin === 'number' && { origin: item.origin }),
+        ...(item.servicer_userid && { servicerUserId: item.servicer_userid }),
+        ...(item.msgtype === 'text' && str(payload.menu_id) && { menuId: str(payload.menu_id) }),
+      },
+      raw: capRaw('wecom-kf/json', item),
+    });
+  } catch (err) {
+    const error = problemOf(err);
+    try {
+      return { kind: 'undecodable', message: undecodableMessage(item, channel, base, error, now), ...base, error };
+    } catch (again) {
+      return { kind: 'skip', reason: `undecodable: ${error}; ${problemOf(again)}` };
+    }
+  }
+  return { kind: 'message', message, ...base, ...(welcomeCode && { welcomeCode }) };
+}
+
+/** The least a customer's unreadable item still says: who, where, which msgtype, and why it could not be read. */
+function undecodableMessage(
+  item: KfItem,
+  channel: { id: string; type: string },
+  who: { openKfid: string; externalUserId: string; fromCustomer: boolean },
+  error: string,
+  now: number,
+): UnifiedMessage {
+  return createMessage({
     channel: channel.id,
     channelType: channel.type,
     direction: 'in',
-    conversationId: kfConversationId(channel.id, openKfid, externalUserId),
-    channelMessageId: item.msgid,
-    sender: { id: externalUserId, role: fromCustomer ? 'customer' : 'system' },
-    timestamp: typeof item.send_time === 'number' && item.send_time > 0 ? item.send_time * 1000 : now,
+    conversationId: kfConversationId(channel.id, who.openKfid, who.externalUserId),
+    channelMessageId: str(item.msgid) || undefined,
+    sender: { id: who.externalUserId, role: who.fromCustomer ? 'customer' : 'system' },
+    timestamp: now,
     receivedAt: now,
-    content: isEvent ? eventContent(payload) : contentOf(item.msgtype, payload),
-    metadata: {
-      openKfid,
-      msgType: item.msgtype,
-      ...(typeof item.origin === 'number' && { origin: item.origin }),
-      ...(item.servicer_userid && { servicerUserId: item.servicer_userid }),
-      ...(item.msgtype === 'text' && str(payload.menu_id) && { menuId: str(payload.menu_id) }),
-    },
+    content: { type: 'event', event: 'undecodable', data: { msgtype: str(item.msgtype), error } },
+    metadata: { openKfid: who.openKfid, msgType: str(item.msgtype), undecodable: true },
     raw: capRaw('wecom-kf/json', item),
   });
-  return { kind: 'message', message, openKfid, externalUserId, fromCustomer, ...(welcomeCode && { welcomeCode }) };
+}
+
+function problemOf(err: unknown): string {
+  const issues = (err as { issues?: Array<{ path: PropertyKey[]; message: string }> }).issues;
+  if (Array.isArray(issues) && issues.length > 0) return issues.map((i) => `${i.path.map(String).join('.')}: ${i.message}`).join('; ').slice(0, 300);
+  return String((err as Error)?.message ?? err).slice(0, 300);
 }
 
 export function kfConversationId(channelId: string, openKfid: string, externalUserId: string): string {
@@ -70,7 +117,7 @@ export function kfConversationId(channelId: string, openKfid: string, externalUs
 function contentOf(msgtype: string, p: Record<string, unknown>): Content {
   switch (msgtype) {
     case 'text':
-      return { type: 'text', text: str(p.content) };
+      return { type: 'text', text: capText(str(p.content)) };
     case 'image':
       return { type: 'image', mediaId: str(p.media_id) };
     case 'voice':

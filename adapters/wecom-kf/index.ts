@@ -144,8 +144,12 @@ class WecomKfAdapter implements ChannelAdapter {
     for (const item of items) {
       const decoded = decodeKfItem(item, this);
       if (decoded.kind === 'skip') {
-        this.ctx.log.debug({ msgid: item.msgid, reason: decoded.reason }, 'kf item not ingested');
+        this.ctx.log.debug({ msgid: item?.msgid, reason: decoded.reason }, 'kf item not ingested');
         continue;
+      }
+      if (decoded.kind === 'undecodable') {
+        // Ingested as an `undecodable` event so the page (and the cursor) moves on and the item stays visible.
+        this.ctx.log.warn({ msgid: item.msgid, msgtype: item.msgtype, err: decoded.error }, 'kf item undecodable; ingested as an undecodable event');
       }
       const { message, openKfid, externalUserId } = decoded;
       const content = message.content;
@@ -157,7 +161,7 @@ class WecomKfAdapter implements ChannelAdapter {
       if (decoded.fromCustomer) {
         await this.ctx.redis.multi().hset(window, { lastCustomerAt: String(message.timestamp), sent: '0' }).pexpire(window, WINDOW_MS * 2).exec();
       }
-      if (decoded.welcomeCode) {
+      if (decoded.kind === 'message' && decoded.welcomeCode) {
         await this.ctx.redis.multi().hset(window, { welcomeCode: decoded.welcomeCode, welcomeFor: message.id }).pexpire(window, WINDOW_MS * 2).exec();
       }
       const result = await this.ctx.ingest(message, { peerId: externalUserId, threadId: openKfid, context: { openKfid } });

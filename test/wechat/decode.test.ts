@@ -85,3 +85,13 @@ test('a push without FromUserName is a 400, an unknown MsgType an event', () => 
   const odd = decodeMiniProgramPush({ FromUserName: 'o', CreateTime: '1', MsgType: 'hologram', MsgId: '9' }, ctx('wechat-miniprogram', 'json'));
   assert.deepEqual(odd.content, { type: 'event', event: 'hologram', data: { FromUserName: 'o', CreateTime: '1', MsgType: 'hologram', MsgId: '9' } });
 });
+
+test('text longer than a UnifiedMessage holds is cut to 20,000 characters, not refused', () => {
+  const long = `${'x'.repeat(19_999)}😀 and more`;
+  for (const decode of [decodeOfficialAccountPush, decodeMiniProgramPush]) {
+    const message = decode({ FromUserName: 'o', CreateTime: '1', MsgType: 'text', Content: long, MsgId: '7' }, ctx('wechat-official-account', 'xml'));
+    assert.equal(message.content.type, 'text');
+    // The emoji's surrogate pair would straddle the limit: its orphaned half is dropped.
+    assert.equal((message.content as { text: string }).text, 'x'.repeat(19_999));
+  }
+});

@@ -77,6 +77,11 @@ describe('wecom-app decode (pure, recorded fixtures)', () => {
     const sys = decode('<xml><ToUserName>ww1</ToUserName><FromUserName>sys</FromUserName><CreateTime>1</CreateTime><MsgType>event</MsgType><Event>change_contact</Event><ChangeType>create_user</ChangeType></xml>');
     assert.equal(sys.sender.role, 'system');
   });
+
+  it('cuts text longer than a UnifiedMessage holds to 20,000 characters instead of refusing the callback', () => {
+    const long = decode(wrap(`<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[${'y'.repeat(20_001)}]]></Content><MsgId>11</MsgId>`));
+    assert.deepEqual(long.content, { type: 'text', text: 'y'.repeat(20_000) });
+  });
 });
 
 describe('wecom-app options', () => {

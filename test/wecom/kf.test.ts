@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { decodeKfItem, type KfItem } from '../../adapters/wecom-kf/decode.js';
+import type { UnifiedMessage } from '../../gateway/message.js';
 import { eventually, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startTestRedis } from '../helpers/redis.js';
 import { startFakeWecom, type FakeWecom } from '../fakes/wecom-api.js';
@@ -82,6 +83,20 @@ describe('wecom-kf decode (pure)', () => {
     assert.equal(decode(item({ origin: 5, msgtype: 'text', text: { content: 'from a human' } })).kind, 'skip');
     assert.deepEqual(content(item({ msgtype: 'hologram', hologram: { beam: 1 } })), { type: 'event', event: 'hologram', data: { beam: 1 } });
   });
+
+  it('cuts over-long text and turns an item it cannot read into an undecodable event instead of throwing', () => {
+    assert.deepEqual(content(item({ msgtype: 'text', text: { content: 'x'.repeat(20_001) } })), { type: 'text', text: 'x'.repeat(20_000) });
+    // A field in a shape the schema refuses (here a servicer_userid that is not a string) must not fail the page.
+    const odd = decode(item({ msgid: 'odd-1', msgtype: 'text', text: { content: 'hi' }, servicer_userid: { id: 'x' } as unknown as string }));
+    assert.equal(odd.kind, 'undecodable');
+    assert.ok(odd.kind === 'undecodable');
+    assert.equal(odd.message.channelMessageId, 'odd-1');
+    assert.equal(odd.message.sender.id, 'wmAJ2GCAAAme1XQRC-NI-q0_ZM9ukoAw');
+    assert.equal(odd.message.content.type, 'event');
+    assert.equal(odd.message.content.type === 'event' && odd.message.content.event, 'undecodable');
+    assert.match(odd.error, /servicerUserId/);
+    assert.equal(decode(null as unknown as KfItem).kind, 'skip');
+  });
 });
 
 describe('wecom-kf channel end to end (pull with cursor, real gateway and Redis)', () => {
@@ -90,6 +105,8 @@ describe('wecom-kf channel end to end (pull with cursor, real gateway and Redis)
   let gw: TestGateway;
   let mediaDir: string;
   const failures: Array<{ code?: string | number; reason?: string }> = [];
+  /** Every message the bot was asked about. */
+  const seen: UnifiedMessage[] = [];
 
   const config = () => ({
     server: { mediaDir },
@@ -103,7 +120,8 @@ describe('wecom-kf channel end to end (pull with cursor, real gateway and Redis)
     ],
   });
   const start = async () => {
-    gw = await startTestGateway(config(), redis.url, { bot: testBot() });
+    const bot = testBot();
+    gw = await startTestGateway(config(), redis.url, { bot: { decide: (input) => (seen.push(input.message), bot.decide(input)) } });
     gw.gateway.events.on('message.delivery_failed', (e) => failures.push({ code: e.code, reason: e.reason }));
   };
   const callback = (opts: { forge?: boolean } = {}) =>
@@ -143,6 +161,21 @@ describe('wecom-kf channel end to end (pull with cursor, real gateway and Redis)
     const sync = fake.syncRequests.at(-1)!;
     assert.equal(sync.open_kfid, OPEN_KFID);
     assert.equal(typeof sync.token, 'string', 'the callback Token is passed on');
+  });
+
+  it('moves on past an over-long or unreadable item: later messages of the kf account are still answered', async () => {
+    fake.pushKf({ msgid: 'long-1', open_kfid: OPEN_KFID, external_userid: 'wm-long', origin: 3, msgtype: 'text', text: { content: 'x'.repeat(20_001) } });
+    fake.pushKf({ msgid: 'odd-1', open_kfid: OPEN_KFID, external_userid: 'wm-odd', origin: 3, msgtype: 'text', text: { content: 'odd' }, servicer_userid: { id: 1 } });
+    say('wm-next', 'am I answered?');
+    await callback();
+    const next = await eventually(() => kfReplies('wm-next')[0], 'the message after the bad items answered');
+    assert.deepEqual(next.body.text, { content: 'echo: am I answered?' });
+    const long = await eventually(() => seen.find((m) => m.sender.id === 'wm-long' && m.direction === 'in'), 'the over-long text ingested');
+    assert.deepEqual(long.content, { type: 'text', text: 'x'.repeat(20_000) });
+    const odd = seen.find((m) => m.sender.id === 'wm-odd' && m.direction === 'in');
+    assert.equal(odd?.content.type === 'event' && odd.content.event, 'undecodable');
+    assert.ok(gw.logs.some((l) => l.msg === 'kf item undecodable; ingested as an undecodable event' && l.msgid === 'odd-1'));
+    assert.ok(!gw.logs.some((l) => l.msg === 'kf sync failed; will resume from the saved cursor'));
   });
 
   it('refuses a forged callback with 401 and pulls nothing', async () => {
