@@ -3,8 +3,12 @@
  * the same key (and the same body) gets that stored response back instead of acting again — so an agent reply
  * retried after a timeout is delivered once. A retry while the first is still running gets 409; the same key with a
  * different body gets 422. A request that failed with an error is not stored, so it can be retried.
+ *
+ * The in-progress mark expires after `runningTtlSeconds`, not the full TTL: should the process die mid-request, a
+ * retry may run it again a minute later rather than get 409 for a day. Only the finished record is kept the full TTL,
+ * and only by the run that still holds the mark (one whose mark expired and was taken over stores nothing).
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { RedisClient } from '../../adapters/types.js';
 import { HttpError } from '../errors.js';
 import type { RouteResult } from './route.js';
@@ -12,22 +16,36 @@ import type { RouteResult } from './route.js';
 interface Stored {
   state: 'running' | 'done';
   fingerprint: string;
+  /** Names the run holding a "running" mark. */
+  claim?: string;
   result?: RouteResult;
 }
+
+// KEYS[1] the record. ARGV: the running mark this run wrote, the finished record ('' to delete), its TTL in seconds.
+const SETTLE_LUA = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then return redis.call('DEL', KEYS[1]) end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+`;
 
 export class Idempotency {
   constructor(
     private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly ttlSeconds: number,
-  ) {}
+    private readonly runningTtlSeconds = 60,
+  ) {
+    redis.defineCommand('gwIdempotencySettle', { numberOfKeys: 1, lua: SETTLE_LUA });
+  }
 
   async run(keyId: string, idempotencyKey: string, request: { method: string; path: string; body: unknown }, act: () => Promise<RouteResult>): Promise<RouteResult> {
     if (idempotencyKey.length > 255) throw new HttpError(400, 'invalid_idempotency_key', 'Idempotency-Key is longer than 255 characters');
     const scope = createHash('sha256').update(`${keyId}\u0000${request.method}\u0000${request.path}\u0000${idempotencyKey}`).digest('hex');
     const redisKey = `${this.prefix}:idem:${scope}`;
     const fingerprint = createHash('sha256').update(JSON.stringify(request.body ?? null)).digest('hex');
-    const claimed = await this.redis.set(redisKey, JSON.stringify({ state: 'running', fingerprint } satisfies Stored), 'EX', this.ttlSeconds, 'NX');
+    const running = JSON.stringify({ state: 'running', fingerprint, claim: randomUUID() } satisfies Stored);
+    const claimed = await this.redis.set(redisKey, running, 'EX', Math.min(this.runningTtlSeconds, this.ttlSeconds), 'NX');
     if (claimed !== 'OK') {
       const stored = JSON.parse((await this.redis.get(redisKey)) ?? '{"state":"running","fingerprint":""}') as Stored;
       if (stored.fingerprint !== fingerprint) {
@@ -38,13 +56,19 @@ export class Idempotency {
       }
       return { ...stored.result, headers: { ...stored.result.headers, 'Idempotent-Replayed': 'true' } };
     }
+    let result: RouteResult;
     try {
-      const result = await act();
-      await this.redis.set(redisKey, JSON.stringify({ state: 'done', fingerprint, result } satisfies Stored), 'EX', this.ttlSeconds);
-      return result;
+      result = await act();
     } catch (err) {
-      await this.redis.del(redisKey);
+      await this.settle(redisKey, running, '');
       throw err;
     }
+    await this.settle(redisKey, running, JSON.stringify({ state: 'done', fingerprint, result } satisfies Stored));
+    return result;
+  }
+
+  /** Replaces this run's running mark with the finished record ('' deletes it), unless the mark is no longer ours. */
+  private async settle(redisKey: string, running: string, finished: string): Promise<void> {
+    await (this.redis as any).gwIdempotencySettle(redisKey, running, finished, this.ttlSeconds);
   }
 }
