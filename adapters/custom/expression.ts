@@ -33,6 +33,31 @@ export function compileExpression(source: string): CompiledExpression {
   };
 }
 
+/**
+ * An expression that compiled but failed on a given input (e.g. `$number("12x")`, a function applied to the wrong
+ * type). It names the config field, so a log line or a 422 points at what to fix.
+ */
+export class ExpressionFailed extends Error {
+  constructor(
+    readonly field: string,
+    readonly source: string,
+    cause: unknown,
+  ) {
+    super(`${field}: ${source} failed: ${(cause as { message?: string })?.message ?? String(cause)}`);
+    this.name = 'ExpressionFailed';
+  }
+}
+
+/** Evaluates `expression` (when there is one); an error thrown by JSONata becomes an ExpressionFailed naming `field`. */
+export async function evaluateField(field: string, expression: CompiledExpression | undefined, input: unknown, bindings?: Bindings): Promise<unknown> {
+  if (!expression) return undefined;
+  try {
+    return await expression.evaluate(input, bindings);
+  } catch (err) {
+    throw new ExpressionFailed(field, expression.source, err);
+  }
+}
+
 /** JSONata returns multi-valued paths as "sequences" (arrays with extra flags); plain JSON values are simpler downstream. */
 function normalise(value: unknown): unknown {
   if (value === undefined || value === null || typeof value !== 'object') return value;

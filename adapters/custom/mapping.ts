@@ -4,13 +4,15 @@
  */
 import { capRaw, Content, conversationIdFor, createMessage, type UnifiedMessage } from '../../gateway/message.js';
 import type { ReferenceInput } from '../types.js';
-import { asId, compileExpression, type Bindings, type CompiledExpression } from './expression.js';
+import { asId, compileExpression, evaluateField, ExpressionFailed, type Bindings, type CompiledExpression } from './expression.js';
 import type { CustomOptions } from './options.js';
 
 export type MappingOutcome =
   | { kind: 'skip' }
   | { kind: 'message'; message: UnifiedMessage; reference: ReferenceInput }
-  | { kind: 'unmappable'; field: string; detail: string };
+  | { kind: 'unmappable'; field: string; detail: string }
+  /** An expression threw on this payload; `field` is its config path under `mapping`. */
+  | { kind: 'expression_failed'; field: string; detail: string };
 
 type Compiled = {
   [K in keyof Omit<CustomOptions['mapping'], 'context' | 'replyWindowSeconds'>]: CompiledExpression | undefined;
@@ -40,33 +42,48 @@ export async function mapPayload(
   channel: { id: string; type: string },
   now = Date.now(),
 ): Promise<MappingOutcome> {
-  const run = (e: CompiledExpression | undefined) => (e ? e.evaluate(body, bindings) : Promise.resolve(undefined));
-  if (await run(compiled.skip)) return { kind: 'skip' };
+  try {
+    return await mapFields(compiled, body, bindings, channel, now);
+  } catch (err) {
+    if (err instanceof ExpressionFailed) return { kind: 'expression_failed', field: err.field, detail: err.message };
+    throw err;
+  }
+}
 
-  const messageId = asId(await run(compiled.messageId));
+async function mapFields(
+  compiled: Compiled,
+  body: unknown,
+  bindings: Bindings,
+  channel: { id: string; type: string },
+  now: number,
+): Promise<MappingOutcome> {
+  const field = (name: string, e: CompiledExpression | undefined) => evaluateField(name, e, body, bindings);
+  if (await field('skip', compiled.skip)) return { kind: 'skip' };
+
+  const messageId = asId(await field('messageId', compiled.messageId));
   if (!messageId) return { kind: 'unmappable', field: 'messageId', detail: `${compiled.messageId!.source} gave no id` };
-  const senderId = asId(await run(compiled.senderId));
+  const senderId = asId(await field('senderId', compiled.senderId));
   if (!senderId) return { kind: 'unmappable', field: 'senderId', detail: `${compiled.senderId!.source} gave no id` };
-  const senderName = await run(compiled.senderName);
-  const conversationKey = asId(await run(compiled.conversation)) ?? senderId;
-  const threadId = asId(await run(compiled.threadId));
+  const senderName = await field('senderName', compiled.senderName);
+  const conversationKey = asId(await field('conversation', compiled.conversation)) ?? senderId;
+  const threadId = asId(await field('threadId', compiled.threadId));
 
   let content: Content | undefined;
-  const text = await run(compiled.text);
+  const text = await field('text', compiled.text);
   if (typeof text === 'string' && text.length > 0) content = { type: 'text', text: text.slice(0, 20_000) };
   else if (compiled.content) {
-    const parsed = Content.safeParse(await run(compiled.content));
+    const parsed = Content.safeParse(await field('content', compiled.content));
     if (!parsed.success) return { kind: 'unmappable', field: 'content', detail: parsed.error.issues.map((i) => i.message).join('; ') };
     content = parsed.data;
   }
   if (!content) return { kind: 'unmappable', field: 'text', detail: `${compiled.text?.source ?? '(content)'} gave no text` };
 
-  const ts = await run(compiled.timestamp);
+  const ts = await field('timestamp', compiled.timestamp);
   const timestamp = typeof ts === 'number' && Number.isFinite(ts) && ts >= 0 ? Math.floor(ts) : now;
 
   const context: Record<string, string> = {};
   for (const [name, expression] of compiled.context) {
-    const value = await expression.evaluate(body, bindings);
+    const value = await field(`context.${name}`, expression);
     if (value !== undefined && value !== null) context[name] = typeof value === 'object' ? JSON.stringify(value) : String(value);
   }
 

@@ -23,16 +23,32 @@ describe('custom channel: config/examples/telegram.yaml against a Telegram Bot A
   let redis: Awaited<ReturnType<typeof startTestRedis>>;
   let telegram: Awaited<ReturnType<typeof startTelegramApi>>;
   let gw: TestGateway;
+  const failures: Array<{ conversationId: string; code?: string | number; reason?: string }> = [];
+  const postTo = (channel: string, update: unknown) =>
+    fetch(`${gw.url}/webhooks/${channel}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-telegram-bot-api-secret-token': SECRET }, body: JSON.stringify(update) });
 
   before(async () => {
     redis = await startTestRedis();
-    telegram = await startTelegramApi({ token: BOT_TOKEN, knownChats: [42, 43, 44, 45, 46, -1001] });
+    telegram = await startTelegramApi({ token: BOT_TOKEN, knownChats: [42, 43, 44, 45, 46, 47, 48, 49, -1001] });
     const config = loadExample('telegram', {
       TELEGRAM_API_BASE_URL: telegram.url,
       TELEGRAM_BOT_TOKEN: BOT_TOKEN,
       TELEGRAM_WEBHOOK_SECRET: SECRET,
     });
-    gw = await startTestGateway({ ...config, server: { bodyLimitBytes: 8192 } }, redis.url);
+    // The same example as a second channel, with a reply window and a messageId expression that fails on
+    // Telegram's numeric message_id ($substring wants a string).
+    const example = (config.channels as Array<{ id: string; options: Record<string, any> }>)[0]!;
+    const variant = {
+      ...example,
+      id: 'telegram-variant',
+      options: {
+        ...example.options,
+        mapping: { ...example.options.mapping, replyWindowSeconds: 3600 },
+        send: { ...example.options.send, messageId: '$substring(result.message_id, 0, 3)' },
+      },
+    };
+    gw = await startTestGateway({ ...config, channels: [example, variant] as typeof config.channels, server: { bodyLimitBytes: 8192 } }, redis.url);
+    gw.gateway.events.on('message.delivery_failed', (e) => failures.push({ conversationId: e.conversationId, code: e.code, reason: e.reason }));
     // What an operator does once: setWebhook with the secret token.
     const set = await fetch(`${telegram.url}/bot${BOT_TOKEN}/setWebhook`, {
       method: 'POST',
@@ -133,5 +149,36 @@ describe('custom channel: config/examples/telegram.yaml against a Telegram Bot A
     assert.equal(notObject.status, 400);
     // Still alive.
     assert.equal((await fetch(`${gw.url}/healthz`)).status, 200);
+  });
+
+  it('refuses with 422 naming the field an update on which a mapping expression fails, and keeps serving', async () => {
+    const before = enqueuedCount(gw.logs);
+    const update = textUpdate(47, 'hello');
+    const res = await telegram.pushUpdate({ ...update, message: { ...update.message, date: '1700000000x' } });
+    assert.equal(res.status, 422);
+    const answer = (await res.json()) as { error: string; message: string };
+    assert.equal(answer.error, 'expression_failed');
+    assert.match(answer.message, /^mapping\.timestamp: /);
+    assert.ok(gw.logs.some((l) => l.field === 'mapping.timestamp' && l.level === 40));
+    assert.equal(enqueuedCount(gw.logs), before);
+    assert.equal((await telegram.pushUpdate(textUpdate(47, 'hello'))).status, 200);
+  });
+
+  it('sends once when an expression fails on the answer of a request that went out', async () => {
+    assert.equal((await postTo('telegram-variant', textUpdate(48, 'hello'))).status, 200);
+    await eventually(() => gw.logs.some((l) => l.field === 'send.messageId'), 'the failing messageId logged');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(telegram.sent.filter((m) => String(m.chat_id) === '48').length, 1);
+    assert.ok(!failures.some((f) => f.conversationId === conversationIdFor('telegram-variant', '48')));
+  });
+
+  it('refuses replies once mapping.replyWindowSeconds has passed since the customer wrote', async () => {
+    const update = textUpdate(49, 'hello');
+    // Written two hours ago (delivered late): the one-hour window is closed.
+    assert.equal((await postTo('telegram-variant', { ...update, message: { ...update.message, date: update.message.date - 7200 } })).status, 200);
+    const failure = await eventually(() => failures.find((f) => f.conversationId === conversationIdFor('telegram-variant', '49')), 'delivery failure');
+    assert.equal(failure.reason, 'reply_window_expired');
+    assert.equal(failure.code, 'reply_window_expired');
+    assert.equal(telegram.sent.filter((m) => String(m.chat_id) === '49').length, 0);
   });
 });
