@@ -10,6 +10,8 @@ export interface Cursor {
   lastUid: number;
   /** Internal date (ms) of the last processed mail; anchors the re-read window after a UIDVALIDITY change. */
   lastDate: number;
+  /** After a UIDVALIDITY change, the highest UID that existed then: mail up to it may have been read under the old UIDs. */
+  resyncUid: number;
 }
 
 export class CursorStore {
@@ -21,10 +23,15 @@ export class CursorStore {
   async load(): Promise<Cursor | undefined> {
     const h = await this.redis.hgetall(this.key);
     if (!h.uidValidity || h.lastUid === undefined) return undefined;
-    return { uidValidity: h.uidValidity, lastUid: Number(h.lastUid), lastDate: Number(h.lastDate ?? 0) };
+    return { uidValidity: h.uidValidity, lastUid: Number(h.lastUid), lastDate: Number(h.lastDate ?? 0), resyncUid: Number(h.resyncUid ?? 0) };
   }
 
   async save(cursor: Cursor): Promise<void> {
-    await this.redis.hset(this.key, { uidValidity: cursor.uidValidity, lastUid: String(cursor.lastUid), lastDate: String(cursor.lastDate) });
+    await this.redis.hset(this.key, {
+      uidValidity: cursor.uidValidity,
+      lastUid: String(cursor.lastUid),
+      lastDate: String(cursor.lastDate),
+      resyncUid: String(cursor.resyncUid),
+    });
   }
 }

@@ -5,13 +5,16 @@
  * connection is re-opened with exponential backoff and jitter.
  *
  * UIDVALIDITY change (mailbox rebuilt or replaced; the old UIDs mean nothing): every mail whose internal date is
- * within `resyncDays` before the last processed one is read again, and the Message-ID dedupe drops those already
- * ingested. First start without a cursor: "new" begins after the newest mail present, "all" reads the mailbox.
+ * within `resyncDays` (at most as long as the thread index remembers Message-IDs) before the last processed one is
+ * read again, flagged `mayBeRepeat`, and the adapter skips those whose Message-ID it already knows. When nothing had
+ * been processed yet there is nothing to catch up with: the first-start rule applies. First start without a cursor:
+ * "new" begins after the newest mail present, "all" reads the mailbox.
  */
 import { ImapFlow, type FetchMessageObject } from 'imapflow';
 import type { Logger } from 'pino';
 import type { CursorStore, Cursor } from './cursor.js';
 import type { EmailOptions } from './options.js';
+import { THREAD_TTL_DAYS } from './threads.js';
 
 export type InboxState = 'stopped' | 'connecting' | 'connected' | 'reconnecting';
 
@@ -20,6 +23,8 @@ export interface FetchedMail {
   source: Buffer;
   internalDate: number;
   size: number;
+  /** Present in the mailbox when its UIDVALIDITY changed, so possibly read before under another UID. */
+  mayBeRepeat: boolean;
 }
 
 const BACKOFF_MIN_MS = 1000;
@@ -113,13 +118,16 @@ export class ImapInbox {
   private async initialCursor(uidValidity: string, uidNext: number): Promise<Cursor> {
     const saved = await this.cursors.load();
     if (saved && saved.uidValidity === uidValidity) return saved;
-    if (saved) {
-      this.log.warn({ was: saved.uidValidity, now: uidValidity }, 'imap UIDVALIDITY changed: re-reading recent mail, duplicates are dropped by Message-ID');
-      const cursor: Cursor = { uidValidity, lastUid: 0, lastDate: Math.max(0, saved.lastDate - this.options.resyncDays * 86_400_000) };
+    if (saved && saved.lastDate > 0) {
+      this.log.warn({ was: saved.uidValidity, now: uidValidity }, 'imap UIDVALIDITY changed: re-reading recent mail, mail already read is skipped by Message-ID');
+      // Older than the thread index remembers, a re-read mail could not be told from a new one.
+      const days = Math.min(this.options.resyncDays, THREAD_TTL_DAYS);
+      const cursor: Cursor = { uidValidity, lastUid: 0, lastDate: Math.max(0, saved.lastDate - days * 86_400_000), resyncUid: uidNext - 1 };
       await this.cursors.save(cursor);
       return cursor;
     }
-    const cursor: Cursor = { uidValidity, lastUid: this.options.firstStart === 'all' ? 0 : uidNext - 1, lastDate: 0 };
+    if (saved) this.log.warn({ was: saved.uidValidity, now: uidValidity }, 'imap UIDVALIDITY changed before any mail was read: starting afresh');
+    const cursor: Cursor = { uidValidity, lastUid: this.options.firstStart === 'all' ? 0 : uidNext - 1, lastDate: 0, resyncUid: 0 };
     await this.cursors.save(cursor);
     return cursor;
   }
@@ -173,7 +181,8 @@ export class ImapInbox {
       )) as FetchMessageObject | false;
       if (!fetched || !fetched.source) continue; // expunged in the meantime
       const internalDate = readableTime(fetched.internalDate) ?? Date.now();
-      await this.handle({ uid, source: fetched.source, internalDate, size: fetched.size ?? fetched.source.length });
+      const size = fetched.size ?? fetched.source.length;
+      await this.handle({ uid, source: fetched.source, internalDate, size, mayBeRepeat: uid <= cursor.resyncUid });
       cursor.lastUid = uid;
       cursor.lastDate = Math.max(cursor.lastDate, internalDate);
       await this.cursors.save(cursor);

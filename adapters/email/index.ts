@@ -108,6 +108,10 @@ class EmailAdapter implements ChannelAdapter {
       log.info({ reason: mail.guard, from: mail.from.address, messageId: mail.messageId }, 'mail not answered: loop/noise guard');
       return;
     }
+    if (fetched.mayBeRepeat && (await this.threads.knows(mail.messageId))) {
+      log.info({ messageId: mail.messageId }, 'mail read before the UIDVALIDITY change: not ingested again');
+      return;
+    }
     const root = await this.threads.rootOf(mail);
     const conversationId = emailConversationId(this.id, mail.from.address, root);
     const attachments = await this.storeAttachments(mail, log);

@@ -7,7 +7,8 @@
 import type { RedisClient } from '../types.js';
 
 /** Mappings outlive any support thread a person would still reply to. */
-const THREAD_TTL_SECONDS = 180 * 24 * 3600;
+export const THREAD_TTL_DAYS = 180;
+const THREAD_TTL_SECONDS = THREAD_TTL_DAYS * 24 * 3600;
 /** References can grow without bound on long threads; keep the root and the most recent ids (RFC 5322 3.6.4). */
 const MAX_REFERENCES = 20;
 
@@ -29,6 +30,11 @@ export class ThreadIndex {
       if (root) return root;
     }
     return mail.references[0] ?? mail.inReplyTo ?? mail.messageId;
+  }
+
+  /** Whether a mail with this Message-ID was read (or sent) within the mappings' lifetime. */
+  async knows(messageId: string): Promise<boolean> {
+    return (await this.redis.exists(this.key(messageId))) === 1;
   }
 
   async remember(messageId: string, root: string): Promise<void> {

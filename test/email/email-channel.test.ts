@@ -268,7 +268,7 @@ describe('email channel: IMAP in (Dovecot), SMTP out, threading, guards, restart
     await dovecot.append(m.raw);
     await replyTo(m.messageId);
     assert.ok(gw.logs.some((l) => String(l.msg).startsWith('imap UIDVALIDITY changed')));
-    assert.ok(gw.logs.some((l) => l.msg === 'duplicate dropped'), 're-read mail was recognised by Message-ID');
+    assert.ok(gw.logs.some((l) => l.msg === 'mail read before the UIDVALIDITY change: not ingested again'), 're-read mail was recognised by Message-ID');
     assert.equal(smtp.mails.length, repliesBefore + 1, 'only the new mail was answered');
   });
 });
