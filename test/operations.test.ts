@@ -60,6 +60,9 @@ describe('operations: health, readiness, metrics, admin dashboard, graceful shut
   it('serves the queue dashboard only with the admin key', async () => {
     assert.equal((await fetch(`${gw.url}/admin/queues`)).status, 401);
     assert.equal((await fetch(`${gw.url}/admin/queues`, { headers: { authorization: 'Bearer wrong-key-0123456789abcd' } })).status, 401);
+    // A key of the same length in characters but not in bytes is refused like any other wrong key.
+    const nonAscii = await fetch(`${gw.url}/admin/queues`, { headers: { authorization: `Basic ${Buffer.from(`admin:${'é'.repeat(ADMIN.length)}`).toString('base64')}` } });
+    assert.equal(nonAscii.status, 401);
     const ok = await fetch(`${gw.url}/admin/queues`, { headers: { authorization: `Basic ${Buffer.from(`admin:${ADMIN}`).toString('base64')}` } });
     assert.equal(ok.status, 200);
     assert.match(await ok.text(), /<html/i);
