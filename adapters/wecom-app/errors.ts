@@ -29,6 +29,7 @@ export const WECOM_ERRORS: Record<number, Rule> = {
   95013: { retryable: false, reason: 'reply_window_expired', hint: 'the kf session has ended' },
   95014: { retryable: false, reason: 'invalid_request', hint: 'the servicer is not active or not receiving customers' },
   95017: { retryable: false, reason: 'auth', hint: 'the kf API is not enabled for this kf account (微信客服 → API → grant it to the app)' },
+  95018: { retryable: false, reason: 'recipient_unreachable', hint: 'the kf session state does not allow API messages (queued, with a servicer or ended)' },
 };
 
 export interface WecomResult {

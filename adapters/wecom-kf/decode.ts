@@ -7,7 +7,8 @@
  *   shape are mapped, the rest kept as `event` named after the msgtype with the payload in `data`;
  * - origin 4 (system) `event` items: enter_session (with welcome_code), msg_send_fail, session_status_change,
  *   user_recall_msg, ... → `event` named after event_type; events with no customer (servicer_status_change) skip;
- * - origin 5 is a human servicer typing in the WeCom client: not the customer, so it never reaches the bot.
+ * - origin 5 is a human servicer typing in the WeCom client: not the customer, so it never reaches the bot; like a
+ *   session_status_change event, it tells who holds the session (kfSessionChangeOf).
  *
  * `msgid` is the dedupe key: a page fetched twice (crash between ingest and cursor save) ingests nothing twice.
  *
@@ -108,6 +109,41 @@ function problemOf(err: unknown): string {
   const issues = (err as { issues?: Array<{ path: PropertyKey[]; message: string }> }).issues;
   if (Array.isArray(issues) && issues.length > 0) return issues.map((i) => `${i.path.map(String).join('.')}: ${i.message}`).join('; ').slice(0, 300);
   return String((err as Error)?.message ?? err).slice(0, 300);
+}
+
+/** kf session states (path 94669). */
+export const KF_STATE = { new: 0, bot: 1, queued: 2, human: 3, ended: 4 } as const;
+
+export interface KfSessionChange {
+  openKfid: string;
+  externalUserId: string;
+  state: number;
+  servicerUserId?: string;
+}
+
+/**
+ * What an item says about the session's state, if anything: a servicer writing from the WeCom client (origin 5)
+ * holds it (3); a session_status_change event (94698/94670: change_type 1 taken from the queue, 2 transferred,
+ * 4 a servicer wrote in an ended session → 3; 3 ended → 4).
+ */
+export function kfSessionChangeOf(item: KfItem): KfSessionChange | undefined {
+  if (!item || typeof item !== 'object') return undefined;
+  const payload = obj(item[item.msgtype]);
+  const openKfid = str(item.open_kfid) || str(payload.open_kfid);
+  const externalUserId = str(item.external_userid) || str(payload.external_userid);
+  if (!openKfid || !externalUserId) return undefined;
+  if (item.origin === ORIGIN_SERVICER) {
+    const servicer = str(item.servicer_userid);
+    return { openKfid, externalUserId, state: KF_STATE.human, ...(servicer && { servicerUserId: servicer }) };
+  }
+  if (item.msgtype !== 'event' || str(payload.event_type) !== 'session_status_change') return undefined;
+  const changeType = Number(payload.change_type);
+  if (changeType === 3) return { openKfid, externalUserId, state: KF_STATE.ended };
+  if (changeType === 1 || changeType === 2 || changeType === 4) {
+    const servicer = str(payload.new_servicer_userid);
+    return { openKfid, externalUserId, state: KF_STATE.human, ...(servicer && { servicerUserId: servicer }) };
+  }
+  return undefined;
 }
 
 export function kfConversationId(channelId: string, openKfid: string, externalUserId: string): string {

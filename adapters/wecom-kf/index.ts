@@ -6,6 +6,10 @@
  *
  * Hand-off: `transferSession` moves the session to the servicer pool (2) or to a named servicer (3) inside WeCom;
  * with `handoffToWecomAgent` it runs on the gateway's `conversation.handoff_requested` event.
+ *
+ * Session state: who holds the session is learnt from the pulled items (a servicer's own message, session_status_change
+ * events) and from our own transfers, and kept per customer in Redis. While a servicer holds it, or after it ended,
+ * send_msg is refused by WeCom; send() refuses it first, and customer messages carry `kfServiceState` in metadata.
  */
 import type { WebhookRoute } from '../http.js';
 import { z } from 'zod';
@@ -20,7 +24,7 @@ import { field, wecomCallbackRoutes } from '../wecom-app/callback.js';
 import type { WecomResult } from '../wecom-app/errors.js';
 import { truncateBytes } from '../wecom-app/index.js';
 import { common, Secret } from '../wecom-app/options.js';
-import { decodeKfItem, type KfItem } from './decode.js';
+import { decodeKfItem, KF_STATE, kfConversationId, kfSessionChangeOf, type KfItem, type KfSessionChange } from './decode.js';
 import { KfSync } from './sync.js';
 
 export const WecomKfOptions = z.object({
@@ -44,8 +48,10 @@ const CAPABILITIES: ReadonlySet<ContentType> = new Set(['text', 'image']);
 const WINDOW_MS = 48 * 3600 * 1000;
 const REPLIES_PER_CUSTOMER_MESSAGE = 5;
 
-/** kf session states (path 94669). */
-export const KF_STATE = { new: 0, bot: 1, queued: 2, human: 3, ended: 4 } as const;
+export { KF_STATE };
+/** A session lasts at most 48 h from the customer's enquiry (94698): a remembered state is not kept longer. */
+const SESSION_STATE_TTL_MS = 48 * 3600 * 1000;
+const STATE_NAMES: Record<number, string> = { 2: 'queued for a servicer', 3: 'with a human servicer', 4: 'ended' };
 
 class WecomKfAdapter implements ChannelAdapter {
   readonly capabilities = CAPABILITIES;
@@ -140,8 +146,30 @@ class WecomKfAdapter implements ChannelAdapter {
     return `${this.ctx.keyPrefix}kf:window:${conversationId}`;
   }
 
+  private sessionKey(conversationId: string): string {
+    return `${this.ctx.keyPrefix}kf:session:${conversationId}`;
+  }
+
+  private async rememberSessionState(change: KfSessionChange): Promise<void> {
+    const key = this.sessionKey(kfConversationId(this.id, change.openKfid, change.externalUserId));
+    const fields = { state: String(change.state), servicerUserId: change.servicerUserId ?? '' };
+    await this.ctx.redis.multi().hset(key, fields).pexpire(key, SESSION_STATE_TTL_MS).exec();
+  }
+
+  /** The last known state of the customer's session, or undefined when nothing says it left the API. */
+  private async sessionState(conversationId: string): Promise<{ state: number; servicerUserId?: string } | undefined> {
+    const stored = await this.ctx.redis.hgetall(this.sessionKey(conversationId));
+    if (stored.state === undefined) return undefined;
+    return { state: Number(stored.state), ...(stored.servicerUserId && { servicerUserId: stored.servicerUserId }) };
+  }
+
   private async ingestPage(items: KfItem[]): Promise<void> {
     for (const item of items) {
+      const change = kfSessionChangeOf(item);
+      if (change) {
+        await this.rememberSessionState(change);
+        this.ctx.log.info({ openKfid: change.openKfid, state: change.state, servicer: change.servicerUserId }, 'kf session state changed');
+      }
       const decoded = decodeKfItem(item, this);
       if (decoded.kind === 'skip') {
         this.ctx.log.debug({ msgid: item?.msgid, reason: decoded.reason }, 'kf item not ingested');
@@ -160,6 +188,10 @@ class WecomKfAdapter implements ChannelAdapter {
       const window = this.windowKey(message.conversationId);
       if (decoded.fromCustomer) {
         await this.ctx.redis.multi().hset(window, { lastCustomerAt: String(message.timestamp), sent: '0' }).pexpire(window, WINDOW_MS * 2).exec();
+        const session = await this.sessionState(message.conversationId);
+        // A customer writing after the session ended opens a new one (state 0, 94698).
+        if (session?.state === KF_STATE.ended) await this.ctx.redis.del(this.sessionKey(message.conversationId));
+        else if (session) message.metadata.kfServiceState = session.state;
       }
       if (decoded.kind === 'message' && decoded.welcomeCode) {
         await this.ctx.redis.multi().hset(window, { welcomeCode: decoded.welcomeCode, welcomeFor: message.id }).pexpire(window, WINDOW_MS * 2).exec();
@@ -182,6 +214,7 @@ class WecomKfAdapter implements ChannelAdapter {
       const sent = await this.api.post<WecomResult & { msgid?: string }>('kf/send_msg_on_event', { code: state.welcomeCode, msgid: message.id, ...textPayload(message.content) });
       return { channelMessageId: sent.msgid ?? message.id };
     }
+    await this.refuseUnlessWithApi(message.conversationId);
     const payload = await this.payload(message);
 
     const lastCustomerAt = Number(state.lastCustomerAt ?? 0);
@@ -200,6 +233,18 @@ class WecomKfAdapter implements ChannelAdapter {
     });
     if (lastCustomerAt > 0) await this.ctx.redis.hincrby(window, 'sent', 1);
     return { channelMessageId: sent.msgid ?? message.id };
+  }
+
+  /** send_msg is allowed only in states 0 and 1 (94677): a session with a servicer, queued or ended is not ours. */
+  private async refuseUnlessWithApi(conversationId: string): Promise<void> {
+    const session = await this.sessionState(conversationId);
+    if (!session || session.state === KF_STATE.new || session.state === KF_STATE.bot) return;
+    const servicer = session.servicerUserId ? ` (${session.servicerUserId})` : '';
+    throw new DeliveryError(`kf/send_msg: the session is ${STATE_NAMES[session.state] ?? `in state ${session.state}`}${servicer}; the API may not answer`, {
+      retryable: false,
+      code: session.state === KF_STATE.ended ? 'kf_session_ended' : session.state === KF_STATE.human ? 'kf_session_with_servicer' : 'kf_session_queued',
+      reason: session.state === KF_STATE.ended ? 'reply_window_expired' : 'recipient_unreachable',
+    });
   }
 
   private async payload(message: UnifiedMessage): Promise<Record<string, unknown>> {
@@ -240,6 +285,7 @@ class WecomKfAdapter implements ChannelAdapter {
       service_state: serviceState,
       ...(servicerUserId && { servicer_userid: servicerUserId }),
     });
+    await this.rememberSessionState({ openKfid, externalUserId, state: serviceState, ...(servicerUserId && { servicerUserId }) });
   }
 
   /** Hand-off inside WeCom: only sessions still with the API (0/1) can be moved; others are already with people. */

@@ -241,6 +241,44 @@ describe('wecom-kf channel end to end (pull with cursor, real gateway and Redis)
     assert.equal(fake.session(OPEN_KFID, 'wm-frank').state, 2);
   });
 
+  it('stops sending once a servicer holds the session, and resumes after it ended and the customer wrote again', async () => {
+    const user = 'wm-ivy';
+    say(user, 'first');
+    await callback();
+    await eventually(() => kfReplies(user).length === 1, 'answered while with the API');
+    // A servicer takes the session from the queue (session_status_change, change_type 1) and writes from WeCom.
+    fake.session(OPEN_KFID, user).state = 3;
+    fake.pushKf({ msgid: 'ssc-1', open_kfid: OPEN_KFID, origin: 4, msgtype: 'event', event: { event_type: 'session_status_change', open_kfid: OPEN_KFID, external_userid: user, change_type: 1, new_servicer_userid: 'zhangsan' } });
+    fake.pushKf({ msgid: 'srv-1', open_kfid: OPEN_KFID, external_userid: user, origin: 5, servicer_userid: 'zhangsan', msgtype: 'text', text: { content: 'hi, Zhang here' } });
+    say(user, 'second');
+    const before = failures.length;
+    await callback();
+    const refused = await eventually(() => failures.slice(before).find((f) => f.code === 'kf_session_with_servicer'), 'refused locally');
+    assert.equal(refused.reason, 'recipient_unreachable');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(kfReplies(user).length, 1, 'nothing sent while the servicer holds the session');
+    assert.ok(!failures.slice(before).some((f) => f.code === 95018), 'no send_msg attempted');
+    const second = seen.find((m) => m.sender.id === user && m.content.type === 'text' && m.content.text === 'second');
+    assert.equal(second?.metadata.kfServiceState, 3, 'the customer message says who holds the session');
+    // The servicer ends the session (change_type 3); the customer's next message opens a new one (state 0).
+    fake.pushKf({ msgid: 'ssc-2', open_kfid: OPEN_KFID, origin: 4, msgtype: 'event', event: { event_type: 'session_status_change', open_kfid: OPEN_KFID, external_userid: user, change_type: 3, old_servicer_userid: 'zhangsan' } });
+    fake.session(OPEN_KFID, user).state = 4;
+    await callback();
+    await eventually(() => failures.some((f) => f.code === 'kf_session_ended'), 'no reply to the end of the session');
+    say(user, 'third');
+    await callback();
+    const third = await eventually(() => kfReplies(user).find((s) => s.body.text.content === 'echo: third'), 'answered again');
+    assert.ok(third);
+  });
+
+  it('maps 95018 (session state does not allow API messages) to a fast failure', async () => {
+    say('wm-jack', 'hello');
+    fake.session(OPEN_KFID, 'wm-jack').state = 2;
+    await callback();
+    const failure = await eventually(() => failures.find((f) => f.code === 95018), '95018');
+    assert.equal(failure.reason, 'recipient_unreachable');
+  });
+
   it('loses and repeats nothing when the gateway restarts between two pages', async () => {
     fake.setSyncPageSize(2);
     for (const t of ['r1', 'r2', 'r3', 'r4']) say('wm-gina', t);
