@@ -2,13 +2,48 @@
  * Sensitive-word filter: one Aho–Corasick automaton over the configured list, so checking a message costs one pass
  * over its characters however long the list is. Text and words are NFKC-normalised and lower-cased (full-width
  * Latin, case variants). Words written in Latin letters only match as whole words ("ass" does not fire inside
- * "class"); Chinese words match anywhere, as Chinese has no word boundaries to respect.
+ * "class"); a word ends at anything that is not a Latin letter, a digit or `_`, so Chinese right next to it ("你是sb吗",
+ * "转agent") is a boundary. Chinese words match anywhere, as Chinese has no word boundaries to respect; zero-width
+ * characters, and spaces or punctuation between two Han characters ("傻 逼", "傻\u200b逼"), do not split them.
+ *
+ * The text is read as code points (numbers, not one-character strings): the filter reads every message in and out.
  */
-const WORD_CHAR = /[\p{L}\p{N}_]/u;
+const WORD_CHAR = /[\p{Script=Latin}\p{N}_]/u;
 const LATIN_WORD = /^[\p{Script=Latin}\p{N}_' -]+$/u;
+const MARK = /^\p{M}/u;
+const HAN = /^\p{Script=Han}/u;
+const GAP = /^[\s\p{Z}\p{P}]/u;
+
+/** Zero-width characters, soft hyphen and the byte-order mark: invisible, so they never separate anything. */
+function isInvisible(code: number): boolean {
+  return code === 0xad || code === 0x180e || (code >= 0x200b && code <= 0x200f) || (code >= 0x2060 && code <= 0x2064) || code === 0xfeff;
+}
+
+/** The CJK Unified Ideographs block: most Chinese text, and NFKC leaves it alone. */
+function isCommonHan(code: number): boolean {
+  return code >= 0x4e00 && code <= 0x9fff;
+}
+
+function isHan(code: number): boolean {
+  return isCommonHan(code) || (code >= 0x2e80 && HAN.test(String.fromCodePoint(code)));
+}
+
+/** Whitespace or punctuation (ASCII letters and digits, the common case, without a regular expression). */
+function isGap(code: number): boolean {
+  if ((code >= 0x30 && code <= 0x39) || (code >= 0x61 && code <= 0x7a) || isCommonHan(code)) return false;
+  return GAP.test(String.fromCodePoint(code));
+}
+
+/** A combining mark at this index (marks start at U+0300; ASCII and common Han are never one). */
+function startsWithMark(text: string, index: number): boolean {
+  const code = text.charCodeAt(index);
+  return code >= 0x300 && !isCommonHan(code) && MARK.test(text.slice(index, index + 2));
+}
+
+const isWordChar = (code: number | undefined): boolean => code !== undefined && WORD_CHAR.test(String.fromCodePoint(code));
 
 interface Node {
-  next: Map<string, number>;
+  next: Map<number, number>;
   fail: number;
   /** Indexes of the words that end here (own and through failure links). */
   out: number[];
@@ -16,11 +51,65 @@ interface Node {
 
 export interface SensitiveHit {
   word: string;
+  /** Where the word starts in the text as given (a string index), whatever normalising changed. */
   index: number;
 }
 
 function normalise(text: string): string {
   return text.normalize('NFKC').toLowerCase();
+}
+
+/** The text as the automaton reads it, one code point a slot, with where each came from in the text. */
+interface FoldedText {
+  codes: number[];
+  origins: number[];
+}
+
+/**
+ * Normalised and lower-cased, invisible characters dropped, gaps between two Han characters closed. ASCII and the
+ * common Han block (which NFKC leaves alone) are taken as they are; other characters are normalised one at a time
+ * with the combining marks after them (NFKC composes within such a group).
+ */
+function fold(text: string): FoldedText {
+  const folded: FoldedText = { codes: [], origins: [] };
+  let start = 0;
+  while (start < text.length) {
+    const code = text.charCodeAt(start);
+    if ((code < 0x80 || isCommonHan(code)) && !startsWithMark(text, start + 1)) {
+      folded.codes.push(code >= 0x41 && code <= 0x5a ? code + 0x20 : code);
+      folded.origins.push(start++);
+      continue;
+    }
+    let end = start + (code >= 0xd800 && code <= 0xdbff ? 2 : 1);
+    while (startsWithMark(text, end)) end += text.charCodeAt(end) >= 0xd800 && text.charCodeAt(end) <= 0xdbff ? 2 : 1;
+    for (const ch of normalise(text.slice(start, end))) {
+      const point = ch.codePointAt(0)!;
+      if (isInvisible(point)) continue;
+      folded.codes.push(point);
+      folded.origins.push(start);
+    }
+    start = end;
+  }
+  return closeGapsBetweenHan(folded);
+}
+
+function closeGapsBetweenHan({ codes, origins }: FoldedText): FoldedText {
+  const kept: FoldedText = { codes: [], origins: [] };
+  let afterHan = false;
+  for (let i = 0; i < codes.length; i++) {
+    if (afterHan && isGap(codes[i]!)) {
+      let next = i;
+      while (next < codes.length && isGap(codes[next]!)) next++;
+      if (next < codes.length && isHan(codes[next]!)) {
+        i = next - 1;
+        continue;
+      }
+    }
+    kept.codes.push(codes[i]!);
+    kept.origins.push(origins[i]!);
+    afterHan = isHan(codes[i]!);
+  }
+  return kept;
 }
 
 export class SensitiveWords {
@@ -29,7 +118,7 @@ export class SensitiveWords {
   private readonly wholeWord: boolean[] = [];
 
   constructor(words: readonly string[]) {
-    for (const raw of new Set(words.map(normalise).map((w) => w.trim()).filter(Boolean))) this.insert(raw);
+    for (const raw of new Set(words.map((w) => String.fromCodePoint(...fold(w).codes).trim()).filter(Boolean))) this.insert(raw);
     this.link();
   }
 
@@ -40,11 +129,12 @@ export class SensitiveWords {
   private insert(word: string): void {
     let state = 0;
     for (const ch of word) {
-      let next = this.nodes[state]!.next.get(ch);
+      const code = ch.codePointAt(0)!;
+      let next = this.nodes[state]!.next.get(code);
       if (next === undefined) {
         next = this.nodes.length;
         this.nodes.push({ next: new Map(), fail: 0, out: [] });
-        this.nodes[state]!.next.set(ch, next);
+        this.nodes[state]!.next.set(code, next);
       }
       state = next;
     }
@@ -73,19 +163,19 @@ export class SensitiveWords {
   /** Every listed word found in `text` (each word once), in order of first occurrence. */
   find(text: string): SensitiveHit[] {
     if (this.words.length === 0 || !text) return [];
-    const chars = [...normalise(text)];
+    const { codes, origins } = fold(text);
     const found = new Map<string, SensitiveHit>();
     let state = 0;
-    chars.forEach((ch, i) => {
-      while (state !== 0 && !this.nodes[state]!.next.has(ch)) state = this.nodes[state]!.fail;
-      state = this.nodes[state]!.next.get(ch) ?? 0;
+    codes.forEach((code, i) => {
+      while (state !== 0 && !this.nodes[state]!.next.has(code)) state = this.nodes[state]!.fail;
+      state = this.nodes[state]!.next.get(code) ?? 0;
       for (const w of this.nodes[state]!.out) {
         const word = this.words[w]!;
         if (found.has(word)) continue;
         const length = [...word].length;
         const start = i - length + 1;
-        if (this.wholeWord[w] && (WORD_CHAR.test(chars[start - 1] ?? '') || WORD_CHAR.test(chars[i + 1] ?? ''))) continue;
-        found.set(word, { word, index: start });
+        if (this.wholeWord[w] && (isWordChar(codes[start - 1]) || isWordChar(codes[i + 1]))) continue;
+        found.set(word, { word, index: origins[start]! });
       }
     });
     return [...found.values()].sort((a, b) => a.index - b.index);

@@ -136,6 +136,10 @@ describe('decision policy over real Redis', () => {
       assert.ok(d.handoff, text);
       assert.match(d.handoff.reason, /customer asked for a human/);
     }
+    // A phrase in Latin letters right next to Chinese, and a Chinese phrase with a space inside.
+    for (const [user, text] of [['h-5', '转agent'], ['h-6', '请转human客服'], ['h-7', '转 人工']] as const) {
+      assert.equal((await bot.say(text, { user })).trace.stage, 'handoff', text);
+    }
     // "agent" is a whole word: "agency" is not a request.
     assert.notEqual((await bot.say('which agency ships it', { user: 'h-4' })).trace.stage, 'handoff');
   });

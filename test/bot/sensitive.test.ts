@@ -19,6 +19,38 @@ describe('sensitive words: Aho–Corasick matching', () => {
     assert.deepEqual(words.find('ＳＣＡＭ').map((h) => h.word), ['scam']);
     assert.deepEqual(new SensitiveWords([]).find('anything'), []);
   });
+
+  it('a Latin word right next to Chinese is a whole word: Chinese is a boundary, Latin letters and digits are not', () => {
+    const words = new SensitiveWords(['sb', 'fuck', 'agent', 'human']);
+    const found = (text: string) => words.find(text).map((h) => h.word);
+    assert.deepEqual(found('你是sb吗'), ['sb']);
+    assert.deepEqual(found('fuck你'), ['fuck']);
+    assert.deepEqual(found('转agent'), ['agent']);
+    assert.deepEqual(found('请转human客服'), ['human']);
+    assert.deepEqual(found('agents'), []);
+    assert.deepEqual(found('sb2'), []);
+    assert.deepEqual(found('my_sb'), []);
+  });
+
+  it('zero-width characters and gaps between two Han characters do not split a Chinese word', () => {
+    const words = new SensitiveWords(['傻逼', 'scam']);
+    const found = (text: string) => words.find(text).map((h) => h.word);
+    assert.deepEqual(found('傻 逼'), ['傻逼']);
+    assert.deepEqual(found('傻\u200b逼'), ['傻逼']);
+    assert.deepEqual(found('你这个傻，　逼'), ['傻逼']);
+    assert.deepEqual(found('s\u200bcam'), ['scam']);
+    // A gap between Latin letters still separates words.
+    assert.deepEqual(found('sc am'), []);
+  });
+
+  it('reports where each word starts in the text as given', () => {
+    const words = new SensitiveWords(['傻逼', 'scam']);
+    const text = 'ＯＫ, 你是傻 逼 e\u0301 ＳＣＡＭ';
+    const hits = words.find(text);
+    assert.deepEqual(hits.map((h) => h.word), ['傻逼', 'scam']);
+    assert.equal(text.slice(hits[0]!.index, hits[0]!.index + 1), '傻');
+    assert.equal(text.slice(hits[1]!.index, hits[1]!.index + 1), 'Ｓ');
+  });
 });
 
 describe('sensitive words through the gateway', () => {
