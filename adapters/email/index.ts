@@ -187,9 +187,9 @@ class EmailAdapter implements ChannelAdapter {
       this.ctx.log.info({ msgId: message.id, replyTo: message.replyTo }, 'bot reply to an attachment part not mailed');
       return {};
     }
-    if (isBot) await this.checkBotReplyLimit(reference.peerId);
     const messageId = newMessageIdFor(message.id, this.options.address);
     const mail = composeReply(message, reference, { address: this.options.address, name: this.options.name }, messageId);
+    if (isBot) await this.checkBotReplyLimit(String(mail.to), message.id);
     try {
       await this.smtp.sendMail(mail);
     } catch (err) {
@@ -201,14 +201,20 @@ class EmailAdapter implements ChannelAdapter {
     return { channelMessageId: messageId };
   }
 
-  /** Fixed-window counter per sender: a customer's auto-responder that escapes the guards still cannot loop for long. */
-  private async checkBotReplyLimit(peer: string): Promise<void> {
+  /**
+   * Fixed-window counter per recipient (the address the mail goes to, Reply-To included, so rotating senders cannot
+   * aim many replies at one address): a customer's auto-responder that escapes the guards still cannot loop for long.
+   * Each reply counts once: a delivery retried after a temporary SMTP failure was already let through.
+   */
+  private async checkBotReplyLimit(recipient: string, gatewayMessageId: string): Promise<void> {
     const { count, perSeconds } = this.options.botReplyLimit;
-    const key = `${this.ctx.keyPrefix}botlimit:${peer.toLowerCase()}`;
+    const key = `${this.ctx.keyPrefix}botlimit:${recipient.toLowerCase()}`;
+    const first = await this.ctx.redis.set(`${key}:counted:${gatewayMessageId}`, '1', 'EX', perSeconds, 'NX');
+    if (first === null) return;
     const used = await this.ctx.redis.incr(key);
     if (used === 1) await this.ctx.redis.expire(key, perSeconds);
     if (used > count) {
-      throw new DeliveryError(`bot reply limit reached for this sender (${count} per ${perSeconds} s)`, {
+      throw new DeliveryError(`bot reply limit reached for this recipient (${count} per ${perSeconds} s)`, {
         retryable: false,
         code: 'sender_rate_limited',
         reason: 'rate_limited',

@@ -31,7 +31,7 @@ export const EmailOptions = z.object({
       .int()
       .min(0)
       .default(7)
-      .describe('After a UIDVALIDITY change, mail received this many days before the last processed one is re-read (Message-ID dedupe drops repeats)'),
+      .describe('After a UIDVALIDITY change, mail received this many days (at most 180) before the last processed one is re-read; mail already read is recognised by Message-ID'),
   }),
   smtp: z.object({
     host: z.string().min(1),
@@ -64,6 +64,6 @@ export const EmailOptions = z.object({
       perSeconds: z.number().int().positive().default(3600),
     })
     .default({ count: 5, perSeconds: 3600 })
-    .describe('Most bot replies one sender address gets per window (agent replies are never limited)'),
+    .describe('Most bot replies one address gets per window: the address replies go to (Reply-To when given); each reply counts once however often delivery is retried; agent replies are never limited'),
 });
 export type EmailOptions = z.infer<typeof EmailOptions>;

@@ -86,4 +86,27 @@ describe('email intake and reply limit', () => {
     assert.ok(read.timestamp > Date.now() - 3600_000, 'timestamped with the time the mailbox received it');
     assert.ok(!gw.logs.some((l) => l.msg === 'imap read failed; retried on the next wake-up'));
   });
+
+  it('counts a bot reply against the limit once, however many SMTP attempts it takes', async () => {
+    const failed: string[] = [];
+    const off = gw.gateway.events.on('message.delivery_failed', (e) => failed.push(String(e.code)));
+    smtp.failNext(4, 451, 'Temporary local problem - please try later');
+    const m = mail({ from: 'carl@customer.example' });
+    await dovecot.append(m.raw);
+    await eventually(() => repliesTo(m.messageId).length === 1, 'reply after four temporary failures');
+    off();
+    assert.deepEqual(failed, []);
+    assert.equal(await gw.gateway.redis.get('gw:ch:mail:botlimit:carl@customer.example'), '1');
+  });
+
+  it('limits bot replies per address they are sent to, so Reply-To cannot spread one address over many senders', async () => {
+    const failed: string[] = [];
+    const off = gw.gateway.events.on('message.delivery_failed', (e) => failed.push(String(e.code)));
+    const victim = 'victim@elsewhere.example';
+    for (let i = 0; i < 5; i++) await dovecot.append(mail({ from: `sender${i}@customer.example`, headers: { 'Reply-To': victim } }).raw);
+    await eventually(() => failed.filter((code) => code === 'sender_rate_limited').length === 2, 'two replies refused');
+    await new Promise((r) => setTimeout(r, 300));
+    off();
+    assert.equal(mailsTo(victim).length, 3, 'botReplyLimit.count mails reach the Reply-To address');
+  });
 });
