@@ -35,3 +35,20 @@ export function signatureMatches(given: string, expected: string): boolean {
   const b = Buffer.from(expected);
   return a.length === b.length && timingSafeEqual(a, b);
 }
+
+/** The verification token compared in constant time (both hashed first, so not even the length leaks). */
+export function tokenMatches(given: string | undefined, expected: string): boolean {
+  if (given === undefined) return false;
+  const digest = (v: string) => createHash('sha256').update(v, 'utf8').digest();
+  return timingSafeEqual(digest(given), digest(expected));
+}
+
+/**
+ * Whether a signed request's X-Lark-Request-Timestamp (Unix seconds) is within `maxAgeSeconds` of `nowMs`, either
+ * way: the signature proves who sent the bytes, not when, so an old captured event could be replayed after the dedupe
+ * window has forgotten it.
+ */
+export function timestampFresh(timestamp: string, maxAgeSeconds: number, nowMs: number): boolean {
+  if (!/^\d{1,12}$/.test(timestamp.trim())) return false;
+  return Math.abs(nowMs / 1000 - Number(timestamp)) <= maxAgeSeconds;
+}

@@ -119,39 +119,48 @@ export function decodeMessageEvent(
   return { kind: 'message', message: unified, reference: { peerId: senderId, threadId: message.chat_id, context } };
 }
 
-/** Mention placeholders (`@_user_1`) are noise for the bot; strip them. */
+/**
+ * Mention placeholders (`@_user_1`) are noise for the bot; strip them. One pass over the message's own keys, longest
+ * first and never followed by a digit, so `@_user_1` does not eat the start of `@_user_10`.
+ */
 function stripMentions(text: string, keys: string[]): string {
-  let out = text;
-  for (const key of keys) out = out.split(key).join('');
-  return out.replace(/[ \t]{2,}/g, ' ').trim();
+  const escaped = [...keys].sort((a, b) => b.length - a.length).map((k) => k.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  const stripped = keys.length > 0 ? text.replace(new RegExp(`(?:${escaped.join('|')})(?!\\d)`, 'g'), '') : text;
+  return stripped.replace(/[ \t]{2,}/g, ' ').trim();
 }
 
 type PostNode = { tag?: string; text?: string; href?: string; user_id?: string; user_name?: string; image_key?: string };
 
 export function decodeContent(type: string, raw: string, mentionKeys: string[] = []): Content {
-  let c: Record<string, unknown>;
+  let parsed: unknown;
   try {
-    c = JSON.parse(raw) as Record<string, unknown>;
+    parsed = JSON.parse(raw);
   } catch {
-    return { type: 'event', event: type, data: { content: raw.slice(0, 1000) } };
+    parsed = undefined;
   }
+  // Every message_type's content is a JSON object; anything else ("null", "[]", a number) is kept as it came.
+  if (!isPlainObject(parsed)) return { type: 'event', event: type, data: { content: raw.slice(0, 1000) } };
+  const c = parsed;
   const str = (v: unknown) => (typeof v === 'string' && v ? v : undefined);
   switch (type) {
     case 'text':
-      return { type: 'text', text: stripMentions(String(c.text ?? ''), mentionKeys).slice(0, 20_000) || '[empty]' };
+      return { type: 'text', text: stripMentions(typeof c.text === 'string' ? c.text : '', mentionKeys).slice(0, 20_000) || '[empty]' };
     case 'post': {
       // Rich text: paragraphs of inline nodes. Received posts are not keyed by language; sent ones may be.
       const body = (Array.isArray(c.content) ? c : (Object.values(c).find((v) => Array.isArray((v as { content?: unknown })?.content)) ?? {})) as {
-        title?: string;
-        content?: PostNode[][];
+        title?: unknown;
+        content?: unknown[];
       };
-      const lines = (body.content ?? []).map((paragraph) =>
+      // Paragraphs are arrays of node objects; anything else in their place is skipped, not trusted.
+      const lines = (body.content ?? []).filter(Array.isArray).map((paragraph: unknown[]) =>
         paragraph
-          .map((n) => (n.tag === 'text' || n.tag === 'a' ? (n.text ?? '') : n.tag === 'at' ? '' : n.tag === 'img' ? '[image]' : ''))
+          .filter(isPlainObject)
+          .map((n: PostNode) => (n.tag === 'text' || n.tag === 'a' ? (typeof n.text === 'string' ? n.text : '') : n.tag === 'img' ? '[image]' : ''))
           .join('')
           .trim(),
       );
-      const text = [body.title, ...lines].filter((l) => l && l.length > 0).join('\n');
+      const title = typeof body.title === 'string' ? body.title : undefined;
+      const text = [title, ...lines].filter((l) => l && l.length > 0).join('\n');
       return { type: 'text', text: stripMentions(text, mentionKeys).slice(0, 20_000) || '[post]' };
     }
     case 'image':
@@ -184,6 +193,10 @@ export function decodeContent(type: string, raw: string, mentionKeys: string[] =
       // interactive cards, merge_forward, system, share_calendar_event, todo...: kept as an event with its payload.
       return { type: 'event', event: type, data: capData(c) };
   }
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function capData(c: Record<string, unknown>): Record<string, unknown> {

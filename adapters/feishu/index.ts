@@ -12,7 +12,7 @@ import { createHttpClient } from '../shared/http-client.js';
 import { TokenManager } from '../shared/token-manager.js';
 import { defineAdapter, DeliveryError, type AdapterContext, type ChannelAdapter, type SendResult } from '../types.js';
 import { FeishuApi } from './api.js';
-import { decrypt, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, signature, signatureMatches } from './crypto.js';
+import { decrypt, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, signature, signatureMatches, timestampFresh, tokenMatches } from './crypto.js';
 import { decodeMessageEvent, MessageReceiveEvent, parseEnvelope } from './decode.js';
 
 export const FeishuOptions = z
@@ -31,6 +31,14 @@ export const FeishuOptions = z
       .enum(['chat', 'reply'])
       .default('chat')
       .describe('chat: new message in the chat; reply: quote-reply to the customer\'s last message'),
+    maxEventAgeSeconds: z
+      .number()
+      .int()
+      .positive()
+      .default(24 * 3600)
+      .describe(
+        'Signed events whose X-Lark-Request-Timestamp is further than this from now are refused (401): above Feishu\'s retry schedule (last retry after about 6 h), below the dedupe window, so a captured event cannot be replayed once it is forgotten',
+      ),
     timeoutMs: z.number().int().positive().default(10_000),
   })
   .refine((o) => o.verificationToken !== undefined || o.encryptKey !== undefined, {
@@ -69,6 +77,10 @@ class FeishuAdapter implements ChannelAdapter {
     if (encryptKey && signed && !signatureMatches(given, signature(timestamp, nonce, encryptKey, raw))) {
       throw unauthorized('bad_signature', 'X-Lark-Signature does not match sha256(timestamp + nonce + encrypt key + body)');
     }
+    if (encryptKey && signed && !timestampFresh(timestamp, this.options.maxEventAgeSeconds, Date.now())) {
+      this.ctx.log.warn({ channel: this.id, timestamp, maxEventAgeSeconds: this.options.maxEventAgeSeconds }, 'Feishu event refused: X-Lark-Request-Timestamp outside the accepted window');
+      throw unauthorized('stale_timestamp', `X-Lark-Request-Timestamp must be within ${this.options.maxEventAgeSeconds} s of the gateway clock (maxEventAgeSeconds)`);
+    }
     let body = parseJsonBody(raw) as Record<string, unknown>;
     if (body && typeof body === 'object' && typeof body.encrypt === 'string') {
       if (!encryptKey) throw badRequest('encrypted_without_key', 'the event is encrypted but no encryptKey is configured for this channel');
@@ -84,7 +96,7 @@ class FeishuAdapter implements ChannelAdapter {
     } catch (err) {
       throw badRequest('unknown_payload', (err as Error).message);
     }
-    if (verificationToken && envelope.token !== verificationToken) {
+    if (verificationToken && !tokenMatches(envelope.token, verificationToken)) {
       throw unauthorized('bad_token', 'the verification token in the payload does not match');
     }
     if (envelope.kind === 'challenge') {

@@ -168,15 +168,16 @@ export async function startFeishuApi(opts: FeishuFakeOptions) {
     },
     /**
      * POSTs a payload to the Request URL like Feishu: encrypted and signed when an Encrypt Key is set (unless
-     * `plain`), with optional forged headers. Returns the response.
+     * `plain`), with optional forged headers; `timestamp` (Unix seconds) replays a request signed at that time.
+     * Returns the response.
      */
-    async push(payload: unknown, o: { plain?: boolean; signature?: string; unsigned?: boolean; rawBody?: string } = {}): Promise<Response> {
+    async push(payload: unknown, o: { plain?: boolean; signature?: string; unsigned?: boolean; rawBody?: string; timestamp?: number } = {}): Promise<Response> {
       if (!events.url) throw new Error('no Request URL set');
       const plaintext = JSON.stringify(payload);
       const body = o.rawBody ?? (opts.encryptKey && !o.plain ? JSON.stringify({ encrypt: encrypt(opts.encryptKey, plaintext) }) : plaintext);
       const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8', 'user-agent': 'Go-http-client/1.1' };
       if (opts.encryptKey && !o.unsigned) {
-        const timestamp = String(Math.floor(Date.now() / 1000));
+        const timestamp = String(o.timestamp ?? Math.floor(Date.now() / 1000));
         const nonce = randomBytes(8).toString('hex');
         headers['x-lark-request-timestamp'] = timestamp;
         headers['x-lark-request-nonce'] = nonce;

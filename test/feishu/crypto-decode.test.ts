@@ -1,8 +1,9 @@
 /** Feishu event crypto against the vectors in /work/shared/protocols/vectors.json, and the pure decoders. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decrypt, encrypt, signature, signatureMatches } from '../../adapters/feishu/crypto.js';
+import { decrypt, encrypt, signature, signatureMatches, timestampFresh, tokenMatches } from '../../adapters/feishu/crypto.js';
 import { decodeContent, decodeMessageEvent, MessageReceiveEvent, parseEnvelope } from '../../adapters/feishu/decode.js';
+import { Content } from '../../gateway/message.js';
 
 describe('Feishu event crypto', () => {
   it('decrypts the official example (encrypt key "test key" → "hello world")', () => {
@@ -25,6 +26,19 @@ describe('Feishu event crypto', () => {
     assert.equal(signature('1700000000', 'nonce123', 'test key', raw), expected);
     assert.equal(signatureMatches(expected.toUpperCase(), expected), true);
     assert.equal(signatureMatches(expected.replace('669e', '669f'), expected), false);
+  });
+
+  it('compares the verification token exactly and checks the timestamp window both ways', () => {
+    assert.equal(tokenMatches('verification-token-1', 'verification-token-1'), true);
+    assert.equal(tokenMatches('verification-token-2', 'verification-token-1'), false);
+    assert.equal(tokenMatches('verification-token-1x', 'verification-token-1'), false);
+    assert.equal(tokenMatches(undefined, 'verification-token-1'), false);
+    const now = 1_700_000_000_000;
+    assert.equal(timestampFresh('1700000000', 86_400, now), true);
+    assert.equal(timestampFresh(String(1_700_000_000 - 86_401), 86_400, now), false);
+    assert.equal(timestampFresh(String(1_700_000_000 + 86_401), 86_400, now), false);
+    assert.equal(timestampFresh('17e8', 86_400, now), false);
+    assert.equal(timestampFresh('', 86_400, now), false);
   });
 
   it('round-trips with a random IV and refuses a wrong key', () => {
@@ -77,6 +91,26 @@ describe('Feishu payload decoding', () => {
     assert.deepEqual(decodeContent('share_chat', '{"chat_id":"oc_1"}'), { type: 'event', event: 'share_chat', key: 'oc_1' });
     assert.deepEqual(decodeContent('interactive', '{"title":"card"}'), { type: 'event', event: 'interactive', data: { title: 'card' } });
     assert.equal(decodeContent('text', 'not json').type, 'event');
+  });
+
+  it('strips @_user_10 and later mentions whole, not as @_user_1 followed by a digit', () => {
+    const keys = Array.from({ length: 11 }, (_, i) => `@_user_${i + 1}`);
+    assert.deepEqual(decodeContent('text', JSON.stringify({ text: '@_user_1 ask @_user_10 and @_user_11 please' }), keys), { type: 'text', text: 'ask and please' });
+    // A placeholder that is not a mention key of this message is the customer's own text.
+    assert.deepEqual(decodeContent('text', JSON.stringify({ text: 'mail @_user_12' }), keys), { type: 'text', text: 'mail @_user_12' });
+  });
+
+  it('keeps odd but well-formed content as an event instead of failing', () => {
+    for (const type of ['text', 'post', 'image', 'location', 'interactive', 'merge_forward']) {
+      for (const raw of ['null', '[]', '3', '"a string"']) {
+        const content = decodeContent(type, raw);
+        assert.equal(content.type, 'event', `${type} ${raw}`);
+        assert.ok(Content.safeParse(content).success, `${type} ${raw} gives valid content`);
+      }
+    }
+    const paragraphNotArray = JSON.stringify({ title: 't', content: [{ tag: 'text', text: 'x' }, [{ tag: 'text', text: 'y' }, null, 'z']] });
+    assert.deepEqual(decodeContent('post', paragraphNotArray), { type: 'text', text: 't\ny' });
+    assert.deepEqual(decodeContent('text', '{"text":{"nested":1}}'), { type: 'text', text: '[empty]' });
   });
 
   const event = (chatType: string, mentions: unknown[] = [], senderType = 'user') =>

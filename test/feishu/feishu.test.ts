@@ -93,6 +93,21 @@ describe('feishu channel end to end', () => {
     assert.equal(feishu.sent.filter((m) => m.receiveId === 'oc_p2p_2').length, 0);
   });
 
+  it('refuses a correctly signed event whose timestamp is older (or later) than the accepted window', async () => {
+    const before = enqueued(gw.logs);
+    const payload = feishu.envelope('im.message.receive_v1', feishu.textMessage({ chatId: 'oc_p2p_2', chatType: 'p2p', openId: 'ou_eve', text: 'hello' }));
+    const now = Math.floor(Date.now() / 1000);
+    for (const timestamp of [now - 30 * 86_400, now + 2 * 86_400]) {
+      const replayed = await feishu.push(payload, { timestamp });
+      assert.equal(replayed.status, 401);
+      assert.equal(((await replayed.json()) as { error: string }).error, 'stale_timestamp');
+    }
+    assert.ok(gw.logs.some((l) => l.msg === 'Feishu event refused: X-Lark-Request-Timestamp outside the accepted window'));
+    assert.equal(enqueued(gw.logs), before);
+    // Feishu's own retries (up to 6 h later in the documented schedule) still pass.
+    assert.equal((await feishu.push(payload, { timestamp: now - 7 * 3600 })).status, 200);
+  });
+
   it('replies once when Feishu pushes the same event again', async () => {
     const payload = feishu.envelope('im.message.receive_v1', feishu.textMessage({ chatId: 'oc_p2p_3', chatType: 'p2p', openId: 'ou_bo', text: 'hi' }));
     assert.equal((await feishu.push(payload)).status, 200);
