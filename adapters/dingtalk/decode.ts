@@ -42,7 +42,8 @@ export function decodeRobotContent(body: RobotCallback): Content {
     case 'text':
       return { type: 'text', text: (body.text?.content ?? '').trim().slice(0, 20_000) || '[empty]' };
     case 'richText': {
-      const parts = Array.isArray(c.richText) ? (c.richText as Array<Record<string, unknown>>) : [];
+      // Entries are objects ({text} or a picture); anything else in the list is skipped, not trusted.
+      const parts = Array.isArray(c.richText) ? (c.richText as unknown[]).filter(isPlainObject) : [];
       const text = parts
         .map((p) => (typeof p.text === 'string' ? p.text : p.type === 'picture' || p.pictureDownloadCode ? '[image]' : ''))
         .join('')
@@ -87,7 +88,8 @@ export function decodeRobotCallback(
     conversationId: conversationIdFor(channel.id, body.conversationId),
     channelMessageId: body.msgId,
     sender: { id: peerId, role: 'customer', ...(body.senderNick && { name: body.senderNick }) },
-    timestamp: body.createAt && body.createAt > 0 ? body.createAt : now,
+    // Times are whole ms; a fraction would fail message validation and lose the message after DingTalk's retries.
+    timestamp: body.createAt && body.createAt > 0 ? Math.floor(body.createAt) : now,
     receivedAt: now,
     content: decodeRobotContent(body),
     metadata: { conversationType: body.conversationType === '2' ? 'group' : 'single' },
@@ -103,7 +105,7 @@ export function decodeRobotCallback(
   if (body.sessionWebhook && body.sessionWebhookExpiredTime) {
     if (opts.webhookAllowed(body.sessionWebhook)) {
       context.sessionWebhook = body.sessionWebhook;
-      replyWindowUntil = body.sessionWebhookExpiredTime;
+      replyWindowUntil = Math.floor(body.sessionWebhookExpiredTime);
     } else webhookRefused = true;
   }
   const reference: ReferenceInput = {
@@ -114,4 +116,8 @@ export function decodeRobotCallback(
     context,
   };
   return { message, reference, webhookRefused };
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { GROUP_MSG_PARAM_MAX_BYTES, sampleTextParam } from '../../adapters/dingtalk/api.js';
-import { decodeRobotContent, RobotCallback } from '../../adapters/dingtalk/decode.js';
+import { decodeRobotCallback, decodeRobotContent, RobotCallback } from '../../adapters/dingtalk/decode.js';
+import { ConversationReference } from '../../gateway/conversation-reference.js';
 import { robotSign, verifyRobotSign } from '../../adapters/dingtalk/sign.js';
 import { startDingTalkApi } from '../fakes/dingtalk-api.js';
 import { eventually, startTestGateway, type TestGateway } from '../helpers/gateway.js';
@@ -42,6 +43,24 @@ describe('DingTalk payload decoding', () => {
     });
     assert.deepEqual(decodeRobotContent(RobotCallback.parse({ ...base, msgtype: 'file', content: { downloadCode: 'dc3', fileName: 'a.pdf' } })), { type: 'file', mediaId: 'dc3', name: 'a.pdf' });
     assert.equal(decodeRobotContent(RobotCallback.parse({ ...base, msgtype: 'unknownType', content: {} })).type, 'event');
+  });
+
+  it('skips richText entries that are not objects, and floors fractional times instead of refusing the message', () => {
+    const rich = RobotCallback.parse({ ...base, msgtype: 'richText', content: { richText: [{ text: 'a' }, null, 'b', 3, [1], { text: 'c' }] } });
+    assert.deepEqual(decodeRobotContent(rich), { type: 'text', text: 'ac' });
+    assert.deepEqual(decodeRobotContent(RobotCallback.parse({ ...base, msgtype: 'richText', content: { richText: 'not a list' } })), { type: 'text', text: '[richText]' });
+    const body = RobotCallback.parse({
+      ...base,
+      msgtype: 'text',
+      text: { content: 'x' },
+      createAt: 1700000000000.5,
+      sessionWebhook: 'https://oapi.dingtalk.com/robot/sendBySession?session=s',
+      sessionWebhookExpiredTime: 1700000900000.25,
+    });
+    const { message, reference } = decodeRobotCallback(body, { id: 'dingtalk', type: 'dingtalk' }, { robotCode: 'r', webhookAllowed: () => true }, 1700000000100);
+    assert.equal(message.timestamp, 1700000000000);
+    assert.equal(reference.replyWindowUntil, 1700000900000);
+    assert.ok(ConversationReference.safeParse({ ...reference, conversationId: message.conversationId, channel: 'dingtalk', channelType: 'dingtalk', updatedAt: 1 }).success);
   });
 });
 
