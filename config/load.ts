@@ -60,7 +60,7 @@ function channelLabel(path: readonly PropertyKey[], root: unknown): string {
   const channels = (root as { channels?: Array<{ id?: unknown; type?: unknown }> } | null)?.channels;
   const channel = channels?.[path[1]];
   if (!channel) return '';
-  return ` (channel id ${String(channel.id)}, type ${String(channel.type)})`;
+  return channel.type === undefined ? ` (channel id ${String(channel.id)})` : ` (channel id ${String(channel.id)}, type ${String(channel.type)})`;
 }
 
 /** Validates an already-parsed config object. */
@@ -107,12 +107,66 @@ const RETIRED_SETTINGS: Record<string, string> = {
 function describeUnknownKey(path: PropertyKey[], output: unknown, root: unknown): string {
   const retired = RETIRED_SETTINGS[path.filter((part) => typeof part === 'string').join('.')];
   if (retired) return `${formatIssuePath(path)}${channelLabel(path, root)}: ${retired}`;
-  const parent = path.slice(0, -1).reduce<unknown>((node, key) => (node as Record<PropertyKey, unknown>)[key], output);
   const key = String(path.at(-1));
-  const known = isPlainObject(parent) ? Object.keys(parent) : [];
+  const known = settingsAt(GatewayConfig, path.slice(0, -1), root) ?? keysOf(valueAt(output, path.slice(0, -1)));
   const near = known.filter((k) => editDistance(k.toLowerCase(), key.toLowerCase()) <= Math.max(1, Math.floor(key.length / 4)));
   const hint = near.length ? `; did you mean ${near.map((k) => JSON.stringify(k)).join(' or ')}?` : known.length ? `; known here: ${known.join(', ')}` : '';
   return `${formatIssuePath(path)}${channelLabel(path, root)}: unknown setting, not in the schema (docs/config.md)${hint}`;
+}
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  return path.reduce<unknown>((node, key) => (node !== null && typeof node === 'object' ? (node as Record<PropertyKey, unknown>)[key] : undefined), root);
+}
+
+function keysOf(value: unknown): string[] {
+  return isPlainObject(value) ? Object.keys(value) : [];
+}
+
+/** What the unknown-key walk needs of a zod schema's definition. */
+interface SchemaDef {
+  type: string;
+  innerType?: SchemaNode;
+  in?: SchemaNode;
+  getter?: () => SchemaNode;
+  options?: SchemaNode[];
+  shape?: Record<string, SchemaNode>;
+  element?: SchemaNode;
+}
+interface SchemaNode {
+  _zod: { def: SchemaDef };
+  safeParse(value: unknown): { success: boolean };
+}
+
+/** The object schema a value meets under wrappers (optional, default, pipe…), the union member the value matches. */
+function unwrapSchema(schema: SchemaNode, value: unknown): SchemaNode | undefined {
+  let node: SchemaNode | undefined = schema;
+  for (let depth = 0; node && depth < 32; depth++) {
+    const def: SchemaDef = node._zod.def;
+    if (def.innerType) node = def.innerType;
+    else if (def.type === 'pipe') node = def.in;
+    else if (def.type === 'lazy') node = def.getter?.();
+    else if (def.type === 'union') node = def.options?.find((option) => option.safeParse(value).success);
+    else return node;
+  }
+  return undefined;
+}
+
+/**
+ * Every setting the schema has at `path` — the optional ones a file left out included, so a typo of one is still
+ * recognised. The input decides which member of a union (a channel's type) applies. Undefined where the schema is not
+ * an object there.
+ */
+function settingsAt(schema: z.ZodType, path: readonly PropertyKey[], root: unknown): string[] | undefined {
+  let node: SchemaNode | undefined = schema as unknown as SchemaNode;
+  for (let depth = 0; depth <= path.length; depth++) {
+    node = node && unwrapSchema(node, valueAt(root, path.slice(0, depth)));
+    if (!node || depth === path.length) break;
+    const def: SchemaDef = node._zod.def;
+    const key = path[depth];
+    node = typeof key === 'number' && def.type === 'array' ? def.element : typeof key === 'string' && def.type === 'object' ? def.shape?.[key] : undefined;
+  }
+  const def: SchemaDef | undefined = node?._zod.def;
+  return def?.type === 'object' && def.shape ? Object.keys(def.shape) : undefined;
 }
 
 /** Levenshtein distance, for suggesting the setting a typo meant. */

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { adapterDefinitions } from '../adapters/index.js';
 import { BotConfig } from '../bot/config.js';
-import { ApiConfig } from '../gateway/api/config.js';
+import { ApiConfig, type ApiKey } from '../gateway/api/config.js';
 import { HandoffConfig } from '../gateway/handoff/config.js';
 import { WebhooksConfig } from '../gateway/webhooks/config.js';
 
@@ -33,10 +33,15 @@ const channelVariants = adapterDefinitions.map((definition) =>
     .describe(definition.description),
 );
 
+function unknownChannelType(type: unknown): string {
+  const known = adapterDefinitions.map((d) => d.type).join(', ');
+  return type === undefined ? `the channel has no type; set one of: ${known}` : `unknown channel type ${JSON.stringify(type)}; known types: ${known}`;
+}
+
 export const ChannelConfig = z.discriminatedUnion('type', channelVariants as unknown as [(typeof channelVariants)[0]], {
   error: (issue) =>
     issue.code === 'invalid_union' && issue.note === 'No matching discriminator'
-      ? `unknown channel type ${JSON.stringify((issue.input as { type?: unknown } | undefined)?.type)}; known types: ${adapterDefinitions.map((d) => d.type).join(', ')}`
+      ? unknownChannelType((issue.input as { type?: unknown } | undefined)?.type)
       : undefined,
 });
 export type ChannelConfig = z.infer<typeof ChannelConfig>;
@@ -158,6 +163,32 @@ export const GatewayConfig = z
       }
       seen.add(channel.id);
     });
+    refuseAmbiguousApiKeys(config.api.keys, ctx);
   });
+
+/**
+ * API keys are told apart by id (logs, rate limits, idempotency records) and found by their secret: two entries with
+ * one id, or one secret with two sets of scopes, would leave it to the order of the list which one applies.
+ */
+function refuseAmbiguousApiKeys(keys: readonly ApiKey[], ctx: z.RefinementCtx): void {
+  keys.forEach((key, index) => {
+    const earlier = keys.slice(0, index);
+    if (earlier.some((k) => k.id === key.id)) {
+      ctx.addIssue({ code: 'custom', path: ['api', 'keys', index, 'id'], message: `duplicate API key id "${key.id}"` });
+    }
+    const sameSecret = earlier.findIndex((k) => k.key === key.key && !sameScopes(k.scopes, key.scopes));
+    if (sameSecret >= 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['api', 'keys', index, 'key'],
+        message: `the same key as api.keys[${sameSecret}] (id ${keys[sameSecret]!.id}) with other scopes; a key has one set of scopes`,
+      });
+    }
+  });
+}
+
+function sameScopes(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((scope) => b.includes(scope)) && b.every((scope) => a.includes(scope));
+}
 export type GatewayConfig = z.infer<typeof GatewayConfig>;
 export type GatewayConfigInput = z.input<typeof GatewayConfig>;
