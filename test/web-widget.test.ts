@@ -85,13 +85,18 @@ describe('web widget channel, end to end over real Redis', () => {
     await socket.close();
   });
 
-  it('refuses a forged or expired visitor token with 401 and a reason', async () => {
-    const forged = 'v1.abcdefghijkl.9999999999.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
-    await assert.rejects(TestSocket.open(`${wsUrl}?token=${forged}`), (err: any) => err.status === 401 && /invalid_token/.test(err.body));
+  it('refuses a forged or expired visitor token with an error frame and close code 4401, which a browser can see', async () => {
+    const refused = async (token: string) => {
+      const socket = await TestSocket.open(`${wsUrl}?token=${token}`);
+      const code = await new Promise<number>((resolve) => socket.ws.once('close', (c) => resolve(c)));
+      assert.equal(code, 4401);
+      assert.equal(socket.frames.filter((f) => f.type === 'session').length, 0, 'no session for a refused token');
+      return (await socket.next((f) => f.type === 'error')).error;
+    };
+    assert.equal(await refused('v1.abcdefghijkl.9999999999.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'), 'invalid_token');
     const { issueVisitorToken } = await import('../adapters/web/visitor-token.js');
-    const expired = issueVisitorToken('web-test-secret-0123456789', 'abcdefghijkl', 10, Date.now() - 60_000);
-    await assert.rejects(TestSocket.open(`${wsUrl}?token=${expired}`), (err: any) => err.status === 401 && /expired_token/.test(err.body));
-    assert.ok(gw.logs.some((l) => l.msg === 'websocket upgrade refused' && l.error === 'expired_token'));
+    assert.equal(await refused(issueVisitorToken('web-test-secret-0123456789', 'abcdefghijkl', 10, Date.now() - 60_000)), 'expired_token');
+    assert.ok(gw.logs.some((l) => l.msg === 'visitor token refused' && l.reason === 'expired_token'));
   });
 
   it('answers an invalid frame with an error frame and keeps the socket open', async () => {

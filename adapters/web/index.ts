@@ -25,6 +25,8 @@ const WIDGET_ETAG = `"${createHash('sha1').update(WIDGET_JS).digest('base64url')
 const WIDGET_CACHE = 'public, max-age=300';
 const DEMO_HTML = readFileSync(new URL('./demo.html', import.meta.url), 'utf8');
 const STARTING_MESSAGE = 'the chat is starting; try again in a moment';
+/** WebSocket close code: the visitor token is expired or forged (the widget then starts a new visitor). */
+const TOKEN_REFUSED = 4401;
 
 export const WebOptions = z
   .object({
@@ -141,12 +143,22 @@ class WebAdapter implements ChannelAdapter {
     }
     const session = this.session(url.searchParams.get('token') ?? undefined);
     if (!session.ok && session.reason === 'starting') return refuseUpgrade(socket, 503, 'starting', STARTING_MESSAGE, this.ctx.log);
-    if (!session.ok) {
-      refuseUpgrade(socket, 401, session.reason, 'the visitor token is not valid; reconnect without a token', this.ctx.log);
-      return;
-    }
+    if (!session.ok) return this.refuseToken(req, socket, head, session.reason);
     const after = url.searchParams.get('after') ?? undefined;
     this.wss.handleUpgrade(req, socket, head, (ws) => void this.onConnection(ws, session.visitorId, session.frame, after));
+  }
+
+  /**
+   * A browser cannot read the HTTP status of a refused upgrade, so it could not tell a bad token from an outage: the
+   * socket is accepted, told why in an error frame, and closed with 4401, after which the client starts afresh.
+   */
+  private refuseToken(req: IncomingMessage, socket: Duplex, head: Buffer, reason: string): void {
+    this.ctx.log.info({ reason }, 'visitor token refused');
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      ws.on('error', (err) => this.ctx.log.debug({ err }, 'visitor socket error'));
+      ws.send(JSON.stringify({ type: 'error', error: reason, message: 'the visitor token is not valid; reconnect without a token' }));
+      ws.close(TOKEN_REFUSED, reason);
+    });
   }
 
   private async onConnection(ws: VisitorSocket, visitorId: string, sessionFrame: object, after: string | undefined): Promise<void> {

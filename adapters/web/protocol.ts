@@ -8,6 +8,8 @@
  *                      {type:"ack", clientMessageId, id, duplicate}     after the message is durably queued
  *                      {type:"message", message}                        a reply (also the missed ones on reconnect)
  *                      {type:"pong"} | {type:"error", error, message}
+ *   A socket opened with an expired or forged token gets {type:"error", error:"expired_token"|"invalid_token"} and
+ *   is closed with code 4401: connect again without a token (a new visitor).
  */
 import { z } from 'zod';
 import { capRaw, Content, conversationIdFor, createMessage, type UnifiedMessage } from '../../gateway/message.js';

@@ -5,7 +5,8 @@
  * data-container="<element id>" (render inline instead of a floating bubble).
  *
  * It keeps the visitor token and the last message id it saw in localStorage, reconnects with backoff, asks for the
- * replies it missed, and resends messages the gateway has not acknowledged yet.
+ * replies it missed, and resends messages the gateway has not acknowledged yet. The token is dropped (a new visitor
+ * starts) only when the gateway says it is no longer valid: close code 4401; an outage keeps the visitor.
  */
 (function () {
   'use strict';
@@ -24,6 +25,7 @@
   var seen = {};
   var ws = null;
   var retry = 0;
+  var TOKEN_REFUSED = 4401; // close code: the visitor token is not valid (error frame invalid_token/expired_token)
 
   var css =
     '.gw-root{font:14px/1.4 system-ui,sans-serif;color:#1d1d1f}' +
@@ -123,9 +125,7 @@
     if (after) params.push('after=' + encodeURIComponent(after));
     if (params.length) url += '?' + params.join('&');
     ws = new WebSocket(url);
-    var opened = false;
     ws.onopen = function () {
-      opened = true;
       retry = 0;
       status.textContent = 'online';
       for (var id in pending) ws.send(JSON.stringify(pending[id]));
@@ -139,10 +139,14 @@
         if (!store.get('after') || f.message.id > store.get('after')) store.set('after', f.message.id);
       }
     };
-    ws.onclose = function () {
+    ws.onclose = function (ev) {
       status.textContent = 'reconnecting…';
-      // Refused before opening (e.g. an expired token): start a fresh visitor session.
-      if (!opened && retry > 1) { store.del('token'); store.del('after'); }
+      if (ev.code === TOKEN_REFUSED) {
+        // Expired or signed with another key: start a fresh visitor session at once.
+        store.del('token');
+        store.del('after');
+        retry = 0;
+      }
       var delay = Math.min(30000, 500 * Math.pow(2, retry++)) * (0.5 + Math.random() / 2);
       setTimeout(connect, delay);
     };
