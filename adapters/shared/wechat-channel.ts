@@ -17,7 +17,7 @@ import { TokenManager } from './token-manager.js';
 import { WechatApi } from './wechat-api.js';
 import { encodingAESKeyProblem } from './wechat-crypto.js';
 import { mediaIdsOf, type Fields, type WechatDecodeContext } from './wechat-message.js';
-import { WechatEndpoint, type DataFormat } from './wechat-webhook.js';
+import { TIMESTAMP_TOLERANCE_SECONDS, WechatEndpoint, type DataFormat } from './wechat-webhook.js';
 
 export const REPLY_WINDOW_MS = 48 * 3600 * 1000;
 
@@ -54,6 +54,12 @@ export function wechatOptionsSchema(console: string) {
       timeoutMs: z.number().int().positive().default(10_000).describe('Timeout of each WeChat API call'),
       rateLimitBackoffMs: z.number().int().positive().default(60_000).describe('How long delivery pauses after 45009/45011 (API quota/frequency)'),
       prefetchMedia: z.boolean().default(true).describe('Download inbound media right after the ack (otherwise on first GET /media/<id>)'),
+      timestampToleranceSeconds: z
+        .number()
+        .int()
+        .min(30)
+        .default(TIMESTAMP_TOLERANCE_SECONDS)
+        .describe('Largest difference between a push’s signed timestamp and the gateway clock; older (replayed) pushes get 401'),
     })
     .superRefine((o, issue) => {
       if (o.messageMode !== 'plain' && o.encodingAESKey === undefined) {
@@ -82,7 +88,7 @@ const CAPABILITIES: ReadonlySet<ContentType> = new Set(['text', 'image', 'link']
 
 export class WechatChannelAdapter implements ChannelAdapter {
   readonly capabilities = CAPABILITIES;
-  private readonly endpoint: WechatEndpoint;
+  readonly endpoint: WechatEndpoint;
   readonly api: WechatApi;
 
   constructor(
@@ -98,6 +104,8 @@ export class WechatChannelAdapter implements ChannelAdapter {
       appId: options.appId,
       messageMode: options.messageMode,
       dataFormat: options.dataFormat ?? product.dataFormat,
+      timestampToleranceSeconds: options.timestampToleranceSeconds,
+      log: ctx.log,
     });
     // Tokens are per app across the whole gateway, so the manager uses the global prefix, not the channel's.
     const globalPrefix = ctx.keyPrefix.replace(/ch:[^:]*:$/, '');

@@ -8,7 +8,11 @@
  * - POST, safe/compatible: the body carries `Encrypt`; `msg_signature` over (token, timestamp, nonce, Encrypt) is
  *   checked — the doc says not to rely on the plain `signature` then — and the decrypted message must name our appid.
  * In safe mode a body without `Encrypt` is refused: accepting it would let anyone who learnt the token skip the key.
+ *
+ * The signed `timestamp` must be within a tolerance of the gateway clock (TimestampWindow): the signature covers it,
+ * so a captured request replayed later — after dedupe has forgotten its MsgId — is refused instead of processed anew.
  */
+import type { Logger } from 'pino';
 import { badRequest, HttpError, unauthorized } from '../../gateway/errors.js';
 import { createWechatCrypto, WechatCryptoError, type WechatCrypto } from './wechat-crypto.js';
 import { parseWechatXml, XML_MAX_BYTES } from './xml.js';
@@ -23,9 +27,42 @@ export interface WechatEndpointOptions {
   messageMode: MessageMode;
   dataFormat: DataFormat;
   maxBytes?: number;
+  /** How far the signed timestamp may be from now (default TIMESTAMP_TOLERANCE_SECONDS). */
+  timestampToleranceSeconds?: number;
+  log?: Logger;
 }
 
 type Query = Record<string, unknown>;
+
+/** Default tolerance: WeChat and WeCom retry within seconds (3 tries, 5 s apart), so 5 minutes leaves room for skew. */
+export const TIMESTAMP_TOLERANCE_SECONDS = 300;
+
+/**
+ * Refuses a signed request whose timestamp is too far from now: a replay of a captured request, or a clock far off.
+ * Called after the signature check, so the timestamp is the one the platform signed. `now` is replaceable (tests
+ * replaying the official 2014 samples set it to the sample's time).
+ */
+export class TimestampWindow {
+  now: () => number = Date.now;
+
+  constructor(
+    private readonly toleranceSeconds: number,
+    private readonly log?: Logger,
+  ) {}
+
+  check(timestamp: string | undefined, what: string): void {
+    const seconds = timestamp !== undefined && /^\d{1,12}$/.test(timestamp) ? Number(timestamp) : NaN;
+    const skew = Math.round(this.now() / 1000 - seconds);
+    if (Number.isFinite(skew) && Math.abs(skew) <= this.toleranceSeconds) return;
+    this.log?.warn({ what, timestamp, skewSeconds: Number.isFinite(skew) ? skew : undefined, toleranceSeconds: this.toleranceSeconds }, 'signed request outside the timestamp window refused (replay or clock skew)');
+    throw unauthorized(
+      'stale_timestamp',
+      Number.isFinite(skew)
+        ? `timestamp is ${skew} s from the gateway clock; at most ${this.toleranceSeconds} s is accepted (a replayed request, or a clock that is off)`
+        : 'timestamp is missing or not a number of seconds',
+    );
+  }
+}
 
 export interface OpenedPush {
   /** The message fields, every value a string (or nested record/array for the rare structured events). */
@@ -36,11 +73,13 @@ export interface OpenedPush {
 
 export class WechatEndpoint {
   readonly crypto: WechatCrypto;
+  readonly timestamps: TimestampWindow;
   private readonly maxBytes: number;
 
   constructor(private readonly options: WechatEndpointOptions) {
     this.crypto = createWechatCrypto({ token: options.token, encodingAESKey: options.encodingAESKey, receiveId: options.appId });
     this.maxBytes = options.maxBytes ?? XML_MAX_BYTES;
+    this.timestamps = new TimestampWindow(options.timestampToleranceSeconds ?? TIMESTAMP_TOLERANCE_SECONDS, options.log);
   }
 
   /** GET handshake → the body to answer with. */
@@ -50,11 +89,13 @@ export class WechatEndpoint {
     const msgSignature = str(query.msg_signature);
     if (msgSignature !== undefined) {
       if (!this.crypto.verify(msgSignature, timestamp, nonce, echostr)) throw unauthorized('bad_signature', 'msg_signature does not match the configured Token');
+      this.timestamps.check(timestamp, 'URL verification');
       return this.decrypt(echostr);
     }
     if (!this.crypto.verify(str(query.signature), timestamp, nonce)) {
       throw unauthorized('bad_signature', 'signature does not match sha1(sort(Token, timestamp, nonce)); check the Token set on the console');
     }
+    this.timestamps.check(timestamp, 'URL verification');
     return echostr;
   }
 
@@ -75,6 +116,7 @@ export class WechatEndpoint {
       if (!this.crypto.verify(str(query.signature), timestamp, nonce)) {
         throw unauthorized('bad_signature', 'signature does not match sha1(sort(Token, timestamp, nonce))');
       }
+      this.timestamps.check(timestamp, 'push');
       return { fields: envelope, format, encrypted: false };
     }
     if (this.options.encodingAESKey === undefined) {
@@ -83,6 +125,7 @@ export class WechatEndpoint {
     if (!this.crypto.verify(str(query.msg_signature), timestamp, nonce, encrypt)) {
       throw unauthorized('bad_signature', 'msg_signature does not match sha1(sort(Token, timestamp, nonce, Encrypt))');
     }
+    this.timestamps.check(timestamp, 'push');
     const inner = this.decrypt(encrypt);
     const innerFormat = inner.trimStart().startsWith('<') ? 'xml' : 'json';
     return { fields: parseBody(inner, innerFormat, this.maxBytes), format: innerFormat, encrypted: true };

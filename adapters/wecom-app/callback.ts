@@ -6,11 +6,13 @@
  *   POST ?msg_signature&timestamp&nonce + <xml><ToUserName/><Encrypt/><AgentID/></xml>
  *        → verify the signature over Encrypt, decrypt, parse the inner XML (hardened parser), hand the fields over,
  *        and answer an empty 200 only once they are durably accepted (WeCom retries 3 times on anything else).
+ * Both refuse a signed timestamp outside the tolerance (TimestampWindow): a replayed capture is not a new message.
  */
 import type { Logger } from 'pino';
 import { reply, type WebhookRoute } from '../http.js';
 import { badRequest, HttpError, unauthorized } from '../../gateway/errors.js';
 import { WechatCryptoError, type WechatCrypto } from '../shared/wechat-crypto.js';
+import type { TimestampWindow } from '../shared/wechat-webhook.js';
 import { parseWechatXml } from '../shared/xml.js';
 
 export type WecomFields = Record<string, unknown>;
@@ -19,6 +21,7 @@ export interface WecomCallbackDeps {
   crypto: WechatCrypto;
   log: Logger;
   maxXmlBytes: number;
+  timestamps: TimestampWindow;
   /** Resolves once the decrypted message is durably accepted; only then does WeCom get its 200. */
   onMessage(fields: WecomFields): Promise<void>;
 }
@@ -40,6 +43,7 @@ export function wecomCallbackRoutes(deps: WecomCallbackDeps): WebhookRoute[] {
         if (!crypto.verify(q.msg_signature, q.timestamp, q.nonce, q.echostr)) {
           throw unauthorized('bad_signature', 'msg_signature does not match sha1(sort(Token, timestamp, nonce, echostr)); check the Token');
         }
+        deps.timestamps.check(q.timestamp, 'URL verification');
         const { message } = decrypt(crypto, q.echostr);
         deps.log.info('WeCom callback URL verified');
         return reply.text(message);
@@ -59,6 +63,7 @@ export function wecomCallbackRoutes(deps: WecomCallbackDeps): WebhookRoute[] {
         if (!crypto.verify(q.msg_signature, q.timestamp, q.nonce, encrypt)) {
           throw unauthorized('bad_signature', 'msg_signature does not match sha1(sort(Token, timestamp, nonce, Encrypt)); check the Token');
         }
+        deps.timestamps.check(q.timestamp, 'callback');
         const { message } = decrypt(crypto, encrypt);
         const fields = parseWechatXml(message, { maxBytes: deps.maxXmlBytes });
         await deps.onMessage(fields);

@@ -10,6 +10,7 @@ import { contentAsText, type ContentType, type UnifiedMessage } from '../../gate
 import { fileNameFor, MediaTooLargeError } from '../shared/media-store.js';
 import { TokenManager } from '../shared/token-manager.js';
 import { createWechatCrypto } from '../shared/wechat-crypto.js';
+import { TimestampWindow } from '../shared/wechat-webhook.js';
 import { defineAdapter, DeliveryError, type AdapterContext, type ChannelAdapter, type SendResult } from '../types.js';
 import { WecomApi } from './api.js';
 import { wecomCallbackRoutes } from './callback.js';
@@ -31,6 +32,8 @@ const TEXT_MAX_BYTES = 2048;
 class WecomAppAdapter implements ChannelAdapter {
   readonly capabilities = CAPABILITIES;
   private readonly api: WecomApi;
+  /** Signed-timestamp check of the callback; its clock is replaceable in tests. */
+  readonly timestamps: TimestampWindow;
 
   constructor(
     readonly id: string,
@@ -38,6 +41,7 @@ class WecomAppAdapter implements ChannelAdapter {
     private readonly options: WecomAppOptions,
     private readonly ctx: AdapterContext,
   ) {
+    this.timestamps = new TimestampWindow(options.timestampToleranceSeconds, ctx.log);
     this.api = new WecomApi({
       apiBaseUrl: options.apiBaseUrl,
       corpId: options.corpId,
@@ -56,6 +60,7 @@ class WecomAppAdapter implements ChannelAdapter {
       crypto: createWechatCrypto({ token: this.options.token, encodingAESKey: this.options.encodingAESKey, receiveId: this.options.corpId }),
       log: this.ctx.log,
       maxXmlBytes: this.options.maxXmlBytes,
+      timestamps: this.timestamps,
       onMessage: async (fields) => {
         const { message, userId, agentId } = decodeWecomAppMessage(fields, this);
         if (agentId && agentId !== String(this.options.agentId)) {

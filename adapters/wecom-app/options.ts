@@ -1,6 +1,7 @@
 /** Option pieces shared by the WeCom app and kf channels, with errors that say what to copy from where. */
 import { z } from 'zod';
 import { encodingAESKeyProblem } from '../shared/wechat-crypto.js';
+import { TIMESTAMP_TOLERANCE_SECONDS } from '../shared/wechat-webhook.js';
 
 export const WECOM_API = 'https://qyapi.weixin.qq.com';
 
@@ -42,4 +43,10 @@ export const common = {
     .default(60_000)
     .describe('How long delivery pauses after a frequency-limit errcode (WeCom blocks for 60 s per minute-limit)'),
   maxXmlBytes: z.number().int().positive().default(64 * 1024).describe('Largest callback XML accepted; larger → 413'),
+  timestampToleranceSeconds: z
+    .number()
+    .int()
+    .min(30)
+    .default(TIMESTAMP_TOLERANCE_SECONDS)
+    .describe('Largest difference between a callback’s signed timestamp and the gateway clock; older (replayed) callbacks get 401'),
 };

@@ -18,6 +18,7 @@ import { contentAsText, type ContentType, type UnifiedMessage } from '../../gate
 import { fileNameFor, MediaTooLargeError } from '../shared/media-store.js';
 import { TokenManager } from '../shared/token-manager.js';
 import { createWechatCrypto } from '../shared/wechat-crypto.js';
+import { TimestampWindow } from '../shared/wechat-webhook.js';
 import { defineAdapter, DeliveryError, type AdapterContext, type ChannelAdapter, type SendResult } from '../types.js';
 import { WecomApi } from '../wecom-app/api.js';
 import { field, wecomCallbackRoutes } from '../wecom-app/callback.js';
@@ -56,6 +57,8 @@ const STATE_NAMES: Record<number, string> = { 2: 'queued for a servicer', 3: 'wi
 class WecomKfAdapter implements ChannelAdapter {
   readonly capabilities = CAPABILITIES;
   private readonly api: WecomApi;
+  /** Signed-timestamp check of the callback; its clock is replaceable in tests. */
+  readonly timestamps: TimestampWindow;
   readonly sync: KfSync;
   private poller: NodeJS.Timeout | undefined;
   private readonly unsubscribe: (() => void) | undefined;
@@ -66,6 +69,7 @@ class WecomKfAdapter implements ChannelAdapter {
     private readonly options: WecomKfOptions,
     private readonly ctx: AdapterContext,
   ) {
+    this.timestamps = new TimestampWindow(options.timestampToleranceSeconds, ctx.log);
     this.api = new WecomApi({
       apiBaseUrl: options.apiBaseUrl,
       corpId: options.corpId,
@@ -103,6 +107,7 @@ class WecomKfAdapter implements ChannelAdapter {
       crypto: createWechatCrypto({ token: this.options.token, encodingAESKey: this.options.encodingAESKey, receiveId: this.options.corpId }),
       log: this.ctx.log,
       maxXmlBytes: this.options.maxXmlBytes,
+      timestamps: this.timestamps,
       onMessage: async (fields) => {
         const event = field(fields, 'Event');
         const openKfid = field(fields, 'OpenKfId');

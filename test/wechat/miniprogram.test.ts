@@ -17,7 +17,8 @@ import { startFakeWechatApi, type FakeWechatApi } from '../fakes/wechat-api.js';
 import { eventually, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startRecorder } from '../helpers/http-recorder.js';
 import { startTestRedis } from '../helpers/redis.js';
-import { encryptedPush, nextMsgId, now, signedQuery } from './push-helpers.js';
+import type { WechatChannelAdapter } from '../../adapters/shared/wechat-channel.js';
+import { atSampleTime, encryptedPush, nextMsgId, now, signedQuery } from './push-helpers.js';
 
 const vectors = JSON.parse(readFileSync(new URL('../fixtures/wechat/vectors.json', import.meta.url), 'utf8'));
 const mp = Object.fromEntries(vectors.wechat_miniprogram.map((v: any) => [v.id, v]));
@@ -85,6 +86,7 @@ describe('wechat-miniprogram channel', () => {
     await rm(mediaDir, { recursive: true, force: true });
   });
 
+  const timestamps = (channel: string) => (gw.gateway.adapters.get(channel) as WechatChannelAdapter).endpoint.timestamps;
   const post = (channel: string, query: URLSearchParams, body: string, type = 'application/json') =>
     fetch(`${gw.url}/webhooks/${channel}?${query}`, { method: 'POST', body, headers: { 'content-type': type } });
   async function push(fields: Record<string, string | number>, format: 'json' | 'xml' = 'json') {
@@ -100,30 +102,30 @@ describe('wechat-miniprogram channel', () => {
   it('answers the documented URL-verification vector', async () => {
     const v = mp.mp_get_url_verification;
     const q = new URLSearchParams({ signature: v.expected.signature, timestamp: v.inputs.timestamp, nonce: v.inputs.nonce, echostr: v.inputs.echostr });
-    const res = await fetch(`${gw.url}/webhooks/mp?${q}`);
+    const res = await atSampleTime(timestamps('mp'), v.inputs.timestamp, () => fetch(`${gw.url}/webhooks/mp?${q}`));
     assert.equal(await res.text(), v.expected.response_body);
     q.set('signature', 'f'.repeat(40));
-    assert.equal((await fetch(`${gw.url}/webhooks/mp?${q}`)).status, 401);
+    assert.equal((await atSampleTime(timestamps('mp'), v.inputs.timestamp, () => fetch(`${gw.url}/webhooks/mp?${q}`))).status, 401);
   });
 
   it('accepts the documented plaintext JSON push (plain mode) and keeps the unknown debug_demo event', async () => {
     const v = mp.mp_plaintext_json_push_signature;
     const q = new URLSearchParams({ signature: v.expected.signature, timestamp: v.inputs.timestamp, nonce: v.inputs.nonce });
-    const res = await post('mp-plain', q, JSON.stringify(v.inputs.body_json));
+    const res = await atSampleTime(timestamps('mp-plain'), v.inputs.timestamp, () => post('mp-plain', q, JSON.stringify(v.inputs.body_json)));
     assert.equal(await res.text(), 'success');
     const msg = await eventually(() => seen.find((m) => m.channel === 'mp-plain'), 'debug_demo reached the bot');
     assert.equal(msg.content.type, 'event');
     assert.equal((msg.content as any).event, 'debug_demo');
     assert.equal((msg.content as any).data.debug_str, 'hello world');
     q.set('signature', v.expected.signature.replace(/^8/, '9'));
-    assert.equal((await post('mp-plain', q, JSON.stringify(v.inputs.body_json))).status, 401);
+    assert.equal((await atSampleTime(timestamps('mp-plain'), v.inputs.timestamp, () => post('mp-plain', q, JSON.stringify(v.inputs.body_json)))).status, 401);
   });
 
   it('decrypts the documented safe-mode JSON push', async () => {
     const q = signedQuery(APP, safeVector.inputs.timestamp, safeVector.inputs.nonce, safeVector.inputs.body_json.Encrypt);
     assert.equal(q.get('msg_signature'), safeVector.expected.msg_signature);
     assert.equal(q.get('signature'), safeVector.expected.signature_url_param);
-    const res = await post('mp', q, JSON.stringify(safeVector.inputs.body_json));
+    const res = await atSampleTime(timestamps('mp'), safeVector.inputs.timestamp, () => post('mp', q, JSON.stringify(safeVector.inputs.body_json)));
     assert.equal(await res.text(), 'success');
     const msg = await eventually(() => seen.find((m) => m.channel === 'mp' && m.timestamp === 1714112445000), 'vector reached the bot');
     assert.equal(msg.sender.id, safeVector.inputs.openid);

@@ -1,6 +1,6 @@
 /**
  * WeChat official account end to end through the real gateway, Redis and BullMQ, against the loopback WeChat API:
- * handshake, official and self-encrypted safe-mode pushes, forged/replayed/malformed/oversized/XXE input, token
+ * handshake, official and self-encrypted safe-mode pushes, forged/replayed (old signed timestamp)/malformed/oversized/XXE input, token
  * refresh + one retry, rate limit, 48 h window fail-fast into the dead-letter view, 5xx retries, media both ways.
  */
 import assert from 'node:assert/strict';
@@ -16,7 +16,8 @@ import { buildXml } from '../../adapters/shared/xml.js';
 import { startFakeWechatApi, type FakeWechatApi } from '../fakes/wechat-api.js';
 import { eventually, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startTestRedis } from '../helpers/redis.js';
-import { encryptedPush, nextMsgId, now, signedQuery } from './push-helpers.js';
+import type { WechatChannelAdapter } from '../../adapters/shared/wechat-channel.js';
+import { atSampleTime, encryptedPush, nextMsgId, now, signedQuery } from './push-helpers.js';
 
 const vectors = JSON.parse(readFileSync(new URL('../fixtures/wechat/vectors.json', import.meta.url), 'utf8'));
 const official = vectors.wechat_official_account.find((v: any) => v.id === 'oa_tencent_sample_python_decrypt');
@@ -84,15 +85,16 @@ describe('wechat-official-account channel', () => {
   const text = (openid: string, content: string, msgId = nextMsgId()) =>
     ({ FromUserName: openid, CreateTime: now(), MsgType: 'text', Content: content, MsgId: msgId });
   const sentTo = (openid: string) => api.sent.filter((m) => m.touser === openid);
+  const timestamps = () => (gw.gateway.adapters.get('oa') as WechatChannelAdapter).endpoint.timestamps;
 
   it('answers the URL-verification handshake only with a valid signature', async () => {
     const q = signedQuery(APP, '1409735669', '1320562132');
     q.set('echostr', '4375120948345356249');
-    const ok = await fetch(`${gw.url}/webhooks/oa?${q}`);
+    const ok = await atSampleTime(timestamps(), '1409735669', () => fetch(`${gw.url}/webhooks/oa?${q}`));
     assert.equal(ok.status, 200);
     assert.equal(await ok.text(), '4375120948345356249');
     q.set('nonce', '1');
-    const bad = await fetch(`${gw.url}/webhooks/oa?${q}`);
+    const bad = await atSampleTime(timestamps(), '1409735669', () => fetch(`${gw.url}/webhooks/oa?${q}`));
     assert.equal(bad.status, 401);
     assert.equal(((await bad.json()) as any).error, 'bad_signature');
   });
@@ -101,7 +103,7 @@ describe('wechat-official-account channel', () => {
     const q = signedQuery(APP, official.inputs.timestamp, official.inputs.nonce, official.inputs.encrypt);
     assert.equal(q.get('msg_signature'), official.expected.msg_signature);
     const body = `<xml><ToUserName><![CDATA[gh_10f6c3c3ac5a]]></ToUserName><Encrypt><![CDATA[${official.inputs.encrypt}]]></Encrypt></xml>`;
-    const res = await post(q, body);
+    const res = await atSampleTime(timestamps(), official.inputs.timestamp, () => post(q, body));
     assert.equal(await res.text(), 'success');
     const msg = await eventually(() => seen.find((m) => m.channelMessageId === '6054768590064713728'), 'official sample reached the bot');
     assert.deepEqual(msg.content, { type: 'text', text: 'abcdteT' });
@@ -162,6 +164,27 @@ describe('wechat-official-account channel', () => {
     assert.equal(await countInbound(gw), before, 'nothing was queued');
     assert.ok(!seen.some((m) => JSON.stringify(m).includes('TOP-SECRET')));
     assert.equal((await fetch(`${gw.url}/healthz`)).status, 200);
+  });
+
+  it('refuses a captured push replayed later (signed timestamp outside the window) with 401 and queues nothing', async () => {
+    const capture = encryptedPush(APP, buildXml({ ToUserName: 'gh_10f6c3c3ac5a', ...text('o-replay', 'pay me twice') }), 'xml');
+    const res = await post(capture.query, capture.body);
+    assert.equal(await res.text(), 'success');
+    await eventually(() => sentTo('o-replay').length === 1, 'the original is answered');
+    const before = await countInbound(gw);
+    // Replayed an hour later, after any retry of the platform and with a still-valid signature.
+    const sentAt = Number(capture.query.get('timestamp'));
+    const replayed = await atSampleTime(timestamps(), sentAt + 3600, () => post(capture.query, capture.body));
+    assert.equal(replayed.status, 401);
+    assert.equal(((await replayed.json()) as any).error, 'stale_timestamp');
+    // A push signed with a timestamp from the future (clock far ahead) is refused the same way.
+    assert.equal((await atSampleTime(timestamps(), sentAt - 3600, () => post(capture.query, capture.body))).status, 401);
+    // The plain handshake is checked too.
+    const q = signedQuery(APP, String(now() - 3600), '1320562132');
+    q.set('echostr', 'e');
+    assert.equal((await fetch(`${gw.url}/webhooks/oa?${q}`)).status, 401);
+    assert.equal(await countInbound(gw), before, 'nothing was queued');
+    assert.ok(gw.logs.some((l) => l.msg === 'signed request outside the timestamp window refused (replay or clock skew)'));
   });
 
   it('refreshes an expired (42001) or revoked (40001) token at once and retries the send once', async () => {

@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { buildXml } from '../../adapters/shared/xml.js';
 import { createWechatCrypto } from '../../adapters/shared/wechat-crypto.js';
+import type { TimestampWindow } from '../../adapters/shared/wechat-webhook.js';
 
 export interface PushApp {
   token: string;
@@ -38,4 +39,18 @@ export function nextMsgId(): string {
 
 export function now(): number {
   return Math.floor(Date.now() / 1000);
+}
+
+/**
+ * Runs `send` while the channel's signed-timestamp check sees `unixSeconds` (+1 s) as now: the official samples were
+ * signed in 2014/2024, and a request that old is otherwise refused as a replay.
+ */
+export async function atSampleTime<T>(window: TimestampWindow, unixSeconds: string | number, send: () => Promise<T>): Promise<T> {
+  const real = window.now;
+  window.now = () => (Number(unixSeconds) + 1) * 1000;
+  try {
+    return await send();
+  } finally {
+    window.now = real;
+  }
 }

@@ -11,6 +11,9 @@ import { parseWechatXml } from '../../adapters/shared/xml.js';
 import { eventually, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startTestRedis } from '../helpers/redis.js';
 import { startFakeWecom, type FakeWecom } from '../fakes/wecom-api.js';
+import { createWechatCrypto } from '../../adapters/shared/wechat-crypto.js';
+import type { TimestampWindow } from '../../adapters/shared/wechat-webhook.js';
+import { atSampleTime } from '../wechat/push-helpers.js';
 import { inboundJobCount, OFFICIAL, postEncrypted, postRaw, testBot, textXml, wecomCrypto } from './helpers.js';
 
 const vectors = JSON.parse(readFileSync(new URL('../fixtures/wechat/vectors.json', import.meta.url), 'utf8')) as {
@@ -141,21 +144,24 @@ describe('wecom-app channel end to end (real gateway, Redis, loopback WeCom API)
   });
 
   const repliesTo = (user: string) => fake.sent.filter((s) => s.path === 'message/send' && s.body.touser === user);
+  const timestamps = () => (gw.gateway.adapters.get('wecom') as unknown as { timestamps: TimestampWindow }).timestamps;
 
   it('answers the URL verification with the official vector', async () => {
     const v = vector('wecom_official_verify_url');
     const q = `msg_signature=${v.inputs.msg_signature}&timestamp=${v.inputs.timestamp}&nonce=${v.inputs.nonce}&echostr=${encodeURIComponent(v.inputs.echostr!)}`;
-    const res = await fetch(`${gw.url}/webhooks/wecom?${q}`);
+    const res = await atSampleTime(timestamps(), v.inputs.timestamp!, () => fetch(`${gw.url}/webhooks/wecom?${q}`));
     assert.equal(res.status, 200);
     assert.equal(await res.text(), v.expected.response_body);
-    const bad = await fetch(`${gw.url}/webhooks/wecom?${q.replace('nonce=263014780', 'nonce=263014781')}`);
+    const bad = await atSampleTime(timestamps(), v.inputs.timestamp!, () => fetch(`${gw.url}/webhooks/wecom?${q.replace('nonce=263014780', 'nonce=263014781')}`));
     assert.equal(bad.status, 401);
   });
 
   it('accepts the official encrypted POST sample and acknowledges with an empty 200', async () => {
     const v = vector('wecom_official_decrypt_post');
     const body = `<xml><ToUserName><![CDATA[${OFFICIAL.corpId}]]></ToUserName><Encrypt><![CDATA[${v.inputs.encrypt}]]></Encrypt><AgentID><![CDATA[218]]></AgentID></xml>`;
-    const res = await postRaw(gw, 'wecom', `msg_signature=${v.expected.msg_signature}&timestamp=${v.inputs.timestamp}&nonce=${v.inputs.nonce}`, body);
+    const res = await atSampleTime(timestamps(), v.inputs.timestamp!, () =>
+      postRaw(gw, 'wecom', `msg_signature=${v.expected.msg_signature}&timestamp=${v.inputs.timestamp}&nonce=${v.inputs.nonce}`, body),
+    );
     assert.equal(res.status, 200);
     assert.equal(await res.text(), '');
     const reply = await eventually(() => repliesTo('mycreate')[0], 'reply to mycreate');
@@ -180,6 +186,24 @@ describe('wecom-app channel end to end (real gateway, Redis, loopback WeCom API)
     assert.equal(repliesTo('mallory').length, 0);
   });
 
+  it('refuses a correctly signed callback replayed outside the timestamp window (401), and queues nothing', async () => {
+    const v = vector('wecom_official_decrypt_post');
+    const query = `msg_signature=${v.expected.msg_signature}&timestamp=${v.inputs.timestamp}&nonce=${v.inputs.nonce}`;
+    const body = `<xml><ToUserName><![CDATA[${OFFICIAL.corpId}]]></ToUserName><Encrypt><![CDATA[${v.inputs.encrypt}]]></Encrypt><AgentID><![CDATA[218]]></AgentID></xml>`;
+    const before = await inboundJobCount(gw);
+    const replayed = await postRaw(gw, 'wecom', query, body);
+    assert.equal(replayed.status, 401);
+    assert.equal(((await replayed.json()) as { error: string }).error, 'stale_timestamp');
+    assert.ok(gw.logs.some((l) => l.msg === 'signed request outside the timestamp window refused (replay or clock skew)' && l.timestamp === v.inputs.timestamp));
+    // Just inside and just outside the 300 s default.
+    assert.equal((await atSampleTime(timestamps(), Number(v.inputs.timestamp) + 298, () => postRaw(gw, 'wecom', query, body))).status, 200);
+    assert.equal((await atSampleTime(timestamps(), Number(v.inputs.timestamp) + 301, () => postRaw(gw, 'wecom', query, body))).status, 401);
+    const verify = vector('wecom_official_verify_url');
+    const oldVerify = await fetch(`${gw.url}/webhooks/wecom?msg_signature=${verify.inputs.msg_signature}&timestamp=${verify.inputs.timestamp}&nonce=${verify.inputs.nonce}&echostr=${encodeURIComponent(verify.inputs.echostr!)}`);
+    assert.equal(oldVerify.status, 401, 'the URL verification is checked too');
+    assert.equal(await inboundJobCount(gw), before + 1, 'only the request inside the window was queued');
+  });
+
   it('refuses malformed, oversized and XXE XML with a 4xx and keeps serving', async () => {
     const crypto = wecomCrypto();
     const malformed = await postRaw(gw, 'wecom', 'msg_signature=x&timestamp=1&nonce=2', '<xml><Encrypt>abc</xml>');
@@ -196,10 +220,18 @@ describe('wecom-app channel end to end (real gateway, Redis, loopback WeCom API)
     assert.equal(inner.status, 400);
     assert.doesNotMatch(await inner.text(), /root:/);
     assert.equal(repliesTo('eve').length, 0);
-    // Ciphertext that is not for our CorpID (signed with our token): 400, not a crash.
-    const other = crypto.encrypt('<xml/>').slice(0, 40);
-    const res = await postRaw(gw, 'wecom', `msg_signature=${crypto.signature('1', '2', other)}&timestamp=1&nonce=2`, `<xml><Encrypt>${other}</Encrypt></xml>`);
+    // Ciphertext that decrypts but is not for our CorpID (same token and key, another corp): refused, not a crash.
+    const otherCorp = createWechatCrypto({ token: OFFICIAL.token, encodingAESKey: OFFICIAL.encodingAESKey, receiveId: 'ww0000000000000000' });
+    const other = otherCorp.encrypt(textXml('mallory', 'for another corp', '7000000000000000009'));
+    const ts = String(Math.floor(Date.now() / 1000));
+    const res = await postRaw(gw, 'wecom', `msg_signature=${crypto.signature(ts, '2', other)}&timestamp=${ts}&nonce=2`, `<xml><Encrypt>${other}</Encrypt></xml>`);
     assert.equal(res.status, 400);
+    assert.equal(((await res.json()) as { error: string }).error, 'receive_id_mismatch');
+    // Truncated ciphertext (signed with our token): 400, not a crash.
+    const cut = crypto.encrypt('<xml/>').slice(0, 40);
+    const truncated = await postRaw(gw, 'wecom', `msg_signature=${crypto.signature(ts, '2', cut)}&timestamp=${ts}&nonce=2`, `<xml><Encrypt>${cut}</Encrypt></xml>`);
+    assert.equal(truncated.status, 400);
+    assert.equal(repliesTo('mallory').length, 0);
     assert.equal((await fetch(`${gw.url}/healthz`)).status, 200);
   });
 
