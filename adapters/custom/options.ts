@@ -125,10 +125,36 @@ export const CustomSend = z
   })
   .describe('How a reply is sent');
 
-export const CustomOptions = z.object({
-  apiBaseUrl: z.url().optional().describe('Platform API base URL, available in send templates as apiBaseUrl'),
-  inbound: CustomInbound,
-  mapping: CustomMapping,
-  send: CustomSend,
-});
+export const CustomOptions = z
+  .object({
+    apiBaseUrl: z.url().optional().describe('Platform API base URL, available in send templates as apiBaseUrl'),
+    inbound: CustomInbound,
+    mapping: CustomMapping,
+    send: CustomSend,
+  })
+  .superRefine((o, ctx) => {
+    const problem = sendUrlProblem(o.send.url, o.apiBaseUrl);
+    if (problem) ctx.addIssue({ code: 'custom', path: ['send', 'url'], message: problem });
+  });
 export type CustomOptions = z.infer<typeof CustomOptions>;
+
+const ABSOLUTE_HTTP = /^https?:\/\//i;
+
+/**
+ * A send URL that cannot be absolute would fail every delivery (retried, as "Invalid URL") instead of stopping
+ * start-up: its literal start must be `http(s)://`, or `{{ apiBaseUrl }}` with an http(s) apiBaseUrl set. A URL that
+ * starts with another hole is only known per message and is not checked here.
+ */
+function sendUrlProblem(url: string, apiBaseUrl: string | undefined): string | undefined {
+  const holeAt = url.indexOf('{{');
+  const literal = (holeAt === -1 ? url : url.slice(0, holeAt)).trim();
+  if (literal) {
+    if (ABSOLUTE_HTTP.test(literal)) return undefined;
+    return `must be an absolute http(s) URL, but starts with "${literal.slice(0, 40)}": write e.g. "https://${literal.replace(/^\/+/, '').slice(0, 40)}", or "{{ apiBaseUrl }}/path" with apiBaseUrl set`;
+  }
+  const firstHole = /^\{\{\s*([\s\S]*?)\s*\}\}/.exec(url.trim())?.[1];
+  if (firstHole !== 'apiBaseUrl') return undefined;
+  if (apiBaseUrl === undefined) return 'starts with {{ apiBaseUrl }}, but options.apiBaseUrl is not set (e.g. apiBaseUrl: https://api.example.com)';
+  if (!ABSOLUTE_HTTP.test(apiBaseUrl)) return `starts with {{ apiBaseUrl }}, but apiBaseUrl "${apiBaseUrl}" is not an http(s) URL`;
+  return undefined;
+}

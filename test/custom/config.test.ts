@@ -50,6 +50,22 @@ describe('custom channel config validation', () => {
     assert.ok(problems.some((p) => p.startsWith('channels[0].options.inbound.verify.payload') && p.includes('empty {{ }}')), problems.join('\n'));
   });
 
+  it('refuses a send URL that cannot be an absolute http(s) URL, saying how to write it', () => {
+    const noScheme = problemsOf((c) => (c.channels[0].options.send.url = 'slack.com/api/chat.postMessage'));
+    assert.equal(noScheme.length, 1);
+    assert.match(noScheme[0]!, /^channels\[0\]\.options\.send\.url .*must be an absolute http\(s\) URL.*"https:\/\/slack\.com\/api\/chat\.postMessage"/);
+    const noBase = problemsOf((c) => delete c.channels[0].options.apiBaseUrl);
+    assert.ok(noBase.some((p) => p.startsWith('channels[0].options.send.url') && p.includes('apiBaseUrl is not set')), noBase.join('\n'));
+    const ftpBase = problemsOf((c) => (c.channels[0].options.apiBaseUrl = 'ftp://slack.com'));
+    assert.ok(ftpBase.some((p) => p.includes('is not an http(s) URL')), ftpBase.join('\n'));
+    // Absolute literal URLs and URLs taken from the conversation are accepted.
+    for (const url of ['https://slack.com/api/chat.postMessage', 'HTTP://127.0.0.1:9/x', '{{ reference.context.responseUrl }}']) {
+      const config = example('slack');
+      config.channels[0].options.send.url = url;
+      assert.equal(parseConfig(config, 'slack.yaml', slackEnv).channels[0]!.type, 'custom', url);
+    }
+  });
+
   it('requires a text or content mapping and a known verification kind', () => {
     const problems = problemsOf((c) => {
       delete c.channels[0].options.mapping.text;
