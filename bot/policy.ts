@@ -94,7 +94,27 @@ export class PolicyBot implements Bot {
 
   /** The intent model's answer for a text; undefined for an empty text or when no model is loaded. */
   private predict(text: string): Promise<IntentPrediction> | undefined {
-    return text ? this.deps.classifier?.()?.predict(text) : undefined;
+    const classifier = text ? this.deps.classifier?.() : undefined;
+    if (!classifier) return undefined;
+    try {
+      return classifier.predict(text);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * The prediction, or none when the model failed on this text: the turn goes on without an intent (rules, hand-off
+   * phrases and the KB still answer) rather than leaving the customer without a reply.
+   */
+  private async predictionOrNone(pending: Promise<IntentPrediction> | undefined, notes: string[]): Promise<IntentPrediction | undefined> {
+    try {
+      return await pending;
+    } catch (err) {
+      this.deps.log.error({ err }, 'intent prediction failed; the turn goes on without an intent');
+      notes.push(`intent model failed: ${(err as Error).message}`);
+      return undefined;
+    }
   }
 
   async decide({ message, state, prepared }: BotInput): Promise<BotDecision> {
@@ -125,7 +145,7 @@ export class PolicyBot implements Bot {
     if (message.content.type !== 'event') ctx.turns += 1;
 
     // A burst joins earlier texts to this one: that text is new to the model, so only it is predicted here.
-    const prediction = await (text === early.text ? early.prediction : this.predict(text));
+    const prediction = await this.predictionOrNone(text === early.text ? early.prediction : this.predict(text), notes);
     const turn: Turn = {
       message,
       text,

@@ -88,6 +88,9 @@ export function buildModel(o: BuildOptions): BuiltModel {
     samples.push({ text: r.text, label: r.label });
     taken.set(r.label, (taken.get(r.label) ?? 0) + 1);
   }
+  // Every label needs a sample: they are what proves the graph's label order when the model is loaded.
+  const unsampled = model.labels.filter((label) => !taken.has(label));
+  if (unsampled.length) throw new Error(`the model gets no example of ${unsampled.join(', ')} right: no sample to validate the label order with`);
 
   const version = o.version ?? new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
   const manifest: Manifest = {

@@ -1,7 +1,8 @@
 /**
  * One loaded model: ONNX session + manifest (labels, thresholds) as a single immutable bundle. A bundle only exists
- * once it has been validated — it loads, its output has one probability per label, and every manifest sample
- * predicts its declared label — so swapping bundles can never expose a half-loaded or untested model.
+ * once it has been validated — it loads, its output is a probability distribution over the labels, an `ngrams`
+ * graph takes every vocabulary column, and every manifest sample (one per label at least) predicts its declared
+ * label — so swapping bundles can never expose a half-loaded or untested model.
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -162,6 +163,7 @@ export class ModelBundle {
     if (!this.session.outputNames.includes(input.output)) {
       throw new ModelValidationError('output_mismatch', `the graph has no output "${input.output}" (it has ${this.session.outputNames.join(', ')})`);
     }
+    await this.probeLastColumn();
     const failures: string[] = [];
     for (const sample of samples) {
       let probs: Float32Array;
@@ -176,11 +178,37 @@ export class ModelBundle {
           `the graph outputs ${probs.length} scores but model.json lists ${labels.length} labels`,
         );
       }
+      const notProbabilities = probabilityRowProblem(probs);
+      if (notProbabilities) {
+        throw new ModelValidationError(
+          'not_probabilities',
+          `the graph's output on sample "${sample.text}" is not a probability per label (${notProbabilities}); thresholds compare probabilities`,
+        );
+      }
       const got = labels[argmax(probs)]!;
       if (got !== sample.label) failures.push(`"${sample.text}" → ${got} (declared ${sample.label})`);
     }
     if (failures.length) {
       throw new ModelValidationError('samples_failed', `${failures.length}/${samples.length} manifest samples predict another label: ${failures.slice(0, 5).join('; ')}`);
+    }
+  }
+
+  /**
+   * An `ngrams` model's vocabulary is the graph's column order: a manifest with more n-grams than the graph has
+   * columns loads, passes the samples that use early columns, and fails later on the first text with a late n-gram.
+   * One run with only the last column finds that before the swap.
+   */
+  private async probeLastColumn(): Promise<void> {
+    const { input } = this.manifest;
+    if (input.kind !== 'ngrams') return;
+    const last = input.vocabulary.length - 1;
+    try {
+      await this.runFeeds(cellFeeds(this.ort, [{ indices: Int32Array.of(last), values: Float32Array.of(1) }], input.names), 1);
+    } catch (err) {
+      throw new ModelValidationError(
+        'vocabulary_mismatch',
+        `the graph fails on the last of the ${input.vocabulary.length} vocabulary n-grams (column ${last}): model.json's vocabulary does not fit this graph: ${(err as Error).message}`,
+      );
     }
   }
 
@@ -192,10 +220,14 @@ export class ModelBundle {
   private async run(texts: string[]): Promise<Float32Array[]> {
     this.runStats.runs++;
     this.runStats.texts += texts.length;
-    const out = await this.session.run(this.feeds(texts));
+    return this.runFeeds(this.feeds(texts), texts.length);
+  }
+
+  private async runFeeds(feeds: Ort.InferenceSession.FeedsType, rows: number): Promise<Float32Array[]> {
+    const out = await this.session.run(feeds);
     const data = out[this.manifest.input.output]!.data as Float32Array;
-    const width = data.length / texts.length;
-    return texts.map((_, i) => data.subarray(i * width, (i + 1) * width));
+    const width = data.length / rows;
+    return Array.from({ length: rows }, (_, i) => data.subarray(i * width, (i + 1) * width));
   }
 
   /** Hits and misses of the prediction cache since the bundle loaded. */
@@ -249,6 +281,18 @@ export class ModelBundle {
     this.released = true;
     await this.session.release().catch(() => undefined);
   }
+}
+
+/** How far a probability row may sum from 1 (float32 softmax rounding). */
+const PROBABILITY_SUM_TOLERANCE = 1e-3;
+
+/** Why this output row is not a probability distribution, or undefined when it is one. */
+export function probabilityRowProblem(row: Float32Array): string | undefined {
+  const outside = row.findIndex((p) => !(p >= 0 && p <= 1));
+  if (outside >= 0) return `score ${row[outside]} at position ${outside} is outside [0, 1]`;
+  const sum = row.reduce((a, p) => a + p, 0);
+  if (Math.abs(sum - 1) > PROBABILITY_SUM_TOLERANCE) return `the scores sum to ${sum.toFixed(4)}, not 1`;
+  return undefined;
 }
 
 const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;

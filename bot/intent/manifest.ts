@@ -64,6 +64,12 @@ export const Manifest = z.object({
   samples: z.array(z.object({ text: z.string(), label: z.string() })).min(1, 'at least one sample is needed to validate a swap'),
   createdAt: z.string().optional(),
 }).superRefine((m, ctx) => {
+  // The samples are what proves the graph's label order on a swap: a label without one could sit in the wrong place.
+  const sampled = new Set(m.samples.map((s) => s.label));
+  const unsampled = m.labels.filter((label) => !sampled.has(label));
+  if (unsampled.length) {
+    ctx.addIssue({ code: 'custom', path: ['samples'], message: `no sample for label(s) ${unsampled.join(', ')}: every label needs at least one, so a swap proves the label order` });
+  }
   if (m.input.kind !== 'ngrams') return;
   const { idf, vocabulary } = m.input;
   if (idf.length !== vocabulary.length) {

@@ -123,9 +123,19 @@ describe('intent model hot swap over real Redis', () => {
 
   const rejects = [
     ['a corrupt model.onnx', 'onnx_invalid', (f: { onnx: Buffer }) => (f.onnx = f.onnx.subarray(0, 1000))],
-    ['labels that do not match the output', 'label_mismatch', (f: { manifest: any }) => f.manifest.labels.push('extra_label')],
+    ['labels that do not match the output', 'label_mismatch', (f: { manifest: any }) => {
+      f.manifest.labels.push('extra_label');
+      f.manifest.samples.push({ text: 'something extra', label: 'extra_label' });
+    }],
     ['samples that predict another label', 'samples_failed', (f: { manifest: any }) => {
-      f.manifest.samples = [{ text: 'where is my order', label: 'thanks' }];
+      f.manifest.samples.push({ text: 'where is my order', label: 'thanks' });
+    }],
+    ['a manifest without a sample for every label', 'manifest_invalid', (f: { manifest: any }) => {
+      f.manifest.samples = f.manifest.samples.filter((s: { label: string }) => s.label !== 'thanks');
+    }],
+    ['a vocabulary with more n-grams than the graph has columns', 'vocabulary_mismatch', (f: { manifest: any }) => {
+      f.manifest.input.vocabulary.push('w\u0001warranty');
+      f.manifest.input.idf.push(5);
     }],
     ['a manifest that breaks the contract', 'manifest_invalid', (f: { manifest: any }) => delete f.manifest.thresholds],
     ['an IDF list that does not match the vocabulary', 'manifest_invalid', (f: { manifest: any }) => f.manifest.input.idf.pop()],

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { buildModel, crossValidate, formatManifest } from '../../bot/intent/build.js';
-import { ModelBundle, readModelFolder } from '../../bot/intent/bundle.js';
+import { ModelBundle, ModelValidationError, readModelFolder } from '../../bot/intent/bundle.js';
 import { parseCsv, readExamples } from '../../bot/intent/data.js';
 import { extractNgrams } from '../../bot/intent/features.js';
 import { argmax } from '../../bot/intent/linear-model.js';
@@ -229,16 +229,28 @@ describe('intent trainer', () => {
   });
 
   it('runs a graph with a fixed one-text input once per message', async () => {
-    // A hand-built graph with input [1]: constant scores, so every text is "yes".
+    // A hand-built graph with input [1]: "no" for the text "no", "yes" for any other.
     const onnx = encodeModel({
       graphName: 'fixed',
       producer: { name: 'test', version: '1' },
       docString: 'fixed batch of one',
-      opsets: { '': 18 },
+      opsets: { '': 19 },
       inputs: [{ name: 'text', type: 'string', shape: [1] }],
       outputs: [{ name: 'probabilities', type: 'float', shape: [1, 2] }],
-      initializers: [{ name: 'scores', type: 'float', dims: [1, 2], data: [2, 0] }],
-      nodes: [{ op: 'Softmax', inputs: ['scores'], outputs: ['probabilities'], attrs: { axis: { i: -1 } } }],
+      initializers: [
+        { name: 'no', type: 'string', dims: [1], data: ['no'] },
+        { name: 'shape', type: 'int64', dims: [2], data: [1, 1] },
+        { name: 'weights', type: 'float', dims: [1, 2], data: [-4, 4] },
+        { name: 'bias', type: 'float', dims: [1, 2], data: [2, 0] },
+      ],
+      nodes: [
+        { op: 'Equal', inputs: ['text', 'no'], outputs: ['is_no'] },
+        { op: 'Cast', inputs: ['is_no'], outputs: ['is_no_float'], attrs: { to: { i: 1 } } },
+        { op: 'Reshape', inputs: ['is_no_float', 'shape'], outputs: ['column'] },
+        { op: 'MatMul', inputs: ['column', 'weights'], outputs: ['weighted'] },
+        { op: 'Add', inputs: ['weighted', 'bias'], outputs: ['scores'] },
+        { op: 'Softmax', inputs: ['scores'], outputs: ['probabilities'], attrs: { axis: { i: -1 } } },
+      ],
       metadata: {},
     });
     const manifest = {
@@ -249,7 +261,10 @@ describe('intent trainer', () => {
       thresholds: { confidence: 0.5, outOfScope: 0.2, ambiguityMargin: 0.1 },
       languages: ['en'],
       training: { dataSha256: 'none' },
-      samples: [{ text: 'anything', label: 'yes' }],
+      samples: [
+        { text: 'anything', label: 'yes' },
+        { text: 'no', label: 'no' },
+      ],
     };
     const bundle = await ModelBundle.load({ onnx, manifest: Buffer.from(JSON.stringify(manifest)) }, { predictionCache: 0 });
     assert.equal(bundle.batched, false);
@@ -258,5 +273,79 @@ describe('intent trainer', () => {
     assert.deepEqual(answers.map((a) => a.label), ['yes', 'yes', 'yes']);
     assert.equal(bundle.inference().runs - before, 3);
     bundle.retire();
+  });
+});
+
+describe('intent model validation refuses a model that would misbehave once live', () => {
+  const rejection = async (files: { onnx: Uint8Array; manifest: unknown }): Promise<ModelValidationError> => {
+    try {
+      (await ModelBundle.load({ onnx: files.onnx, manifest: Buffer.from(JSON.stringify(files.manifest)) })).retire();
+    } catch (err) {
+      assert.ok(err instanceof ModelValidationError, String(err));
+      return err;
+    }
+    assert.fail('the model was accepted');
+  };
+  const shipped = () => readModelFolder('models/support');
+  const shippedManifest = async () => JSON.parse(Buffer.from((await shipped()).manifest).toString('utf8'));
+
+  it('a graph that outputs raw scores instead of probabilities', async () => {
+    // Like an SVM decision function: the same scores for every text, not summing to one.
+    const onnx = encodeModel({
+      graphName: 'scores',
+      producer: { name: 'test', version: '1' },
+      opsets: { '': 18 },
+      inputs: [
+        { name: 'cell_rows', type: 'int64', shape: ['cells'] },
+        { name: 'cell_cols', type: 'int64', shape: ['cells'] },
+        { name: 'cell_values', type: 'float', shape: ['cells'] },
+        { name: 'text_count', type: 'int64', shape: [1] },
+      ],
+      outputs: [{ name: 'probabilities', type: 'float', shape: ['batch', 3] }],
+      initializers: [
+        { name: 'logits', type: 'float', dims: [1, 3], data: [4.0, 1.0, -2.0] },
+        { name: 'k', type: 'int64', dims: [1], data: [3] },
+      ],
+      nodes: [
+        { op: 'Concat', inputs: ['text_count', 'k'], outputs: ['shape'], attrs: { axis: { i: 0 } } },
+        { op: 'Expand', inputs: ['logits', 'shape'], outputs: ['probabilities'] },
+      ],
+    });
+    const manifest = {
+      name: 'scores',
+      version: '1',
+      labels: ['order_status', 'thanks', 'complaint'],
+      input: { kind: 'ngrams', features: { wordNgrams: [1, 1], charNgrams: [0, 0], cjkCharNgrams: [1, 2], minDf: 1 }, vocabulary: ['w\u0001order'], idf: [1] },
+      thresholds: { confidence: 0.5, outOfScope: 0.25, ambiguityMargin: 0.1 },
+      languages: ['en'],
+      training: { dataSha256: 'x' },
+      samples: [
+        { text: 'where is my order', label: 'order_status' },
+        { text: 'thank you', label: 'thanks' },
+        { text: 'this is bad', label: 'complaint' },
+      ],
+    };
+    const err = await rejection({ onnx, manifest });
+    assert.equal(err.code, 'not_probabilities');
+    assert.match(err.message, /score 4 at position 0 is outside \[0, 1\]/);
+  });
+
+  it('a manifest without a sample for every label (labels out of order would go unnoticed)', async () => {
+    const manifest = await shippedManifest();
+    const [thanks, goodbye] = [manifest.labels.indexOf('thanks'), manifest.labels.indexOf('goodbye')];
+    [manifest.labels[thanks], manifest.labels[goodbye]] = [manifest.labels[goodbye], manifest.labels[thanks]];
+    manifest.samples = manifest.samples.filter((s: { label: string }) => s.label !== 'thanks' && s.label !== 'goodbye');
+    const err = await rejection({ onnx: (await shipped()).onnx, manifest });
+    assert.equal(err.code, 'manifest_invalid');
+    assert.match(err.message, /no sample for label\(s\) (thanks, goodbye|goodbye, thanks)/);
+  });
+
+  it('an n-gram vocabulary larger than the graph', async () => {
+    const manifest = await shippedManifest();
+    manifest.input.vocabulary.push('w\u0001warranty', 'w\u0001zzz');
+    manifest.input.idf.push(5, 5);
+    const err = await rejection({ onnx: (await shipped()).onnx, manifest });
+    assert.equal(err.code, 'vocabulary_mismatch');
+    assert.match(err.message, /last of the \d+ vocabulary n-grams/);
   });
 });

@@ -154,6 +154,29 @@ describe('decision policy over real Redis', () => {
     assert.match(d.trace.reason ?? '', /sensitive: idiot/);
   });
 
+  it('a prediction that fails leaves the turn without an intent: rules, hand-off phrases and the KB still answer', async () => {
+    const failing: IntentClassifier = {
+      predict: async () => {
+        throw new Error('Gather: indices element out of data bounds');
+      },
+      health: () => ({ ok: true }),
+    };
+    const own = await startTestBot(config, redis.url, { prefix: 'failing', classifier: failing });
+    try {
+      await own.parts.kb.upsert([FaqEntry.parse({ id: 'refund-time', question: 'How long does a refund take?', answer: 'Refunds reach your account in 3–5 days.' })]);
+      const ruled = await own.say('where is order SO12345678?', { user: 'f-1' });
+      assert.equal(ruled.trace.stage, 'rule');
+      assert.equal(replyText(ruled), 'Order SO12345678 is on its way.');
+      assert.equal(ruled.trace.intent, undefined);
+      assert.match(ruled.trace.reason ?? '', /intent model failed: Gather/);
+      assert.equal((await own.say('how long does a refund take', { user: 'f-2' })).trace.stage, 'kb');
+      assert.equal((await own.say('转人工', { user: 'f-3' })).trace.stage, 'handoff');
+      assert.equal((await own.say('blue bananas', { user: 'f-4' })).trace.stage, 'fallback');
+    } finally {
+      await own.stop();
+    }
+  });
+
   it('predicts the intents of messages prepared together in one batch, and decide() uses those predictions', async () => {
     // Resolves predictions asked for in the same turn of the event loop together, as the ONNX run batcher does.
     const asked: string[] = [];
