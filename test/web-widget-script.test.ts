@@ -21,7 +21,10 @@ class ScriptedSocket {
   constructor(readonly url: string) {
     ScriptedSocket.made.push(this);
   }
-  send(): void {}
+  readonly sent: Array<Record<string, unknown>> = [];
+  send(data: string): void {
+    this.sent.push(JSON.parse(data));
+  }
   open(): void {
     this.readyState = 1;
     this.onopen?.();
@@ -42,7 +45,12 @@ function runWidget() {
     ['gw.web.after', AFTER],
   ]);
   const timers: Array<() => void> = [];
-  const el = () => ({ appendChild() {}, setAttribute() {}, style: {}, className: '', focus() {} });
+  const elements: Array<Record<string, any>> = [];
+  const el = (tag?: string) => {
+    const element = { tag, appendChild() {}, setAttribute() {}, style: {}, className: '', value: '', focus() {} };
+    elements.push(element);
+    return element;
+  };
   vm.runInNewContext(WIDGET, {
     document: {
       currentScript: { src: 'https://gw.example/webhooks/web/widget.js', getAttribute: () => null },
@@ -67,8 +75,31 @@ function runWidget() {
     timers.shift()!();
     return ScriptedSocket.made.at(-1)!;
   };
-  return { storage, reconnect, first: ScriptedSocket.made[0]! };
+  /** Types `text` into the widget and submits it, as a visitor would. */
+  const type = (text: string) => {
+    elements.find((e) => e.tag === 'input')!.value = text;
+    elements.find((e) => e.tag === 'form')!.onsubmit({ preventDefault() {} });
+  };
+  const runTimers = () => timers.splice(0).forEach((fn) => fn());
+  return { storage, reconnect, type, runTimers, first: ScriptedSocket.made[0]! };
 }
+
+describe('widget.js sending', () => {
+  it('sends a message refused for now (rate_limited) again a little later, and stops once it is acknowledged', () => {
+    const { type, runTimers, first } = runWidget();
+    first.open();
+    type('hello');
+    const [frame] = first.sent;
+    assert.equal(frame?.text, 'hello');
+    first.receive({ type: 'error', error: 'rate_limited', clientMessageId: frame!.clientMessageId, message: 'too many messages' });
+    runTimers();
+    assert.deepEqual(first.sent, [frame, frame]);
+    first.receive({ type: 'ack', clientMessageId: frame!.clientMessageId, id: '01J0000000000000000000000B', duplicate: false });
+    first.receive({ type: 'error', error: 'rate_limited', clientMessageId: frame!.clientMessageId, message: 'late' });
+    runTimers();
+    assert.equal(first.sent.length, 2, 'an acknowledged message is not sent again');
+  });
+});
 
 describe('widget.js reconnects', () => {
   it('keeps the visitor and the last reply seen through any number of failed connects', () => {

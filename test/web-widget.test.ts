@@ -127,6 +127,48 @@ describe('web widget channel, end to end over real Redis', () => {
     }
   });
 
+  it('limits the frames of one socket: the surplus is answered rate_limited, not queued, and a flood closes the socket', async () => {
+    const rateLimit = { burst: 5, perSecond: 1, maxInFlight: 10, closeAfterRefused: 10 };
+    const rl = await startTestGateway({ channels: [{ id: 'web', type: 'web', options: { secret: 'web-test-secret-0123456789', rateLimit } }] }, redis.url, { prefix: 'rl' });
+    try {
+      const url = rl.url.replace('http', 'ws') + '/webhooks/web/ws';
+      const socket = await TestSocket.open(url);
+      await socket.next((f) => f.type === 'session');
+      for (let i = 0; i < 8; i++) socket.send({ type: 'message', clientMessageId: `f${i}`, text: 'x'.repeat(3000) });
+      const answers = await Promise.all([...Array(8)].map(() => socket.next((f) => f.type === 'ack' || f.type === 'error')));
+      assert.equal(answers.filter((f) => f.type === 'ack').length, 5, 'the burst is queued');
+      const refused = answers.filter((f) => f.type === 'error');
+      assert.deepEqual(refused.map((f) => f.error), ['rate_limited', 'rate_limited', 'rate_limited']);
+      assert.ok(refused.every((f) => typeof f.clientMessageId === 'string'), 'the client learns which message to send again');
+      for (let i = 8; i < 20; i++) socket.send({ type: 'message', clientMessageId: `f${i}`, text: 'x' });
+      const code = await new Promise<number>((resolve) => socket.ws.once('close', (c) => resolve(c)));
+      assert.equal(code, 1008);
+      assert.ok(rl.logs.some((l) => l.msg === 'web widget socket closed: too many frames'));
+
+      const oneAtATime = await startTestGateway(
+        { channels: [{ id: 'web', type: 'web', options: { secret: 'web-test-secret-0123456789', rateLimit: { ...rateLimit, maxInFlight: 1 } } }] },
+        redis.url,
+        { prefix: 'rl1' },
+      );
+      try {
+        const single = await TestSocket.open(oneAtATime.url.replace('http', 'ws') + '/webhooks/web/ws');
+        await single.next((f) => f.type === 'session');
+        // One write, so the gateway reads all three before the first is queued.
+        single.ws.send(JSON.stringify({ type: 'message', clientMessageId: 's0', text: 'a' }));
+        single.ws.send(JSON.stringify({ type: 'message', clientMessageId: 's1', text: 'b' }));
+        single.ws.send(JSON.stringify({ type: 'message', clientMessageId: 's2', text: 'c' }));
+        const replies = await Promise.all([0, 1, 2].map(() => single.next((f) => f.type === 'ack' || f.type === 'error')));
+        assert.ok(replies.some((f) => f.type === 'ack'));
+        assert.ok(replies.some((f) => f.type === 'error' && f.error === 'rate_limited'), 'messages over the in-flight cap are refused');
+        await single.close();
+      } finally {
+        await oneAtATime.stop();
+      }
+    } finally {
+      await rl.stop();
+    }
+  });
+
   it('serves the widget script, and a 304 without the body when the page already has it', async () => {
     const res = await fetch(`${gw.url}/webhooks/web/widget.js`);
     assert.equal(res.status, 200);

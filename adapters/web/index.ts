@@ -16,6 +16,7 @@ import { badRequest, parseJsonBody } from '../../gateway/errors.js';
 import type { ContentType, UnifiedMessage } from '../../gateway/message.js';
 import { reply, type WebhookReply, type WebhookRoute } from '../http.js';
 import { defineAdapter, type AdapterContext, type ChannelAdapter } from '../types.js';
+import { FrameBudget, type FrameVerdict } from './frame-budget.js';
 import { ClientFrame, decodeClientMessage, toClientMessage } from './protocol.js';
 import { issueVisitorToken, newVisitorId, verifyVisitorToken } from './visitor-token.js';
 import { ConversationSockets, refuseUpgrade, sharedSecret } from '../shared/live-socket.js';
@@ -25,6 +26,7 @@ const WIDGET_ETAG = `"${createHash('sha1').update(WIDGET_JS).digest('base64url')
 const WIDGET_CACHE = 'public, max-age=300';
 const DEMO_HTML = readFileSync(new URL('./demo.html', import.meta.url), 'utf8');
 const STARTING_MESSAGE = 'the chat is starting; try again in a moment';
+const DEFAULT_RATE_LIMIT = { burst: 10, perSecond: 1, maxInFlight: 4, closeAfterRefused: 20 };
 /** WebSocket close code: the visitor token is expired or forged (the widget then starts a new visitor). */
 const TOKEN_REFUSED = 4401;
 
@@ -44,8 +46,25 @@ export const WebOptions = z
     maxFrameBytes: z.number().int().positive().default(64 * 1024),
     demoPage: z.boolean().default(false).describe('Serve a demo chat page at /webhooks/<id>/'),
     title: z.string().default('Chat with us').describe('Widget header text'),
+    rateLimit: z
+      .object({
+        burst: z.number().int().min(1).default(10).describe('Frames one socket may send at once'),
+        perSecond: z.number().positive().default(1).describe('Frames per second one socket may send in the long run'),
+        maxInFlight: z.number().int().min(1).default(4).describe('Messages of one socket being queued at the same time'),
+        closeAfterRefused: z.number().int().min(1).default(20).describe('Refused frames in a row after which the socket is closed (1008)'),
+      })
+      .default(DEFAULT_RATE_LIMIT)
+      .describe('Per-socket limits; a frame over them is answered with a rate_limited error frame and not queued'),
   })
-  .default({ tokenTtlSeconds: 30 * 24 * 3600, allowedOrigins: [], heartbeatSeconds: 30, maxFrameBytes: 64 * 1024, demoPage: false, title: 'Chat with us' });
+  .default({
+    tokenTtlSeconds: 30 * 24 * 3600,
+    allowedOrigins: [],
+    heartbeatSeconds: 30,
+    maxFrameBytes: 64 * 1024,
+    demoPage: false,
+    title: 'Chat with us',
+    rateLimit: DEFAULT_RATE_LIMIT,
+  });
 export type WebOptions = z.infer<typeof WebOptions>;
 
 const CAPABILITIES: ReadonlySet<ContentType> = new Set(['text', 'image', 'file', 'audio', 'video', 'location', 'link']);
@@ -166,7 +185,12 @@ class WebAdapter implements ChannelAdapter {
     ws.alive = true;
     ws.on('pong', () => (ws.alive = true));
     this.sockets.add(conversationId, ws);
-    ws.on('message', (data, isBinary) => void this.onFrame(ws, visitorId, isBinary ? null : data.toString()));
+    const budget = new FrameBudget(this.options.rateLimit);
+    ws.on('message', (data, isBinary) => {
+      const verdict = budget.take();
+      if (verdict === 'accept') return void this.onFrame(ws, visitorId, isBinary ? null : data.toString(), budget);
+      this.refuseFrame(ws, visitorId, verdict, isBinary ? null : data.toString());
+    });
     ws.on('error', (err) => this.ctx.log.debug({ err }, 'visitor socket error'));
 
     ws.send(JSON.stringify(sessionFrame));
@@ -179,7 +203,18 @@ class WebAdapter implements ChannelAdapter {
     }
   }
 
-  private async onFrame(ws: WebSocket, visitorId: string, text: string | null): Promise<void> {
+  /** A frame over the socket's budget: answered, not read further; the socket is closed when the flood goes on. */
+  private refuseFrame(ws: WebSocket, visitorId: string, verdict: FrameVerdict, text: string | null): void {
+    if (verdict === 'close') {
+      this.ctx.log.warn({ visitorId }, 'web widget socket closed: too many frames');
+      return void ws.close(1008, 'too many frames');
+    }
+    if (ws.readyState !== ws.OPEN) return;
+    const clientMessageId = text === null ? undefined : clientMessageIdOf(text);
+    ws.send(JSON.stringify({ type: 'error', error: 'rate_limited', ...(clientMessageId && { clientMessageId }), message: 'too many messages; send it again in a moment' }));
+  }
+
+  private async onFrame(ws: WebSocket, visitorId: string, text: string | null, budget: FrameBudget): Promise<void> {
     const reply = (frame: object) => ws.readyState === ws.OPEN && ws.send(JSON.stringify(frame));
     if (text === null) return void reply({ type: 'error', error: 'binary_frame', message: 'send JSON text frames' });
     let frame: ClientFrame;
@@ -190,6 +225,10 @@ class WebAdapter implements ChannelAdapter {
       return void reply({ type: 'error', error: 'invalid_frame', message: (err as Error).message.slice(0, 500) });
     }
     if (frame.type === 'ping') return void reply({ type: 'pong' });
+    if (!budget.startIngest()) {
+      if (budget.refuse() === 'close') return this.refuseFrame(ws, visitorId, 'close', null);
+      return void reply({ type: 'error', error: 'rate_limited', clientMessageId: frame.clientMessageId, message: 'too many messages in flight; send it again in a moment' });
+    }
     try {
       const message = decodeClientMessage(frame, this, visitorId);
       const result = await this.ctx.ingest(message, { peerId: visitorId, ...(frame.name && { peerName: frame.name }), context: {} });
@@ -198,6 +237,8 @@ class WebAdapter implements ChannelAdapter {
       // Not acknowledged: the widget keeps the message and sends it again, so nothing is lost.
       this.ctx.log.error({ err, visitorId }, 'web widget message not queued');
       reply({ type: 'error', error: 'unavailable', clientMessageId: frame.clientMessageId, message: 'try again' });
+    } finally {
+      budget.endIngest();
     }
   }
 
@@ -240,6 +281,16 @@ class WebAdapter implements ChannelAdapter {
 
   health() {
     return { ok: true, detail: `${this.sockets.counts().sockets} sockets` };
+  }
+}
+
+/** The clientMessageId of a frame not parsed in full (refused before reading), when it has a usable one. */
+function clientMessageIdOf(text: string): string | undefined {
+  try {
+    const id = (JSON.parse(text) as { clientMessageId?: unknown }).clientMessageId;
+    return typeof id === 'string' && id.length <= 64 ? id : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -8,6 +8,9 @@
  *                      {type:"ack", clientMessageId, id, duplicate}     after the message is durably queued
  *                      {type:"message", message}                        a reply (also the missed ones on reconnect)
  *                      {type:"pong"} | {type:"error", error, message}
+ *   error "rate_limited" (with the clientMessageId when readable): the socket sends faster than its budget
+ *   (options.rateLimit) or has too many messages being queued; the message was not queued, send it again later.
+ *   A socket that keeps sending over its budget is closed with 1008.
  *   A socket opened with an expired or forged token gets {type:"error", error:"expired_token"|"invalid_token"} and
  *   is closed with code 4401: connect again without a token (a new visitor).
  */

@@ -134,6 +134,7 @@
       var f = JSON.parse(ev.data);
       if (f.type === 'session') store.set('token', f.token);
       else if (f.type === 'ack') delete pending[f.clientMessageId];
+      else if (f.type === 'error' && f.clientMessageId && pending[f.clientMessageId]) resendLater(f.clientMessageId);
       else if (f.type === 'message') {
         render(contentText(f.message.content), f.message.direction, f.message.id);
         if (!store.get('after') || f.message.id > store.get('after')) store.set('after', f.message.id);
@@ -150,6 +151,13 @@
       var delay = Math.min(30000, 500 * Math.pow(2, retry++)) * (0.5 + Math.random() / 2);
       setTimeout(connect, delay);
     };
+  }
+
+  // Refused for now (rate_limited, unavailable): the message stays pending and goes again a little later.
+  function resendLater(id) {
+    setTimeout(function () {
+      if (pending[id] && ws && ws.readyState === 1) ws.send(JSON.stringify(pending[id]));
+    }, 2000 + Math.random() * 2000);
   }
 
   form.onsubmit = function (e) {
