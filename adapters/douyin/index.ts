@@ -19,7 +19,7 @@ export const DouyinOptions = z.object({
   clientSecret: z.string().min(16, 'clientSecret is the Client Secret shown next to the Client Key; it looks too short').describe('Client Secret (signs webhooks; never logged)'),
   webhookSecret: z.string().min(8).optional().describe('Mini-program apps: the separate webhook 验签秘钥; absent means clientSecret'),
   accountOpenId: z.string().min(8, 'accountOpenId is the open_id of the authorised enterprise account (from /oauth/access_token/)').describe('open_id of the enterprise account replies are sent as'),
-  refreshToken: z.string().min(8, 'refreshToken comes from the OAuth authorisation of the enterprise account (/oauth/access_token/)').describe('The account owner\'s refresh_token (30 days; renew before it lapses)'),
+  refreshToken: z.string().min(8, 'refreshToken comes from the OAuth authorisation of the enterprise account (/oauth/access_token/)').describe('The account owner\'s refresh_token (30 days; renewed automatically up to 5 times; a new value here replaces the stored one)'),
   apiBaseUrl: z.url().default('https://open.douyin.com').describe('Douyin OpenAPI host (tests point it at a loopback fake)'),
   timeoutMs: z.number().int().positive().default(10_000),
   maxJsonBytes: z.number().int().positive().default(64 * 1024).describe('Largest webhook body accepted; larger → 413'),
