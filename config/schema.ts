@@ -114,7 +114,7 @@ export const PipelineConfig = z
       .describe(
         'Most messages one ingest write carries, and most a waiting inbound job takes on after it was written. Messages for a shard that arrive while its previous write is in flight are written together, and join the shard\'s newest job while it waits (group commit), so queue overhead per message falls as load rises',
       ),
-    inboundAttempts: z.number().int().min(1).default(3).describe('Attempts of the bot stage per inbound job (a retry skips the messages already handled)'),
+    inboundAttempts: z.number().int().min(1).default(3).describe('Attempts per inbound message, made inside its job so later messages of the conversation wait (backoff: deliveryBackoffMs, doubling); then the job is dead-lettered'),
     deliveryAttempts: z.number().int().min(1).default(8).describe('Attempts per outbound delivery before dead-letter'),
     deliveryBackoffMs: z.number().int().min(1).default(1000).describe('First retry delay; doubles each attempt'),
     keepCompleted: z.number().int().min(0).default(1000).describe('Completed jobs kept per queue (dashboard)'),

@@ -114,6 +114,8 @@ describe('channel webhook dispatcher', () => {
       logLines.filter((l) => l.msg === 'request refused').map((l) => l.error),
       cases.map((c) => c[3]),
     );
+    // A query string may carry a credential (a custom channel's `?token=`): the log names the path only.
+    assert.equal(logLines.find((l) => l.error === 'malformed_query')?.url, '/webhooks/hook');
     const counted = (await metrics.rejected.get()).values.find((v) => v.labels.error === 'payload_too_large');
     assert.equal(counted?.value, 1);
   });
