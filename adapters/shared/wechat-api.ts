@@ -3,6 +3,11 @@
  * (`/cgi-bin/stable_token`, or the classic `/cgi-bin/token`), the customer-service send API, and temporary media
  * upload/download. Every call goes through the shared TokenManager, so a token-invalid answer (40001/40014/42001)
  * refreshes the token and retries once; every other errcode is mapped to a DeliveryError (wechat-errors.ts).
+ *
+ * stable_token is asked in normal mode, which is what an expired or superseded token needs (it returns the current
+ * token, renewed 5 minutes before expiry). Force mode invalidates the token every process holds and is limited to
+ * 20 a day, 30 s apart (getStableAccessToken doc), so it is used only when normal mode hands back the very token the
+ * platform has just refused.
  */
 import type { AxiosInstance, AxiosResponse } from 'axios';
 import type { Logger } from 'pino';
@@ -25,11 +30,16 @@ export interface WechatApiOptions {
 }
 
 const JSON_REPLY_MAX = 64 * 1024;
+/** Force refreshes closer together than this change nothing on the platform (doc). */
+const FORCE_REFRESH_SPACING_MS = 30_000;
+/** Refused tokens remembered, to recognise normal mode handing one back. */
+const REFUSED_MEMORY = 8;
 
 export class WechatApi {
   private readonly http: AxiosInstance;
-  /** Set when the platform refused our token: the next stable_token call asks for a new one (force_refresh). */
-  private forceRefresh = false;
+  /** Tokens the platform refused lately (40001/40014/42001), newest last. */
+  private readonly refused: string[] = [];
+  private lastForceAt = 0;
 
   constructor(
     private readonly options: WechatApiOptions,
@@ -45,13 +55,25 @@ export class WechatApi {
   }
 
   private readonly fetchToken = async () => {
+    if (this.options.tokenEndpoint !== 'stable') return this.requestToken(false);
+    const normal = await this.requestToken(false);
+    if (!this.refused.includes(normal.token)) return normal;
+    // Normal mode can only hand back the token that was just refused: only a forced one can work.
+    if (Date.now() - this.lastForceAt < FORCE_REFRESH_SPACING_MS) {
+      this.log.warn({ appId: this.options.appId }, 'access token refused again within 30 s of a forced refresh; not forcing again');
+      return normal;
+    }
+    this.lastForceAt = Date.now();
+    this.log.warn({ appId: this.options.appId }, 'stable_token returned the refused access token; forcing a refresh');
+    return this.requestToken(true);
+  };
+
+  private async requestToken(force: boolean): Promise<{ token: string; expiresInSeconds: number }> {
     const { appId, appSecret } = this.options;
     let res: AxiosResponse<WechatApiResult>;
     try {
       if (this.options.tokenEndpoint === 'stable') {
-        const force = this.forceRefresh;
         res = await this.http.post('/cgi-bin/stable_token', { grant_type: 'client_credential', appid: appId, secret: appSecret, force_refresh: force });
-        this.forceRefresh = false;
       } else {
         res = await this.http.get('/cgi-bin/token', { params: { grant_type: 'client_credential', appid: appId, secret: appSecret } });
       }
@@ -71,13 +93,30 @@ export class WechatApi {
       throw new DeliveryError('access token request: answer without access_token/expires_in', { retryable: true, code: 'bad_token_answer' });
     }
     return { token: body.access_token, expiresInSeconds: body.expires_in };
-  };
+  }
 
-  private isTokenInvalid = (outcome: unknown): boolean => {
-    const invalid = isWechatTokenInvalid(outcome) || isWechatTokenInvalid((outcome as { json?: unknown } | undefined)?.json);
-    if (invalid) this.forceRefresh = true;
-    return invalid;
-  };
+  private readonly isTokenInvalid = (outcome: unknown): boolean =>
+    isWechatTokenInvalid(outcome) || isWechatTokenInvalid((outcome as { json?: unknown } | undefined)?.json);
+
+  /** TokenManager.callWithToken, remembering which token the platform refused (see fetchToken). */
+  private withToken<T>(call: (token: string) => Promise<T>): Promise<T> {
+    return this.tokens.callWithToken(
+      this.tokenKey,
+      this.fetchToken,
+      async (token) => {
+        const outcome = await call(token);
+        if (this.isTokenInvalid(outcome)) this.noteRefused(token);
+        return outcome;
+      },
+      this.isTokenInvalid,
+    );
+  }
+
+  private noteRefused(token: string): void {
+    if (this.refused.includes(token)) return;
+    this.refused.push(token);
+    if (this.refused.length > REFUSED_MEMORY) this.refused.shift();
+  }
 
   accessToken(): Promise<string> {
     return this.tokens.get(this.tokenKey, this.fetchToken);
@@ -88,22 +127,17 @@ export class WechatApi {
    * answer refreshes the token and retries once, and a non-zero errcode is mapped by wechatDeliveryError.
    */
   private async call(what: string, send: (token: string) => Promise<{ status: number; data: WechatApiResult }>): Promise<WechatApiResult> {
-    const result = await this.tokens.callWithToken(
-      this.tokenKey,
-      this.fetchToken,
-      async (token) => {
-        let res: { status: number; data: WechatApiResult };
-        try {
-          res = await send(token);
-        } catch (err) {
-          throw deliveryErrorForException(err, what);
-        }
-        const httpError = deliveryErrorForStatus(res.status, what);
-        if (httpError) throw httpError;
-        return (res.data ?? {}) as WechatApiResult;
-      },
-      this.isTokenInvalid,
-    );
+    const result = await this.withToken(async (token) => {
+      let res: { status: number; data: WechatApiResult };
+      try {
+        res = await send(token);
+      } catch (err) {
+        throw deliveryErrorForException(err, what);
+      }
+      const httpError = deliveryErrorForStatus(res.status, what);
+      if (httpError) throw httpError;
+      return (res.data ?? {}) as WechatApiResult;
+    });
     const error = wechatDeliveryError(result, what, { rateLimitMs: this.options.rateLimitMs });
     if (error) throw error;
     return result;
@@ -139,24 +173,19 @@ export class WechatApi {
    */
   async fetchMedia(mediaId: string): Promise<FetchedMedia> {
     const what = 'media download';
-    const outcome = await this.tokens.callWithToken(
-      this.tokenKey,
-      this.fetchToken,
-      async (token): Promise<{ res: AxiosResponse<Readable> } | { json: WechatApiResult }> => {
-        const res = await this.http.get<Readable>('/cgi-bin/media/get', { params: { access_token: token, media_id: mediaId }, responseType: 'stream' });
-        const type = String(res.headers['content-type'] ?? '');
-        if (res.status >= 200 && res.status < 300 && !/json|text\/plain/i.test(type)) return { res };
-        const text = await readSmall(res.data);
-        const httpError = deliveryErrorForStatus(res.status, what);
-        if (httpError) throw httpError;
-        try {
-          return { json: JSON.parse(text) as WechatApiResult };
-        } catch {
-          throw new Error(`${what}: unreadable answer`);
-        }
-      },
-      this.isTokenInvalid,
-    );
+    const outcome = await this.withToken(async (token): Promise<{ res: AxiosResponse<Readable> } | { json: WechatApiResult }> => {
+      const res = await this.http.get<Readable>('/cgi-bin/media/get', { params: { access_token: token, media_id: mediaId }, responseType: 'stream' });
+      const type = String(res.headers['content-type'] ?? '');
+      if (res.status >= 200 && res.status < 300 && !/json|text\/plain/i.test(type)) return { res };
+      const text = await readSmall(res.data);
+      const httpError = deliveryErrorForStatus(res.status, what);
+      if (httpError) throw httpError;
+      try {
+        return { json: JSON.parse(text) as WechatApiResult };
+      } catch {
+        throw new Error(`${what}: unreadable answer`);
+      }
+    });
     if ('json' in outcome) {
       const json = outcome.json;
       const error = wechatDeliveryError(json, what, { rateLimitMs: this.options.rateLimitMs });

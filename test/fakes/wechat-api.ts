@@ -3,6 +3,8 @@
  * way the platform does:
  * - GET  /cgi-bin/token?grant_type=client_credential&appid=&secret=          → {access_token, expires_in}
  * - POST /cgi-bin/stable_token {grant_type, appid, secret, force_refresh}     → {access_token, expires_in}
+ *   (getStableAccessToken doc: normal mode returns the current token while it is valid; force mode invalidates it
+ *   and issues a new one, at most 20 times a day and not within 30 s of the previous force — then nothing changes)
  * - POST /cgi-bin/message/custom/send?access_token=  JSON {touser, msgtype, <msgtype>: {...}} → {errcode:0,errmsg:"ok"}
  * - POST /cgi-bin/media/upload?access_token=&type=   multipart field "media"  → {type, media_id, created_at}
  * - GET  /cgi-bin/media/get?access_token=&media_id=                           → the file, or {errcode, errmsg}
@@ -41,6 +43,12 @@ export async function startFakeWechatApi(app: { appId: string; appSecret: string
   let tokenRequests = 0;
   let stableForceRefreshes = 0;
   let current: string | undefined;
+  /** Tokens the APIs refuse although stable_token (normal mode) still hands them out: what force mode is for. */
+  const refusedButCurrent = new Set<string>();
+  /** Times (ms) of the force refreshes that took effect, for the 30 s spacing and the 20-a-day limit. */
+  const forcedAt: number[] = [];
+  let clockSkewMs = 0;
+  const now = () => Date.now() + clockSkewMs;
 
   const json = (res: ServerResponse, body: unknown, status = 200) => {
     res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
@@ -63,7 +71,7 @@ export async function startFakeWechatApi(app: { appId: string; appSecret: string
   const tokenError = (token: string | null) => {
     if (!token) return { errcode: 41001, errmsg: 'access_token missing' };
     if (expired.has(token)) return { errcode: 42001, errmsg: 'access_token expired' };
-    if (!tokens.has(token)) return { errcode: 40001, errmsg: 'invalid credential, access_token is invalid or not latest' };
+    if (!tokens.has(token) || refusedButCurrent.has(token)) return { errcode: 40001, errmsg: 'invalid credential, access_token is invalid or not latest' };
     return undefined;
   };
 
@@ -93,9 +101,16 @@ export async function startFakeWechatApi(app: { appId: string; appSecret: string
       if (b.appid !== app.appId) return json(res, { errcode: 40013, errmsg: 'invalid appid' });
       if (b.secret !== app.appSecret) return json(res, { errcode: 40125, errmsg: 'invalid appsecret' });
       if (b.force_refresh !== undefined && typeof b.force_refresh !== 'boolean') return json(res, { errcode: 47001, errmsg: 'data format error' });
-      // Normal mode returns the same token while it is valid; force_refresh issues a new one.
-      if (b.force_refresh) stableForceRefreshes++;
-      if (current && tokens.has(current) && !expired.has(current) && !b.force_refresh) return json(res, { access_token: current, expires_in: 7200 });
+      const valid = current !== undefined && tokens.has(current) && !expired.has(current);
+      if (!b.force_refresh) return json(res, valid ? { access_token: current, expires_in: 7200 } : issue());
+      // Force mode: limited to 20 a day, and within 30 s of the previous force nothing is refreshed.
+      const today = forcedAt.filter((t) => now() - t < 24 * 3600 * 1000);
+      if (today.length >= 20) return json(res, { errcode: 45009, errmsg: 'reach max api daily quota limit' });
+      if (valid && today.length > 0 && now() - today.at(-1)! < 30_000) return json(res, { access_token: current, expires_in: 7200 });
+      stableForceRefreshes++;
+      forcedAt.push(now());
+      // The previous token stops working at once.
+      if (current) tokens.delete(current);
       return json(res, issue());
     }
     if (url.pathname === '/cgi-bin/message/custom/send' && req.method === 'POST') {
@@ -186,6 +201,14 @@ export async function startFakeWechatApi(app: { appId: string; appSecret: string
     /** Make every issued token unknown (40001), as after someone else fetched a classic token. */
     revokeTokens() {
       tokens.clear();
+    },
+    /** The current token is refused by the APIs (40001) while normal-mode stable_token still returns it. */
+    refuseCurrentToken() {
+      if (current) refusedButCurrent.add(current);
+    },
+    /** Moves the fake's clock (force-refresh spacing and daily limit). */
+    advanceClock(ms: number) {
+      clockSkewMs += ms;
     },
     /** Puts a file in the platform's media store, as if a user had sent it; returns its media_id. */
     addMedia(data: Buffer, type: string, name: string): string {
