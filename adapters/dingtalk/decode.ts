@@ -23,7 +23,8 @@ export const RobotCallback = z
     senderCorpId: z.string().optional(),
     robotCode: z.string().optional(),
     chatbotUserId: z.string().optional(),
-    createAt: z.number().optional(),
+    // The field table types it as a String, the documented example has a number: both are accepted.
+    createAt: z.union([z.number(), z.string()]).optional(),
     sessionWebhook: z.string().optional(),
     sessionWebhookExpiredTime: z.number().optional(),
     text: z.object({ content: z.string() }).optional(),
@@ -88,8 +89,7 @@ export function decodeRobotCallback(
     conversationId: conversationIdFor(channel.id, body.conversationId),
     channelMessageId: body.msgId,
     sender: { id: peerId, role: 'customer', ...(body.senderNick && { name: body.senderNick }) },
-    // Times are whole ms; a fraction would fail message validation and lose the message after DingTalk's retries.
-    timestamp: body.createAt && body.createAt > 0 ? Math.floor(body.createAt) : now,
+    timestamp: createdAt(body.createAt) ?? now,
     receivedAt: now,
     content: decodeRobotContent(body),
     metadata: { conversationType: body.conversationType === '2' ? 'group' : 'single' },
@@ -116,6 +116,15 @@ export function decodeRobotCallback(
     context,
   };
   return { message, reference, webhookRefused };
+}
+
+/**
+ * `createAt` in whole ms, or undefined when it is no time. A fraction is rounded down: message validation wants whole
+ * ms, and refusing the message would lose it after DingTalk's retries.
+ */
+function createdAt(value: number | string | undefined): number | undefined {
+  const ms = typeof value === 'string' ? (/^\d+$/.test(value) ? Number(value) : NaN) : value;
+  return ms !== undefined && Number.isFinite(ms) && ms > 0 ? Math.floor(ms) : undefined;
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

@@ -3,10 +3,12 @@
  * against a loopback DingTalk (signed callbacks, session webhooks, OpenAPI with access tokens).
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { GROUP_MSG_PARAM_MAX_BYTES, sampleTextParam } from '../../adapters/dingtalk/api.js';
 import { decodeRobotCallback, decodeRobotContent, RobotCallback } from '../../adapters/dingtalk/decode.js';
 import { ConversationReference } from '../../gateway/conversation-reference.js';
+import { conversationIdFor } from '../../gateway/message.js';
 import { robotSign, verifyRobotSign } from '../../adapters/dingtalk/sign.js';
 import { startDingTalkApi } from '../fakes/dingtalk-api.js';
 import { eventually, startTestGateway, type TestGateway } from '../helpers/gateway.js';
@@ -61,6 +63,36 @@ describe('DingTalk payload decoding', () => {
     assert.equal(message.timestamp, 1700000000000);
     assert.equal(reference.replyWindowUntil, 1700000900000);
     assert.ok(ConversationReference.safeParse({ ...reference, conversationId: message.conversationId, channel: 'dingtalk', channelType: 'dingtalk', updatedAt: 1 }).success);
+  });
+});
+
+describe('DingTalk payload decoding: the official documentation example (test/fixtures/dingtalk)', () => {
+  const official = JSON.parse(readFileSync(new URL('../fixtures/dingtalk/robot-text-group.json', import.meta.url), 'utf8')) as Record<string, unknown>;
+  const channel = { id: 'dingtalk', type: 'dingtalk' };
+  const decode = (body: unknown) =>
+    decodeRobotCallback(RobotCallback.parse(body), channel, { robotCode: 'dingrobot0001', webhookAllowed: (url) => url.startsWith('https://oapi.dingtalk.com/') }, 1613630300000);
+
+  it('decodes the group text callback into a message and a reference with its session webhook', () => {
+    const { message, reference, webhookRefused } = decode(official);
+    assert.equal(webhookRefused, false);
+    assert.equal(message.channelMessageId, 'msg0xxxxx');
+    assert.equal(message.conversationId, conversationIdFor('dingtalk', 'xxx'));
+    assert.deepEqual(message.sender, { id: 'user123', role: 'customer', name: '杨xx' });
+    assert.equal(message.timestamp, 1613630252678);
+    assert.deepEqual(message.content, { type: 'text', text: '你好' });
+    assert.deepEqual(message.metadata, { conversationType: 'group' });
+    assert.deepEqual(reference, {
+      peerId: 'user123',
+      peerName: '杨xx',
+      threadId: 'xxx',
+      replyWindowUntil: 1613635652738,
+      context: { conversationType: '2', robotCode: 'dingrobot0001', staffId: 'user123', sessionWebhook: 'https://oapi.dingtalk.com/robot/sendBySession?session=xxxxx' },
+    });
+  });
+
+  it('accepts createAt as the string the field table documents', () => {
+    assert.equal(decode({ ...official, createAt: '1613630252678' }).message.timestamp, 1613630252678);
+    assert.equal(decode({ ...official, createAt: 'soon' }).message.timestamp, 1613630300000, 'not a time: the arrival time');
   });
 });
 
