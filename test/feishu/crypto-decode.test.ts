@@ -1,9 +1,10 @@
 /** Feishu event crypto against the vectors in /work/shared/protocols/vectors.json, and the pure decoders. */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { decrypt, encrypt, signature, signatureMatches, timestampFresh, tokenMatches } from '../../adapters/feishu/crypto.js';
 import { decodeContent, decodeMessageEvent, MessageReceiveEvent, parseEnvelope } from '../../adapters/feishu/decode.js';
-import { Content } from '../../gateway/message.js';
+import { Content, conversationIdFor } from '../../gateway/message.js';
 
 describe('Feishu event crypto', () => {
   it('decrypts the official example (encrypt key "test key" → "hello world")', () => {
@@ -147,5 +148,34 @@ describe('Feishu payload decoding', () => {
     assert.equal(decodeMessageEvent(event('group'), 'e', channel, opts).kind, 'skip');
     assert.equal(decodeMessageEvent(event('group'), 'e', channel, { groupMessages: 'all', botOpenId: undefined }).kind, 'message');
     assert.equal(decodeMessageEvent(event('p2p', [], 'app'), 'e', channel, opts).kind, 'skip');
+  });
+});
+
+describe('Feishu payload decoding: the official documentation example (test/fixtures/feishu)', () => {
+  const official = JSON.parse(readFileSync(new URL('../fixtures/feishu/im.message.receive_v1.json', import.meta.url), 'utf8')) as unknown;
+  const channel = { id: 'feishu', type: 'feishu' };
+
+  it('classifies the envelope and decodes the group message that mentions the bot', () => {
+    const envelope = parseEnvelope(official);
+    assert.ok(envelope.kind === 'event');
+    assert.equal(envelope.eventId, '5e3702a84e847582be8db7fb73283c02');
+    assert.equal(envelope.eventType, 'im.message.receive_v1');
+    assert.equal(envelope.token, 'rvaYgkND1GOiu5MM0E1rncYC6PLtF7JV');
+    const event = MessageReceiveEvent.parse(envelope.event);
+    // The example's only mention is of ou_84aad35d…: taken here as the bot, so the group message is answered.
+    const out = decodeMessageEvent(event, envelope.eventId, channel, { groupMessages: 'mention', botOpenId: 'ou_84aad35d084aa403a838cf73ee18467' }, 1);
+    assert.ok(out.kind === 'message');
+    assert.equal(out.message.channelMessageId, 'om_5ce6d572455d361153b7cb51da133945');
+    assert.equal(out.message.conversationId, conversationIdFor('feishu', 'oc_5ce6d572455d361153b7xx51da133945'));
+    assert.equal(out.message.timestamp, 1609073151345);
+    assert.deepEqual(out.message.content, { type: 'text', text: 'hello' });
+    assert.deepEqual(out.message.sender, { id: 'ou_84aad35d084aa403a838cf73ee18467', role: 'customer', name: 'Tom' });
+    assert.deepEqual(out.reference, {
+      peerId: 'ou_84aad35d084aa403a838cf73ee18467',
+      threadId: 'oc_5ce6d572455d361153b7xx51da133945',
+      context: { chatId: 'oc_5ce6d572455d361153b7xx51da133945', chatType: 'group', messageId: 'om_5ce6d572455d361153b7cb51da133945', tenantKey: '736588c9260f175e' },
+    });
+    const other = decodeMessageEvent(event, envelope.eventId, channel, { groupMessages: 'mention', botOpenId: 'ou_some_other_bot' }, 1);
+    assert.equal(other.kind, 'skip');
   });
 });
