@@ -69,8 +69,8 @@ function conditionNodeSchema(input: unknown): z.ZodType | undefined {
 export const RuleConditions = z
   .object({
     channels: z.array(z.string()).optional().describe('Only on these channel ids'),
-    keywords: z.array(z.string().min(1)).optional().describe('The text contains any of these (case-insensitive)'),
-    regex: regexSource('iu').optional().describe('This regular expression (flags "iu") finds a match in the text'),
+    keywords: z.array(z.string().min(1)).optional().describe('The text contains any of these (case-insensitive, NFKC-normalised)'),
+    regex: regexSource('iu').optional().describe('This regular expression (flags "iu") finds a match in the text (NFKC-normalised)'),
     intent: z
       .object({
         labels: z.array(z.string()).optional(),

@@ -45,7 +45,13 @@ interface PreparedTurn {
 
 interface Turn {
   message: UnifiedMessage;
+  /** The text as the customer wrote it: what templates show. */
   text: string;
+  /**
+   * The same text NFKC-normalised, which every stage reads (entities, rules, hand-off phrases, KB, intent): full-width
+   * "ＳＯ１２３４５６７８" or "ＲＥＦＵＮＤ" is then what its ASCII form is.
+   */
+  normalized: string;
   ctx: ConversationContext;
   prediction: IntentPrediction | undefined;
   intentTrace: DecisionTrace['intent'];
@@ -61,6 +67,8 @@ export function textOf(content: Content): string {
   if (content.type === 'image') return content.caption ?? '';
   return '';
 }
+
+const normalizeText = (text: string): string => text.normalize('NFKC');
 
 const pickReply = (reply: string | string[]): string[] => (Array.isArray(reply) ? reply : [reply]);
 
@@ -87,7 +95,7 @@ export class PolicyBot implements Bot {
    */
   prepare(message: UnifiedMessage): Promise<PreparedTurn> {
     const text = textOf(message.content).trim();
-    const prediction = this.predict(text);
+    const prediction = this.predict(normalizeText(text));
     prediction?.catch(() => undefined); // surfaced by decide() when it runs; dropped with the turn otherwise
     return Promise.resolve({ text, prediction });
   }
@@ -135,7 +143,8 @@ export class PolicyBot implements Bot {
     }
     text = burst;
 
-    const captured = entities.extract(text);
+    const normalized = normalizeText(text);
+    const captured = entities.extract(normalized);
     Object.assign(ctx.slots, captured);
     const notes: string[] = [];
     if (Object.keys(captured).length) notes.push(`captured ${Object.keys(captured).join(', ')}`);
@@ -145,10 +154,11 @@ export class PolicyBot implements Bot {
     if (message.content.type !== 'event') ctx.turns += 1;
 
     // A burst joins earlier texts to this one: that text is new to the model, so only it is predicted here.
-    const prediction = await this.predictionOrNone(text === early.text ? early.prediction : this.predict(text), notes);
+    const prediction = await this.predictionOrNone(text === early.text ? early.prediction : this.predict(normalized), notes);
     const turn: Turn = {
       message,
       text,
+      normalized,
       ctx,
       prediction,
       intentTrace: prediction && {
@@ -169,7 +179,7 @@ export class PolicyBot implements Bot {
 
   private async decideTurn(turn: Turn): Promise<BotDecision> {
     const { config } = this.deps;
-    const { message, text, ctx, prediction } = turn;
+    const { message, text, normalized, ctx, prediction } = turn;
 
     // 1. Sensitive words: always flagged for downstream systems; optionally answered or handed off right here.
     const hits = this.deps.sensitive.find(text).map((h) => h.word);
@@ -187,7 +197,7 @@ export class PolicyBot implements Bot {
     // 2. Rules.
     const applied = await this.deps.rules.evaluate({
       channel: message.channel,
-      text: text.normalize('NFKC').toLowerCase(),
+      text: normalized.toLowerCase(),
       rawText: text,
       intent: { label: prediction?.label ?? '', confidence: prediction?.confidence ?? 0 },
       slots: ctx.slots,
@@ -203,7 +213,7 @@ export class PolicyBot implements Bot {
     if (message.content.type === 'event') return this.finish(turn, 'ignored', [], { reason: 'event without a matching rule' });
 
     // 3. Explicit hand-off request: a phrase, or an intent label that means "a human please".
-    const phrase = this.handoffPhrases.find(text)[0]?.word;
+    const phrase = this.handoffPhrases.find(normalized)[0]?.word;
     const wantsHuman =
       phrase ??
       (prediction && !prediction.outOfScope && config.intent.handoffLabels.includes(prediction.label) && prediction.confidence >= prediction.thresholds.confidence
@@ -216,8 +226,8 @@ export class PolicyBot implements Bot {
     }
 
     // 4. Knowledge base.
-    if (this.deps.kb && text) {
-      const match = this.deps.kb.search(text, message.channel);
+    if (this.deps.kb && normalized) {
+      const match = this.deps.kb.search(normalized, message.channel);
       if (match && match.score >= config.kb.threshold) {
         turn.notes.push(`kb top: ${match.top.map((t) => `${t.id}=${t.score.toFixed(3)}`).join(', ')}`);
         return this.finish(turn, 'kb', [match.answer], { faqId: match.entry.id, score: match.score });

@@ -235,7 +235,9 @@ export class ModelBundle {
     return { ...this.cacheStats, size: this.cache?.size ?? 0 };
   }
 
-  async predict(text: string): Promise<IntentPrediction> {
+  /** The intent of a text, NFKC-normalised first: full-width Latin and digits read as their ASCII forms. */
+  async predict(rawText: string): Promise<IntentPrediction> {
+    const text = rawText.normalize('NFKC');
     const cached = this.cache?.get(text);
     if (cached) {
       this.cacheStats.hits++;

@@ -12,8 +12,8 @@
  * `compileConditions` gives the same conditions as json-rules-engine sees them; test/bot/rules.test.ts checks that
  * the predicate and the engine agree on every kind of condition.
  *
- * Facts: channel, text (lower-cased), rawText, intent {label, confidence}, slots, attributes, tags, awaiting,
- * turns, unanswered, now (ms since the epoch).
+ * Facts: channel, text (NFKC-normalised, lower-cased), rawText (as written), intent {label, confidence}, slots,
+ * attributes, tags, awaiting, turns, unanswered, now (ms since the epoch).
  */
 import { Engine, type NestedCondition, type TopLevelCondition } from 'json-rules-engine';
 import type { Logger } from '../../gateway/logger.js';
@@ -137,7 +137,8 @@ function declarativeConditions(when: RuleConditions): FactCondition[] {
   const all: FactCondition[] = [];
   if (when.channels) all.push({ fact: 'channel', operator: 'in', value: when.channels });
   if (when.keywords) all.push({ fact: 'text', operator: 'containsAnyKeyword', value: normalizeKeywords(when.keywords) });
-  if (when.regex !== undefined) all.push({ fact: 'rawText', operator: 'matchesRegex', value: when.regex });
+  // On the normalised text (the flags ignore case anyway), so full-width "ＲＥＦＵＮＤ" meets /refund/ as keywords do.
+  if (when.regex !== undefined) all.push({ fact: 'text', operator: 'matchesRegex', value: when.regex });
   if (when.intent?.labels) all.push({ fact: 'intent', path: '$.label', operator: 'in', value: when.intent.labels });
   if (when.intent?.minConfidence !== undefined) {
     all.push({ fact: 'intent', path: '$.confidence', operator: 'greaterThanInclusive', value: when.intent.minConfidence });

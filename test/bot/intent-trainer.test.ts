@@ -186,6 +186,11 @@ describe('intent trainer', () => {
     assert.equal(en.label, 'shipping_fee');
     assert.equal(en.top.length, 3);
     assert.match(en.modelVersion, /^support@/);
+    // Full-width Latin and digits are read as ASCII (NFKC), whoever calls predict().
+    const fullWidth = await bundle.predict('ＲＥＦＵＮＤ ＭＹ ＯＲＤＥＲ');
+    const ascii = await bundle.predict('REFUND MY ORDER');
+    assert.equal(fullWidth.label, ascii.label);
+    assert.equal(fullWidth.confidence, ascii.confidence);
     bundle.retire();
   });
 

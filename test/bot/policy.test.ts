@@ -72,6 +72,17 @@ describe('decision policy over real Redis', () => {
     assert.equal(replyText(again), 'Order SO12345678 is on its way.');
   });
 
+  it('reads full-width text as its ASCII form (NFKC) in every stage, and templates show the text as written', async () => {
+    const d = await bot.say('ＷＨＥＲＥ is order ＳＯ１２３４５６７８？', { user: 'fw-1' });
+    assert.equal(d.trace.ruleId, 'order-number');
+    assert.equal(replyText(d), 'Order SO12345678 is on its way.');
+    const intent = await bot.say('ｇｏｏｄ ｍｏｒｎｉｎｇ', { user: 'fw-2' });
+    assert.equal(intent.trace.stage, 'intent');
+    assert.equal(intent.trace.intent?.label, 'greeting');
+    assert.equal((await bot.say('ＨＯＷ ＬＯＮＧ does a ＲＥＦＵＮＤ take', { user: 'fw-3' })).trace.faqId, 'refund-time');
+    assert.equal((await bot.say('ＡＧＥＮＴ please', { user: 'fw-4' })).trace.stage, 'handoff');
+  });
+
   it('keeps no key per conversation: its context is the decision state, which the gateway stores, forgotten after its quiet period', async () => {
     const first = await bot.say('where is order SO87654321?', { user: 'keys-1' });
     const second = await bot.say('thanks', { user: 'keys-1' });

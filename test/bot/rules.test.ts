@@ -22,6 +22,7 @@ const rules = [
   { id: 'got-order', match: { awaiting: 'orderNumber', entities: { has: ['orderNumber'] } }, reply: 'Thanks, noted {{slots.orderNumber}}.' },
   { id: 'third-turn', match: { turns: { min: 3 }, keywords: ['still'] }, reply: 'Turn three or later.' },
   { id: 'night', match: { keywords: ['open now'], businessHours: { timeZone: 'Asia/Shanghai', days: [1, 2, 3, 4, 5, 6, 7], from: '00:00', to: '00:01', inside: false } }, reply: 'We are closed right now.' },
+  { id: 'echo', match: { regex: '^echo\\s+\\d+$' }, reply: 'You wrote {{text}}' },
   { id: 'advanced', match: { conditions: { any: [{ fact: 'rawText', operator: 'equal', value: 'ping' }, { fact: 'rawText', operator: 'equal', value: 'PING' }] } }, reply: 'pong' },
 ];
 
@@ -79,6 +80,10 @@ describe('rule engine: priorities, stop-on-match, conditions and actions', () =>
     const insideWindow = withinBusinessHours(Date.now(), BusinessHours.parse({ timeZone: 'Asia/Shanghai', days: [1, 2, 3, 4, 5, 6, 7], from: '00:00', to: '00:01' }));
     assert.equal(night.trace.ruleId, insideWindow ? undefined : 'night');
     assert.equal(replyText(await bot.say('PING', { user: 'adv' })), 'pong');
+  });
+
+  it('a regex condition reads the normalised text; the template shows the text as written', async () => {
+    assert.equal(replyText(await bot.say('ＥＣＨＯ　１２３', { user: 'echo-1' })), 'You wrote ＥＣＨＯ　１２３');
   });
 
   it('evaluates business hours in the configured time zone', () => {
