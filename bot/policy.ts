@@ -210,7 +210,8 @@ export class PolicyBot implements Bot {
     });
     const ruled = this.applyRules(turn, applied);
     if (ruled) return ruled;
-    if (message.content.type === 'event') return this.finish(turn, 'ignored', [], { reason: 'event without a matching rule' });
+    // Not a customer turn: neither answered nor unanswered, so the unanswered count stays as it was.
+    if (message.content.type === 'event') return this.finish(turn, 'ignored', [], { reason: 'event without a matching rule' }, false);
 
     // 3. Explicit hand-off request: a phrase, or an intent label that means "a human please".
     const phrase = this.handoffPhrases.find(normalized)[0]?.word;

@@ -5,7 +5,7 @@ import { createBot, type BotParts } from '../../bot/index.js';
 import type { IntentClassifier, IntentPrediction, IntentThresholds } from '../../bot/intent/types.js';
 import type { BotDecision } from '../../bot/types.js';
 import { connectRedis } from '../../gateway/redis.js';
-import { createMessage, type UnifiedMessage } from '../../gateway/message.js';
+import { createMessage, type Content, type UnifiedMessage } from '../../gateway/message.js';
 import { GatewayEvents } from '../../gateway/events.js';
 import { createLogger } from '../../gateway/logger.js';
 import type { RedisClient } from '../../adapters/types.js';
@@ -42,7 +42,8 @@ export interface TestBot {
   parts: BotParts;
   events: GatewayEvents;
   redis: RedisClient;
-  say(text: string, opts?: { user?: string; channel?: string; metadata?: Record<string, string | number | boolean> }): Promise<BotDecision>;
+  /** A customer message: `text`, or `content` when given (an event, an image...). */
+  say(text: string, opts?: { user?: string; channel?: string; metadata?: Record<string, string | number | boolean>; content?: Content }): Promise<BotDecision>;
   stop(): Promise<void>;
 }
 
@@ -80,7 +81,7 @@ export async function startTestBot(
     parts,
     events,
     redis,
-    async say(text, { user = 'u1', channel = 'web', metadata = {} } = {}) {
+    async say(text, { user = 'u1', channel = 'web', metadata = {}, content = { type: 'text', text } } = {}) {
       const conversationId = `${channel}.${user}`;
       const n = (turns.get(conversationId) ?? 0) + 1;
       turns.set(conversationId, n);
@@ -90,7 +91,7 @@ export async function startTestBot(
         direction: 'in',
         conversationId,
         sender: { id: user, role: 'customer' },
-        content: { type: 'text', text },
+        content,
         metadata,
       });
       // As the pipeline does: the model run starts first; the state the bot saved comes back with the next message.

@@ -134,6 +134,15 @@ describe('decision policy over real Redis', () => {
     assert.equal(second.handoff?.team, 'support');
   });
 
+  it('an event no rule answers leaves the unanswered counter as it was', async () => {
+    const location = { type: 'event', event: 'location_report', data: { lat: 31.2, lng: 121.5 } } as const;
+    assert.equal((await bot.say('blue bananas', { user: 'event-1' })).trace.stage, 'fallback');
+    assert.equal((await bot.say('', { user: 'event-1', content: location })).trace.stage, 'ignored');
+    const second = await bot.say('purple pears', { user: 'event-1' });
+    assert.equal(second.trace.stage, 'handoff');
+    assert.equal(second.handoff?.reason, '2 unanswered turns');
+  });
+
   it('an answered turn resets the unanswered counter', async () => {
     assert.equal((await bot.say('blue bananas', { user: 'reset-1' })).trace.stage, 'fallback');
     assert.equal((await bot.say('good morning', { user: 'reset-1' })).trace.stage, 'intent');
