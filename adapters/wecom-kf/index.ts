@@ -50,6 +50,10 @@ const WINDOW_MS = 48 * 3600 * 1000;
 const REPLIES_PER_CUSTOMER_MESSAGE = 5;
 
 export { KF_STATE };
+/** The enter_session welcome_code is valid for 20 s (path 96428). */
+const WELCOME_CODE_VALID_MS = 20_000;
+const RESTORE_WELCOME = `if redis.call('hget', KEYS[1], 'welcomeFor') == ARGV[2] and redis.call('hexists', KEYS[1], 'welcomeCode') == 0 then
+  return redis.call('hset', KEYS[1], 'welcomeCode', ARGV[1]) end return 0`;
 /** A session lasts at most 48 h from the customer's enquiry (94698): a remembered state is not kept longer. */
 const SESSION_STATE_TTL_MS = 48 * 3600 * 1000;
 const STATE_NAMES: Record<number, string> = { 2: 'queued for a servicer', 3: 'with a human servicer', 4: 'ended' };
@@ -199,7 +203,8 @@ class WecomKfAdapter implements ChannelAdapter {
         else if (session) message.metadata.kfServiceState = session.state;
       }
       if (decoded.kind === 'message' && decoded.welcomeCode) {
-        await this.ctx.redis.multi().hset(window, { welcomeCode: decoded.welcomeCode, welcomeFor: message.id }).pexpire(window, WINDOW_MS * 2).exec();
+        const welcome = { welcomeCode: decoded.welcomeCode, welcomeFor: message.id, welcomeAt: String(message.timestamp) };
+        await this.ctx.redis.multi().hset(window, welcome).pexpire(window, WINDOW_MS * 2).exec();
       }
       const result = await this.ctx.ingest(message, { peerId: externalUserId, threadId: openKfid, context: { openKfid } });
       if (!result.duplicate && 'mediaId' in content && content.mediaId) {
@@ -213,11 +218,9 @@ class WecomKfAdapter implements ChannelAdapter {
     const window = this.windowKey(message.conversationId);
     const state = await this.ctx.redis.hgetall(window);
 
-    // A welcome message answers enter_session with its one-time code (valid 20 s); claim it atomically.
-    // send_msg_on_event takes only text or msgmenu (path 96428), so any other content goes as its text form.
-    if (state.welcomeCode && message.replyTo === state.welcomeFor && (await this.ctx.redis.hdel(window, 'welcomeCode')) === 1) {
-      const sent = await this.api.post<WecomResult & { msgid?: string }>('kf/send_msg_on_event', { code: state.welcomeCode, msgid: message.id, ...textPayload(message.content) });
-      return { channelMessageId: sent.msgid ?? message.id };
+    if (state.welcomeCode && message.replyTo === state.welcomeFor) {
+      const welcomed = await this.sendWelcome(message, window, state);
+      if (welcomed) return welcomed;
     }
     await this.refuseUnlessWithApi(message.conversationId);
     const payload = await this.payload(message);
@@ -238,6 +241,30 @@ class WecomKfAdapter implements ChannelAdapter {
     });
     if (lastCustomerAt > 0) await this.ctx.redis.hincrby(window, 'sent', 1);
     return { channelMessageId: sent.msgid ?? message.id };
+  }
+
+  /**
+   * A welcome answers enter_session with its one-time code, valid 20 s (path 96428). The code is claimed atomically
+   * (a second reply to the same event goes through send_msg) and put back when the send may be retried, so a
+   * transient failure does not lose the welcome; past 20 s it fails at once. send_msg_on_event takes only text or
+   * msgmenu, so any other content goes as its text form. Undefined: another reply claimed the code.
+   */
+  private async sendWelcome(message: UnifiedMessage, window: string, state: Record<string, string>): Promise<SendResult | undefined> {
+    const code = state.welcomeCode!;
+    if ((await this.ctx.redis.hdel(window, 'welcomeCode')) !== 1) return undefined;
+    const issuedAt = Number(state.welcomeAt ?? 0);
+    if (issuedAt > 0 && Date.now() - issuedAt > WELCOME_CODE_VALID_MS) {
+      throw new DeliveryError('kf/send_msg_on_event: the welcome code is older than 20 s', { retryable: false, code: 'kf_welcome_expired', reason: 'reply_window_expired' });
+    }
+    try {
+      const sent = await this.api.post<WecomResult & { msgid?: string }>('kf/send_msg_on_event', { code, msgid: message.id, ...textPayload(message.content) });
+      return { channelMessageId: sent.msgid ?? message.id };
+    } catch (err) {
+      const retryable = !(err instanceof DeliveryError) || err.retryable;
+      // Put the code back for the retry, unless a newer enter_session replaced it meanwhile.
+      if (retryable) await this.ctx.redis.eval(RESTORE_WELCOME, 1, window, code, state.welcomeFor ?? '').catch(() => undefined);
+      throw err;
+    }
   }
 
   /** send_msg is allowed only in states 0 and 1 (94677): a session with a servicer, queued or ended is not ours. */

@@ -212,6 +212,24 @@ describe('wecom-kf channel end to end (pull with cursor, real gateway and Redis)
     assert.deepEqual(welcome.body.text, { content: 'Welcome!\nhttps://example.com/welcome.png' });
   });
 
+  it('keeps the welcome code through a transient failure, so the retry still welcomes', async () => {
+    fake.failNext('kf/send_msg_on_event', { status: 503 });
+    fake.pushKf({ msgid: 'enter-3', open_kfid: OPEN_KFID, origin: 4, msgtype: 'event', event: { event_type: 'enter_session', open_kfid: OPEN_KFID, external_userid: 'wm-retry', scene: 'qr', welcome_code: 'WELCOME-CODE-3' } });
+    await callback();
+    const welcome = await eventually(() => fake.sent.find((s) => s.path === 'kf/send_msg_on_event' && s.body.code === 'WELCOME-CODE-3'), 'welcome after the retry');
+    assert.deepEqual(welcome.body.text, { content: 'event: enter_session' });
+    assert.equal(kfReplies('wm-retry').length, 0, 'not sent with send_msg');
+  });
+
+  it('fails a welcome fast once its 20 s code has lapsed', async () => {
+    const before = fake.sent.length;
+    fake.pushKf({ msgid: 'enter-4', send_time: Math.floor(Date.now() / 1000) - 30, open_kfid: OPEN_KFID, origin: 4, msgtype: 'event', event: { event_type: 'enter_session', open_kfid: OPEN_KFID, external_userid: 'wm-late', scene: 'qr', welcome_code: 'WELCOME-CODE-4' } });
+    await callback();
+    const failed = await eventually(() => failures.find((f) => f.code === 'kf_welcome_expired'), 'welcome refused');
+    assert.equal(failed.reason, 'reply_window_expired');
+    assert.equal(fake.sent.slice(before).filter((s) => s.body.code === 'WELCOME-CODE-4' || s.body.touser === 'wm-late').length, 0);
+  });
+
   it('keeps to 5 replies per customer message and fails the rest fast', async () => {
     say('wm-dave', 'many 7');
     await callback();
