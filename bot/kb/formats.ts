@@ -156,8 +156,11 @@ function fromMarkdown(text: string): Draft[] {
       current.draft.paraphrases!.push(bullet[1]!.trim());
       return;
     }
-    if (current.inList && line.trim() === '') return;
-    current.inList = false;
+    if (current.inList) {
+      // The paraphrases are the bullets right under the heading: the first other line, a blank one included, ends them.
+      current.inList = false;
+      if (line.trim() === '') return;
+    }
     const meta = META.exec(line);
     if (meta) {
       const [, key, arg, value] = meta;
@@ -167,19 +170,29 @@ function fromMarkdown(text: string): Draft[] {
       else problems.push(`line ${i + 1}: unknown metadata "${key}${arg ? ' ' + arg : ''}" (tags, enabled, answer <channel>)`);
       return;
     }
-    current.body.push(line);
+    current.body.push(unescapeAnswerLine(line));
   });
   finish();
   if (problems.length) throw new KbFormatError(problems);
   return drafts;
 }
 
+/**
+ * An answer line that would read as something else — a paraphrase bullet (`-`, `*`), metadata (`>`), a section
+ * heading (`## `) — is written with a backslash in front; so is one that starts with a backslash, so that the
+ * backslash an import removes is always the one added here.
+ */
+const ESCAPED = /^\\[-*>#\\]/;
+const NEEDS_ESCAPE = /^[-*>#\\]/;
+const escapeAnswerLine = (line: string): string => (NEEDS_ESCAPE.test(line) ? `\\${line}` : line);
+const unescapeAnswerLine = (line: string): string => (ESCAPED.test(line) ? line.slice(1) : line);
+
 function toMarkdown(entries: FaqEntry[]): string {
   const out = ['# Knowledge base', ''];
   for (const e of entries) {
     out.push(`## ${e.id}: ${e.question.replace(/\n/g, ' ')}`);
     for (const p of e.paraphrases) out.push(`- ${p.replace(/\n/g, ' ')}`);
-    out.push('', e.answer, '');
+    out.push('', ...e.answer.split('\n').map(escapeAnswerLine), '');
     if (e.tags.length) out.push(`> tags: ${e.tags.join(', ')}`);
     if (!e.enabled) out.push('> enabled: false');
     for (const [channel, answer] of Object.entries(e.answers)) out.push(`> answer ${channel}: ${answer.replace(/\n/g, ' ')}`);

@@ -132,6 +132,24 @@ describe('knowledge base: import, retrieval in both languages, admin CRUD across
     assert.throws(() => parseKb('[{"id":"a","question":"q","answer":"x"},{"id":"a","question":"q","answer":"y"}]', 'json'), /duplicate id/);
   });
 
+  it('round-trips Markdown answers whose lines look like list items, metadata or headings', () => {
+    const entries = parseKb(
+      JSON.stringify([
+        { id: 'reset', question: 'How do I reset my password?', paraphrases: ['forgot password'], answer: '- Open Settings\n* Tap "Reset password"\nYou will get an e-mail.' },
+        { id: 'reset-bare', question: 'Reset?', answer: '- Open Settings\n- Tap "Reset"' },
+        { id: 'ship', question: 'Shipping cost?', answer: 'Standard shipping:\n> note: free above 99\n>plain quote' },
+        { id: 'steps', question: 'Steps?', answer: 'Read this:\n## Step one: open the app\n#hashtag\n\\ a backslash line\n\\- escaped by hand' },
+      ]),
+      'json',
+    );
+    const md = serializeKb(entries, 'md');
+    assert.deepEqual(parseKb(md, 'md'), entries);
+    // The paraphrase list ends at the first blank line: bullets after it are the answer's.
+    const [handWritten] = parseKb('## a: Question?\n- a paraphrase\n\n- step one\n- step two\n', 'md');
+    assert.deepEqual(handWritten!.paraphrases, ['a paraphrase']);
+    assert.equal(handWritten!.answer, '- step one\n- step two');
+  });
+
   it('calibrates the threshold on labelled questions in both languages', () => {
     const index = KbIndex.of(parseKb(DEMO_KB, 'md'));
     const samples = parseCalibrationCsv(readFileSync('config/kb/demo.calibration.csv', 'utf8'));
