@@ -38,13 +38,17 @@ export function compileExpression(source: string): CompiledExpression {
  * type). It names the config field, so a log line or a 422 points at what to fix.
  */
 export class ExpressionFailed extends Error {
+  /** What failed and why, without the field: `message.date * 1000 failed: The left side of ...`. */
+  readonly detail: string;
   constructor(
     readonly field: string,
     readonly source: string,
     cause: unknown,
   ) {
-    super(`${field}: ${source} failed: ${(cause as { message?: string })?.message ?? String(cause)}`);
+    const detail = `${source} failed: ${(cause as { message?: string })?.message ?? String(cause)}`;
+    super(`${field}: ${detail}`);
     this.name = 'ExpressionFailed';
+    this.detail = detail;
   }
 }
 

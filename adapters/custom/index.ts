@@ -138,7 +138,7 @@ class CustomAdapter implements ChannelAdapter {
       this.ctx.log.info({ channel: this.id }, 'answered the URL verification challenge');
       return typeof answer === 'string' ? reply.text(answer) : reply.json(answer ?? {});
     } catch (err) {
-      if (err instanceof ExpressionFailed) throw this.refuseFailedExpression(err.field, err.message);
+      if (err instanceof ExpressionFailed) throw this.refuseFailedExpression(err.field, err.detail);
       throw err;
     }
   }
@@ -149,7 +149,7 @@ class CustomAdapter implements ChannelAdapter {
    */
   private refuseFailedExpression(field: string, detail: string): HttpError {
     this.ctx.log.warn({ channel: this.id, field, err: detail }, 'a mapping expression failed on an inbound payload; refused with 422');
-    return new HttpError(422, 'expression_failed', detail.startsWith(`${field}:`) ? detail : `${field}: ${detail}`);
+    return new HttpError(422, 'expression_failed', `${field}: ${detail}`);
   }
 
   /** The acknowledgement; the message is queued already, so a failing ack expression is logged and `{}` sent. */

@@ -45,7 +45,7 @@ export async function mapPayload(
   try {
     return await mapFields(compiled, body, bindings, channel, now);
   } catch (err) {
-    if (err instanceof ExpressionFailed) return { kind: 'expression_failed', field: err.field, detail: err.message };
+    if (err instanceof ExpressionFailed) return { kind: 'expression_failed', field: err.field, detail: err.detail };
     throw err;
   }
 }

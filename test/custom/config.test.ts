@@ -142,6 +142,13 @@ describe('custom channel mapping', () => {
       assert.deepEqual(await mapPayload(mapping, body, { headers: {} }, channel), { kind: 'skip' });
     }
   });
+  it('reports the field whose expression throws on a payload, instead of throwing', async () => {
+    const body = { type: 'event_callback', event_id: 'Ev3', event: { type: 'message', channel: 'D1', user: 'U1', text: 'x', ts: 'not-a-number' } };
+    const out = await mapPayload(mapping, body, { headers: {} }, channel);
+    assert.equal(out.kind, 'expression_failed');
+    assert.equal(out.kind === 'expression_failed' && out.field, 'timestamp');
+    assert.match(out.kind === 'expression_failed' ? out.detail : '', /failed: /);
+  });
   it('reports the field a payload cannot fill', async () => {
     const body = { type: 'event_callback', event: { type: 'message', channel: 'D1', user: 'U1', text: 'x', ts: '1.0' } };
     const out = await mapPayload(mapping, body, { headers: {} }, channel);

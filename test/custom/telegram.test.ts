@@ -158,7 +158,7 @@ describe('custom channel: config/examples/telegram.yaml against a Telegram Bot A
     assert.equal(res.status, 422);
     const answer = (await res.json()) as { error: string; message: string };
     assert.equal(answer.error, 'expression_failed');
-    assert.match(answer.message, /^mapping\.timestamp: /);
+    assert.match(answer.message, /^mapping\.timestamp: message\.date \* 1000 failed: /);
     assert.ok(gw.logs.some((l) => l.field === 'mapping.timestamp' && l.level === 40));
     assert.equal(enqueuedCount(gw.logs), before);
     assert.equal((await telegram.pushUpdate(textUpdate(47, 'hello'))).status, 200);
