@@ -19,7 +19,6 @@ import { encodingAESKeyProblem } from './wechat-crypto.js';
 import { mediaIdsOf, type Fields, type WechatDecodeContext } from './wechat-message.js';
 import { TIMESTAMP_TOLERANCE_SECONDS, WechatEndpoint, type DataFormat } from './wechat-webhook.js';
 
-export const REPLY_WINDOW_MS = 48 * 3600 * 1000;
 
 /** Options common to both WeChat channel types; `console` names where the operator finds each value. */
 export function wechatOptionsSchema(console: string) {
@@ -80,6 +79,12 @@ export interface WechatProduct {
   dataFormat: DataFormat;
   /** Events after which nothing can be sent (reply window closes at once). */
   closesReplyWindow?(message: UnifiedMessage): boolean;
+  /**
+   * How long after it a push allows customer-service replies: 48 h for a user's message, 1 minute for the user
+   * events the product's quota table names, 0 for anything else (platform notices, automatic location reports),
+   * which leaves the window as it was.
+   */
+  replyWindowMs(message: UnifiedMessage): number;
   /** The send body of a link/card, given a thumbnail uploader; undefined = send it as text. */
   linkBody(content: Extract<Content, { type: 'link' }>, uploadThumb: () => Promise<string | undefined>): Promise<Record<string, unknown> | undefined>;
 }
@@ -139,7 +144,7 @@ export class WechatChannelAdapter implements ChannelAdapter {
           });
           const mediaIds = mediaIdsOf(message.content);
           await Promise.all(mediaIds.map((mediaId) => this.ctx.media.register(mediaId)));
-          const result = await this.ctx.ingest(message, this.referenceFor(message));
+          const result = await this.ctx.ingest(message, await this.referenceFor(message));
           this.ctx.log.debug({ msgId: result.messageId, duplicate: result.duplicate, encrypted: opened.encrypted }, 'push accepted');
           if (this.options.prefetchMedia && !result.duplicate) {
             for (const mediaId of mediaIds) {
@@ -153,13 +158,33 @@ export class WechatChannelAdapter implements ChannelAdapter {
     ];
   }
 
-  private referenceFor(message: UnifiedMessage): ReferenceInput {
-    const closes = this.product.closesReplyWindow?.(message) ?? false;
+  private async referenceFor(message: UnifiedMessage): Promise<ReferenceInput> {
     return {
       peerId: message.sender.id,
-      replyWindowUntil: closes ? message.receivedAt : message.timestamp + REPLY_WINDOW_MS,
+      replyWindowUntil: await this.replyWindowAfter(message),
       context: { appId: this.options.appId, ...(typeof message.metadata.toUserName === 'string' && { toUserName: message.metadata.toUserName }) },
     };
+  }
+
+  /**
+   * The reply window once this push is counted. The reference is replaced by every push, so the window is also kept
+   * per conversation in Redis: a push that opens a shorter window (or none) does not cut a longer one still open.
+   */
+  private async replyWindowAfter(message: UnifiedMessage): Promise<number> {
+    const key = `${this.ctx.keyPrefix}wechat:window:${message.conversationId}`;
+    if (this.product.closesReplyWindow?.(message)) {
+      await this.ctx.redis.del(key);
+      return message.receivedAt;
+    }
+    const windowMs = this.product.replyWindowMs(message);
+    const opened = windowMs > 0 ? message.timestamp + windowMs : 0;
+    const open = Number((await this.ctx.redis.get(key)) ?? 0);
+    if (opened > open && opened > Date.now()) {
+      await this.ctx.redis.set(key, String(opened), 'PX', opened - Date.now());
+      return opened;
+    }
+    // Nothing open: a notice is not an invitation to write to the user.
+    return open > 0 ? open : message.receivedAt;
   }
 
   async send(message: UnifiedMessage, reference: ConversationReference) {

@@ -17,6 +17,11 @@ export interface WechatDecodeContext {
 
 export type Fields = Record<string, unknown>;
 
+/** A user's message allows customer-service replies for 48 h. */
+export const REPLY_WINDOW_MS = 48 * 3600 * 1000;
+/** Entering a customer-service session, a menu click, a follow or a QR scan allow replies for 1 minute only. */
+export const EVENT_REPLY_WINDOW_MS = 60 * 1000;
+
 /** The longest text a UnifiedMessage holds (gateway/message.ts TextContent). */
 export const TEXT_MAX_CHARS = 20_000;
 

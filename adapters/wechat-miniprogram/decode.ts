@@ -5,7 +5,16 @@
  * same way as for an official account; anything unknown stays an `event` with its raw fields.
  */
 import type { Content, UnifiedMessage } from '../../gateway/message.js';
-import { commonContent, field, unknownContent, wechatMessage, type Fields, type WechatDecodeContext } from '../shared/wechat-message.js';
+import {
+  commonContent,
+  EVENT_REPLY_WINDOW_MS,
+  field,
+  REPLY_WINDOW_MS,
+  unknownContent,
+  wechatMessage,
+  type Fields,
+  type WechatDecodeContext,
+} from '../shared/wechat-message.js';
 
 export function decodeMiniProgramPush(fields: Fields, ctx: WechatDecodeContext): UnifiedMessage {
   return wechatMessage(fields, miniProgramContent(fields, ctx), ctx);
@@ -31,4 +40,13 @@ function miniProgramContent(fields: Fields, ctx: WechatDecodeContext): Content {
   }
   if (msgType === 'event') return unknownContent(fields);
   return commonContent(fields, ctx) ?? unknownContent(fields);
+}
+
+/**
+ * How long a push allows customer-service replies (introduction/custom.md): a user's message 48 h, entering the
+ * customer-service session 1 minute; other events open nothing.
+ */
+export function replyWindowMs(message: UnifiedMessage): number {
+  if (message.content.type !== 'event') return REPLY_WINDOW_MS;
+  return message.content.event === 'enter_session' ? EVENT_REPLY_WINDOW_MS : 0;
 }

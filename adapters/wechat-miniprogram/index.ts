@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { defineAdapter } from '../types.js';
 import { WechatChannelAdapter, wechatOptionsSchema, type WechatProduct } from '../shared/wechat-channel.js';
-import { decodeMiniProgramPush } from './decode.js';
+import { decodeMiniProgramPush, replyWindowMs } from './decode.js';
 
 export const MiniProgramOptions = wechatOptionsSchema('mini-program admin → 开发 → 开发管理 → 开发设置').and(
   z.object({
@@ -19,6 +19,7 @@ export const MiniProgramOptions = wechatOptionsSchema('mini-program admin → �
 const miniProgram: WechatProduct = {
   decode: decodeMiniProgramPush,
   dataFormat: 'auto',
+  replyWindowMs,
   async linkBody(content, uploadThumb) {
     if (content.pagePath) {
       // A mini-program card opens a page of this mini-program; its thumbnail must be an uploaded image.

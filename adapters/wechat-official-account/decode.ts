@@ -5,7 +5,16 @@
  * Everything else (template-send results, mass-send results, card events...) stays an `event` with its raw fields.
  */
 import type { Content, UnifiedMessage } from '../../gateway/message.js';
-import { commonContent, field, unknownContent, wechatMessage, type Fields, type WechatDecodeContext } from '../shared/wechat-message.js';
+import {
+  commonContent,
+  EVENT_REPLY_WINDOW_MS,
+  field,
+  REPLY_WINDOW_MS,
+  unknownContent,
+  wechatMessage,
+  type Fields,
+  type WechatDecodeContext,
+} from '../shared/wechat-message.js';
 
 export function decodeOfficialAccountPush(fields: Fields, ctx: WechatDecodeContext): UnifiedMessage {
   return wechatMessage(fields, officialAccountContent(fields, ctx), ctx);
@@ -47,6 +56,16 @@ function officialAccountContent(fields: Fields, ctx: WechatDecodeContext): Conte
     default:
       return unknownContent(fields);
   }
+}
+
+/**
+ * How long a push allows customer-service replies (服务号 customer-service message doc): a user's message 48 h; a
+ * menu click, a follow (including scan-to-follow) or a QR scan 1 minute; other events (menu links, location reports,
+ * template and mass-send results...) open nothing.
+ */
+export function replyWindowMs(message: UnifiedMessage): number {
+  if (message.content.type !== 'event') return REPLY_WINDOW_MS;
+  return ['menu_click', 'subscribe', 'scan'].includes(message.content.event) ? EVENT_REPLY_WINDOW_MS : 0;
 }
 
 /** Events after which no message can be sent (the reply window closes at once). */

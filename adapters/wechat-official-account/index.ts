@@ -4,7 +4,7 @@
  */
 import { defineAdapter } from '../types.js';
 import { WechatChannelAdapter, wechatOptionsSchema, type WechatProduct } from '../shared/wechat-channel.js';
-import { closesReplyWindow, decodeOfficialAccountPush } from './decode.js';
+import { closesReplyWindow, decodeOfficialAccountPush, replyWindowMs } from './decode.js';
 
 export const OfficialAccountOptions = wechatOptionsSchema('official account console → 设置与开发 → 基本配置');
 
@@ -12,6 +12,7 @@ const officialAccount: WechatProduct = {
   decode: decodeOfficialAccountPush,
   dataFormat: 'xml',
   closesReplyWindow,
+  replyWindowMs,
   async linkBody(content, uploadThumb) {
     if (content.appId && content.pagePath) {
       // Mini-program card: appid, pagepath and a thumbnail image are all required.

@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { decodeMiniProgramPush } from '../../adapters/wechat-miniprogram/decode.js';
-import { decodeOfficialAccountPush } from '../../adapters/wechat-official-account/decode.js';
+import { decodeMiniProgramPush, replyWindowMs as mpReplyWindowMs } from '../../adapters/wechat-miniprogram/decode.js';
+import { decodeOfficialAccountPush, replyWindowMs as oaReplyWindowMs } from '../../adapters/wechat-official-account/decode.js';
 import { parseBody } from '../../adapters/shared/wechat-webhook.js';
 import { conversationIdFor } from '../../gateway/message.js';
 
@@ -94,4 +94,15 @@ test('text longer than a UnifiedMessage holds is cut to 20,000 characters, not r
     // The emoji's surrogate pair would straddle the limit: its orphaned half is dropped.
     assert.equal((message.content as { text: string }).text, 'x'.repeat(19_999));
   }
+});
+
+test('reply windows per push: 48 h for messages, 1 minute for the user events the quota tables name, none for notices', () => {
+  const H48 = 48 * 3600 * 1000;
+  assert.equal(oaReplyWindowMs(oa('oa-text.xml')), H48);
+  assert.equal(oaReplyWindowMs(oa('oa-click.xml')), 60_000);
+  assert.equal(oaReplyWindowMs(oa('oa-subscribe-scan.xml')), 60_000);
+  assert.equal(oaReplyWindowMs(oa('oa-scan.xml')), 60_000);
+  for (const notice of ['oa-template-finish.xml', 'oa-location-event.xml', 'oa-view.xml']) assert.equal(oaReplyWindowMs(oa(notice)), 0, notice);
+  assert.equal(mpReplyWindowMs(mp('mp-text.json')), H48);
+  assert.equal(mpReplyWindowMs(mp('mp-enter-session.json')), 60_000);
 });

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Bot } from '../../bot/types.js';
 import type { GatewayEventMap } from '../../gateway/events.js';
-import type { UnifiedMessage } from '../../gateway/message.js';
+import { conversationIdFor, type UnifiedMessage } from '../../gateway/message.js';
 import { buildXml } from '../../adapters/shared/xml.js';
 import { startFakeWechatApi, type FakeWechatApi } from '../fakes/wechat-api.js';
 import { eventually, startTestGateway, type TestGateway } from '../helpers/gateway.js';
@@ -185,6 +185,34 @@ describe('wechat-official-account channel', () => {
     assert.equal((await fetch(`${gw.url}/webhooks/oa?${q}`)).status, 401);
     assert.equal(await countInbound(gw), before, 'nothing was queued');
     assert.ok(gw.logs.some((l) => l.msg === 'signed request outside the timestamp window refused (replay or clock skew)'));
+  });
+
+  it('opens a 48 h window for a message, 1 minute for a menu click, none for a platform notice; a shorter one never cuts a longer', async () => {
+    const windowOf = async (openid: string, minUpdatedAt: number) => {
+      const ref = await eventually(async () => {
+        const r = await gw.gateway.conversations.reference(conversationIdFor('oa', openid));
+        return r && r.updatedAt >= minUpdatedAt ? r : undefined;
+      }, `reference of ${openid}`);
+      return ref.replyWindowUntil;
+    };
+    const event = (openid: string, name: string, extra: Record<string, string> = {}) => ({ FromUserName: openid, CreateTime: now(), MsgType: 'event', Event: name, ...extra });
+    let t = Date.now();
+    await push(event('o-notice', 'TEMPLATESENDJOBFINISH', { MsgID: nextMsgId(), Status: 'success' }));
+    assert.ok((await windowOf('o-notice', t))! <= Date.now(), 'a template-send result opens no window');
+    t = Date.now();
+    const click = event('o-click', 'CLICK', { EventKey: 'MENU_1' });
+    await push(click);
+    assert.equal(await windowOf('o-click', t), click.CreateTime * 1000 + 60_000, 'a menu click: 1 minute');
+    t = Date.now();
+    const message = text('o-long', 'hello');
+    await push(message);
+    const long = message.CreateTime * 1000 + 48 * 3600 * 1000;
+    assert.equal(await windowOf('o-long', t), long);
+    for (const later of [event('o-long', 'LOCATION', { Latitude: '23.1', Longitude: '113.3', Precision: '10' }), { ...event('o-long', 'CLICK', { EventKey: 'MENU_2' }), CreateTime: now() + 1 }]) {
+      t = Date.now();
+      await push(later);
+      assert.equal(await windowOf('o-long', t), long, `${later.Event} keeps the 48 h window`);
+    }
   });
 
   it('refreshes an expired (42001) or revoked (40001) token at once and retries the send once', async () => {
