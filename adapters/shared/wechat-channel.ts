@@ -142,7 +142,7 @@ export class WechatChannelAdapter implements ChannelAdapter {
             format: opened.format,
             mediaUrl: (mediaId) => this.ctx.media.urlFor(mediaId),
           });
-          const mediaIds = mediaIdsOf(message.content);
+          const mediaIds = mediaIdsOf(message.content, opened.fields);
           await Promise.all(mediaIds.map((mediaId) => this.ctx.media.register(mediaId)));
           const result = await this.ctx.ingest(message, await this.referenceFor(message));
           this.ctx.log.debug({ msgId: result.messageId, duplicate: result.duplicate, encrypted: opened.encrypted }, 'push accepted');

@@ -49,9 +49,15 @@ function number(fields: Fields, name: string): number | undefined {
   return Number.isFinite(n) ? n : undefined;
 }
 
-/** Media ids every decoded message refers to (so the adapter registers them with the media store). */
-export function mediaIdsOf(content: Content): string[] {
-  return 'mediaId' in content && content.mediaId ? [content.mediaId] : [];
+/**
+ * Media ids every decoded message refers to (so the adapter registers them with the media store): the content's own,
+ * and a video's thumbnail (ThumbMediaId), whose gateway URL is in `thumbUrl`.
+ */
+export function mediaIdsOf(content: Content, fields: Fields = {}): string[] {
+  const ids = 'mediaId' in content && content.mediaId ? [content.mediaId] : [];
+  const thumb = content.type === 'video' ? field(fields, 'ThumbMediaId') : undefined;
+  if (thumb) ids.push(thumb);
+  return ids;
 }
 
 /** The platform's dedupe key: MsgId for messages, FromUserName+CreateTime (+event name) for events. */

@@ -271,6 +271,19 @@ describe('wechat-official-account channel', () => {
     assert.deepEqual(api.mediaData(upload.mediaId), PNG);
     assert.equal((await fetch(`${gw.url}/media/oa.${'x'.repeat(32)}`)).status, 404);
   });
+
+  it('serves the thumbnail of an inbound video as well as the video', async () => {
+    const video = api.addMedia(Buffer.from('fake mp4 bytes'), 'video/mp4', 'clip.mp4');
+    const thumb = api.addMedia(PNG, 'image/jpeg', 'thumb.jpg');
+    await push({ FromUserName: 'o-gina', CreateTime: now(), MsgType: 'video', MediaId: video, ThumbMediaId: thumb, MsgId: nextMsgId() });
+    const inbound = await eventually(() => seen.find((m) => m.sender.id === 'o-gina'), 'video reached the bot');
+    const content = inbound.content as { type: string; url: string; thumbUrl: string };
+    assert.equal(content.type, 'video');
+    const thumbnail = await fetch(content.thumbUrl);
+    assert.equal(thumbnail.status, 200);
+    assert.deepEqual(Buffer.from(await thumbnail.arrayBuffer()), PNG);
+    assert.equal((await fetch(content.url)).status, 200);
+  });
 });
 
 async function countInbound(gw: TestGateway): Promise<number> {
