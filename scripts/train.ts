@@ -13,7 +13,7 @@
  */
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
-import { buildModel, CLASSIFIERS, crossValidate, writeModel, type Classifier, type ModelInputKind } from '../bot/intent/build.js';
+import { buildModel, CLASSIFIERS, crossValidate, unsampledLabels, writeModel, type Classifier, type ModelInputKind } from '../bot/intent/build.js';
 import { MODEL_INPUT_KINDS } from '../bot/intent/manifest.js';
 import { readExamples } from '../bot/intent/data.js';
 import { DEFAULT_FEATURES } from '../bot/intent/features.js';
@@ -105,6 +105,11 @@ const built = buildModel({
   },
   onEpoch: progress,
 });
+const unsampled = unsampledLabels(built.manifest);
+if (unsampled.length) {
+  console.error(`the model gets no row of ${unsampled.join(', ')} right, so it has no sample to prove its label order and would not load: not written`);
+  process.exit(1);
+}
 writeModel(values.out, built);
 
 const e = built.evaluation;

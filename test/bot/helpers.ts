@@ -5,7 +5,7 @@ import { createBot, type BotParts } from '../../bot/index.js';
 import type { IntentClassifier, IntentPrediction, IntentThresholds } from '../../bot/intent/types.js';
 import type { BotDecision } from '../../bot/types.js';
 import { connectRedis } from '../../gateway/redis.js';
-import { createMessage, type Content, type UnifiedMessage } from '../../gateway/message.js';
+import { createMessage, type UnifiedMessage, type UnifiedMessageInput } from '../../gateway/message.js';
 import { GatewayEvents } from '../../gateway/events.js';
 import { createLogger } from '../../gateway/logger.js';
 import type { RedisClient } from '../../adapters/types.js';
@@ -43,7 +43,7 @@ export interface TestBot {
   events: GatewayEvents;
   redis: RedisClient;
   /** A customer message: `text`, or `content` when given (an event, an image...). */
-  say(text: string, opts?: { user?: string; channel?: string; metadata?: Record<string, string | number | boolean>; content?: Content }): Promise<BotDecision>;
+  say(text: string, opts?: { user?: string; channel?: string; metadata?: Record<string, string | number | boolean>; content?: UnifiedMessageInput['content'] }): Promise<BotDecision>;
   stop(): Promise<void>;
 }
 
@@ -81,7 +81,7 @@ export async function startTestBot(
     parts,
     events,
     redis,
-    async say(text, { user = 'u1', channel = 'web', metadata = {}, content = { type: 'text', text } } = {}) {
+    async say(text, { user = 'u1', channel = 'web', metadata = {}, content = { type: 'text' as const, text } } = {}) {
       const conversationId = `${channel}.${user}`;
       const n = (turns.get(conversationId) ?? 0) + 1;
       turns.set(conversationId, n);
