@@ -7,9 +7,10 @@
  * - the parser is a strict XML 1.0 one (@rgrove/parse-xml): a document that is not well-formed is a 400, never a
  *   half-parsed object — checked in the same pass that reads it,
  * - every value stays a string (`MsgId` is a 64-bit integer that a JS number would silently round),
- * - CDATA sections are read as plain text.
+ * - CDATA sections are read as plain text, exactly as sent: a customer's leading spaces, indented code or trailing
+ *   newline stay; only whitespace outside CDATA (pretty-printing) is dropped.
  */
-import { parseXml as parseXmlDocument, XmlElement, XmlError, XmlText } from '@rgrove/parse-xml';
+import { parseXml as parseXmlDocument, XmlCdata, XmlElement, XmlError, XmlText } from '@rgrove/parse-xml';
 import { HttpError } from '../../gateway/errors.js';
 
 export const XML_MAX_BYTES = 128 * 1024;
@@ -17,7 +18,7 @@ export const XML_MAX_BYTES = 128 * 1024;
 const CDATA = /<!\[CDATA\[[\s\S]*?\]\]>/g;
 const DECLARATION = /<!\s*(DOCTYPE|ENTITY|ELEMENT|ATTLIST|NOTATION)/i;
 
-/** A parsed element: its trimmed text, or — when it has child elements — a record of them (repeats as arrays). */
+/** A parsed element: its text, or — when it has child elements — a record of them (repeats as arrays). */
 export type ParsedXmlValue = string | ParsedXml | ParsedXmlValue[];
 export interface ParsedXml {
   [name: string]: ParsedXmlValue;
@@ -35,7 +36,7 @@ export function parseXml(text: string, opts: { maxBytes?: number } = {}): Parsed
   let root: XmlElement | null;
   try {
     // An undeclared entity reference stays as literal text: nothing is ever resolved.
-    root = parseXmlDocument(text, { ignoreUndefinedEntities: true }).root;
+    root = parseXmlDocument(text, { ignoreUndefinedEntities: true, preserveCdata: true }).root;
   } catch (err) {
     if (!(err instanceof XmlError)) throw err;
     // The message's first line names the problem and its place; the lines after it quote the body, which stays out.
@@ -48,7 +49,7 @@ export function parseXml(text: string, opts: { maxBytes?: number } = {}): Parsed
 /** Attributes are ignored (platform XML carries none that matter); text beside child elements too. */
 function valueOf(element: XmlElement): ParsedXmlValue {
   let record: ParsedXml | undefined;
-  let text = '';
+  const texts: XmlText[] = [];
   for (const child of element.children) {
     if (child instanceof XmlElement) {
       record ??= {};
@@ -58,10 +59,22 @@ function valueOf(element: XmlElement): ParsedXmlValue {
       else if (Array.isArray(previous)) previous.push(value);
       else record[child.name] = [previous, value];
     } else if (child instanceof XmlText) {
-      text += child.text;
+      texts.push(child);
     }
   }
-  return record ?? text.trim();
+  return record ?? textOf(texts);
+}
+
+/**
+ * CDATA is the sender's text, kept whole; plain text around it that is only whitespace is layout. Without CDATA the
+ * text is trimmed, so a pretty-printed `<MsgType>\n  text\n</MsgType>` still reads "text".
+ */
+function textOf(texts: XmlText[]): string {
+  if (!texts.some((t) => t instanceof XmlCdata)) return texts.map((t) => t.text).join('').trim();
+  return texts
+    .filter((t) => t instanceof XmlCdata || t.text.trim() !== '')
+    .map((t) => t.text)
+    .join('');
 }
 
 /** The `<xml>…</xml>` root every WeChat-family payload uses, as a record of (string) fields. */

@@ -13,6 +13,13 @@ test('reads WeChat XML: CDATA, predefined entities, 64-bit MsgId kept exact', ()
   assert.deepEqual(xml, { ToUserName: 'gh_1', Content: 'a &amp; <b> <!DOCTYPE', MsgId: '6054768590064713728', T: 'x < y' });
 });
 
+test('keeps CDATA text exactly as sent, and drops only layout whitespace outside it', () => {
+  const xml = parseWechatXml(
+    '<xml>\n  <Content><![CDATA[   indented code\n]]></Content>\n  <Padded>\n    <![CDATA[ x ]]>\n  </Padded>\n  <MsgType>\n    text\n  </MsgType>\n  <Split><![CDATA[a]]><![CDATA[ b]]></Split>\n</xml>',
+  );
+  assert.deepEqual(xml, { Content: '   indented code\n', Padded: ' x ', MsgType: 'text', Split: 'a b' });
+});
+
 test('refuses DOCTYPE / ENTITY declarations (XXE, billion laughs) before parsing', () => {
   const xxe = '<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><xml><Content>&xxe;</Content></xml>';
   assert.throws(() => parseXml(xxe), status(400, 'malformed_xml'));
