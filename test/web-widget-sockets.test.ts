@@ -83,4 +83,51 @@ describe('web widget sockets', () => {
     assert.match((await beforeStart.next((f) => f.type === 'session')).token, /^v1\./);
     await beforeStart.close();
   });
+
+  it('sends the missed replies first, then what was published meanwhile, each reply once', async () => {
+    const reply = (conversationId: string, text: string) =>
+      createMessage({ channel: 'web', channelType: 'web', direction: 'out', conversationId, sender: { id: 'bot', role: 'bot' }, content: { type: 'text', text } });
+    let replayStarted: (conversationId: string) => void = () => {};
+    let readOutbox: () => void = () => {};
+    let hub: LiveHub | undefined;
+    const served = await serve(
+      { secret: SECRET },
+      {
+        // Holds the replay in flight: once before the outbox is read, once after.
+        missedReplies: async (conversationId, afterId) => {
+          replayStarted(conversationId);
+          await new Promise<void>((r) => (readOutbox = r));
+          const missed = await hub!.missed(conversationId, afterId);
+          await new Promise((r) => setTimeout(r, 150));
+          return missed;
+        },
+      },
+    );
+    hub = served.hub;
+    await served.adapter.start?.();
+    const firstStarted = new Promise<string>((resolve) => (replayStarted = resolve));
+    const first = await TestSocket.open(served.url);
+    const { token } = await first.next((f) => f.type === 'session');
+    const conversationId = await firstStarted;
+    readOutbox();
+    await first.close();
+
+    await served.hub.publish(reply(conversationId, 'missed 1'));
+    await served.hub.publish(reply(conversationId, 'missed 2'));
+    const started = new Promise<void>((resolve) => (replayStarted = () => resolve()));
+    const again = await TestSocket.open(`${served.url}?token=${encodeURIComponent(token)}`);
+    await started;
+    // Published before the outbox is read (so also in the replay), and while the replay is being sent.
+    await served.hub.publish(reply(conversationId, 'published before the read'));
+    readOutbox();
+    await new Promise((r) => setTimeout(r, 50));
+    await served.hub.publish(reply(conversationId, 'published during the replay'));
+    const texts: string[] = [];
+    for (let i = 0; i < 4; i++) texts.push((await again.next((f) => f.type === 'message')).message.content.text);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(texts, ['missed 1', 'missed 2', 'published before the read', 'published during the replay']);
+    assert.equal(again.frames.filter((f) => f.type === 'message').length, 0, 'no reply twice');
+    await again.close();
+    await served.adapter.stop?.();
+  });
 });

@@ -17,6 +17,7 @@ import type { ContentType, UnifiedMessage } from '../../gateway/message.js';
 import { reply, type WebhookReply, type WebhookRoute } from '../http.js';
 import { defineAdapter, type AdapterContext, type ChannelAdapter } from '../types.js';
 import { FrameBudget, type FrameVerdict } from './frame-budget.js';
+import { heartbeat, ReplyStream, watchPongs, type HeartbeatSocket } from './socket-session.js';
 import { ClientFrame, decodeClientMessage, toClientMessage } from './protocol.js';
 import { issueVisitorToken, newVisitorId, verifyVisitorToken } from './visitor-token.js';
 import { ConversationSockets, refuseUpgrade, sharedSecret } from '../shared/live-socket.js';
@@ -69,8 +70,8 @@ export type WebOptions = z.infer<typeof WebOptions>;
 
 const CAPABILITIES: ReadonlySet<ContentType> = new Set(['text', 'image', 'file', 'audio', 'video', 'location', 'link']);
 
-interface VisitorSocket extends WebSocket {
-  alive?: boolean;
+interface VisitorSocket extends HeartbeatSocket {
+  replies?: ReplyStream;
 }
 
 class WebAdapter implements ChannelAdapter {
@@ -182,8 +183,9 @@ class WebAdapter implements ChannelAdapter {
 
   private async onConnection(ws: VisitorSocket, visitorId: string, sessionFrame: object, after: string | undefined): Promise<void> {
     const conversationId = decodeClientMessage({ type: 'message', clientMessageId: 'x', text: 'x' }, this, visitorId).conversationId;
-    ws.alive = true;
-    ws.on('pong', () => (ws.alive = true));
+    watchPongs(ws);
+    const replies = new ReplyStream((message) => ws.readyState === ws.OPEN && ws.send(JSON.stringify({ type: 'message', message: toClientMessage(message) })));
+    ws.replies = replies;
     this.sockets.add(conversationId, ws);
     const budget = new FrameBudget(this.options.rateLimit);
     ws.on('message', (data, isBinary) => {
@@ -194,13 +196,14 @@ class WebAdapter implements ChannelAdapter {
     ws.on('error', (err) => this.ctx.log.debug({ err }, 'visitor socket error'));
 
     ws.send(JSON.stringify(sessionFrame));
+    let missed: UnifiedMessage[] = [];
     try {
-      for (const message of await this.ctx.missedReplies(conversationId, after)) {
-        ws.send(JSON.stringify({ type: 'message', message: toClientMessage(message) }));
-      }
+      missed = await this.ctx.missedReplies(conversationId, after);
     } catch (err) {
+      // The widget still gets live replies; the missed ones come with its next reconnect.
       this.ctx.log.error({ err, conversationId }, 'could not replay missed replies');
     }
+    replies.replayed(missed);
   }
 
   /** A frame over the socket's budget: answered, not read further; the socket is closed when the flood goes on. */
@@ -248,22 +251,11 @@ class WebAdapter implements ChannelAdapter {
       (message) => this.push(message),
       (conversationId) => this.sockets.holds(conversationId),
     );
-    this.heartbeat = setInterval(() => {
-      for (const ws of this.sockets.all()) {
-        if (!ws.alive) ws.terminate();
-        else {
-          ws.alive = false;
-          ws.ping();
-        }
-      }
-    }, this.options.heartbeatSeconds * 1000);
-    this.heartbeat.unref();
+    this.heartbeat = heartbeat(() => this.sockets.all(), this.options.heartbeatSeconds);
   }
 
   private push(message: UnifiedMessage): void {
-    if (!this.sockets.holds(message.conversationId)) return;
-    const frame = JSON.stringify({ type: 'message', message: toClientMessage(message) });
-    for (const ws of this.sockets.of(message.conversationId)) if (ws.readyState === ws.OPEN) ws.send(frame);
+    for (const ws of this.sockets.of(message.conversationId)) ws.replies?.live(message);
   }
 
   async stop(): Promise<void> {
