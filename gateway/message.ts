@@ -24,9 +24,21 @@ const media = {
   size: z.number().int().nonnegative().optional().describe('Size in bytes when known'),
 };
 
+/** The longest text a message holds. */
+export const TEXT_MAX_CHARS = 20_000;
+
+/**
+ * Text cut to what a message holds. Longer text would fail validation and be refused (inbound) or dead-lettered
+ * (a bot reply); cut, the customer is still answered. A cut between the halves of a surrogate pair drops the orphan.
+ */
+export function capText(text: string): string {
+  if (text.length <= TEXT_MAX_CHARS) return text;
+  return text.slice(0, TEXT_MAX_CHARS).replace(/[\uD800-\uDBFF]$/, '');
+}
+
 export const TextContent = z.object({
   type: z.literal('text'),
-  text: z.string().max(20_000),
+  text: z.string().max(TEXT_MAX_CHARS),
 });
 export const ImageContent = z.object({ type: z.literal('image'), ...media, caption: z.string().optional() });
 export const FileContent = z.object({ type: z.literal('file'), ...media, name: z.string().optional() });

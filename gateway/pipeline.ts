@@ -25,7 +25,7 @@ import type { GatewayEvents } from './events.js';
 import { asInboundJob, IngestBatcher, type InboundEntry, type InboundJob } from './ingest-batcher.js';
 import type { Logger } from './logger.js';
 import { MessageLog } from './message-log.js';
-import { contentAsText, createMessage, SCHEMA_VERSION, UnifiedMessage, type Content, type DecisionTrace, type Sender } from './message.js';
+import { capText, contentAsText, createMessage, SCHEMA_VERSION, UnifiedMessage, type Content, type DecisionTrace, type Sender } from './message.js';
 import type { Metrics } from './metrics.js';
 import type { OutboundHooks } from './outbound-hooks.js';
 import { queueName, shardOf, type Stage } from './queues.js';
@@ -341,7 +341,8 @@ export class Pipeline {
       direction: 'out',
       conversationId: inbound.conversationId,
       sender,
-      content,
+      // A reply template may echo the customer's text: cut to what a message holds, it still goes out.
+      content: content.type === 'text' ? { ...content, text: capText(content.text) } : content,
       replyTo: inbound.id,
       ...(trace && { trace }),
     });

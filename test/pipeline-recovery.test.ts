@@ -145,6 +145,17 @@ describe('pipeline recovery: order, no double answers, nothing lost for the help
     assert.equal(await gw.gateway.pipeline.queueAt('in', 0).getFailedCount(), 0);
   });
 
+  it('a bot reply longer than a message holds is cut and delivered, not dead-lettered', async () => {
+    const bot: Bot = { async decide({ message }) { return { replies: [{ type: 'text', text: `You said: ${message.content.type === 'text' ? message.content.text : ''}` }], trace: { stage: 'rule' } }; } };
+    const gw = await start(bot);
+    // The reply is "You said: " (10 units) + 19,989 + the emoji's two: 20,001 units, cut inside the surrogate pair.
+    await send(gw, 'long-1', 'm-1', '长'.repeat(19_989) + '😀');
+    const [reply] = await eventually(() => (repliesTo('long-1').length === 1 ? repliesTo('long-1') : undefined), 'the reply');
+    assert.equal(reply!.length, 19_999, 'cut at 20,000 units, the orphaned half of the pair dropped');
+    assert.ok(reply!.startsWith('You said: 长'));
+    assert.equal(await gw.gateway.pipeline.queueAt('in', 0).getFailedCount(), 0);
+  });
+
   it('an agent reply an outbound hook blocks is reported as failed, to the API and the helpdesk', async () => {
     const bot: Bot = { async decide() { return { replies: [], handoff: { reason: 'asked' }, trace: { stage: 'rule' } }; } };
     const gw = await start(bot);
@@ -165,7 +176,7 @@ describe('pipeline recovery: order, no double answers, nothing lost for the help
     assert.match(failed.data.error, /blocked by/);
     const status = await eventually(async () => {
       const body = (await (await fetch(`${gw.url}${statusUrl}`, { headers: { authorization: `Bearer ${API_KEY}` } })).json()) as { status: string };
-      return body.status === 'failed' && body;
+      return body.status === 'failed' ? body : undefined;
     }, 'the status says failed');
     assert.equal(status.status, 'failed');
   });

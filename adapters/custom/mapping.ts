@@ -2,7 +2,7 @@
  * Payload → UnifiedMessage for config-defined channels: each mapping field is a JSONata expression evaluated on
  * the parsed body with `$headers` and `$query` bound. Pure apart from the clock, so tests run it directly.
  */
-import { capRaw, Content, conversationIdFor, createMessage, type UnifiedMessage } from '../../gateway/message.js';
+import { capRaw, capText, Content, conversationIdFor, createMessage, type UnifiedMessage } from '../../gateway/message.js';
 import type { ReferenceInput } from '../types.js';
 import { asId, compileExpression, evaluateField, ExpressionFailed, type Bindings, type CompiledExpression } from './expression.js';
 import type { CustomOptions } from './options.js';
@@ -70,7 +70,7 @@ async function mapFields(
 
   let content: Content | undefined;
   const text = await field('text', compiled.text);
-  if (typeof text === 'string' && text.length > 0) content = { type: 'text', text: text.slice(0, 20_000) };
+  if (typeof text === 'string' && text.length > 0) content = { type: 'text', text: capText(text) };
   else if (compiled.content) {
     const parsed = Content.safeParse(await field('content', compiled.content));
     if (!parsed.success) return { kind: 'unmappable', field: 'content', detail: parsed.error.issues.map((i) => i.message).join('; ') };

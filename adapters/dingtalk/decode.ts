@@ -7,7 +7,7 @@
  * senderNick, robotCode, createAt (ms), sessionWebhook + sessionWebhookExpiredTime (ms), atUsers, isInAtList.
  */
 import { z } from 'zod';
-import { capRaw, conversationIdFor, createMessage, type Content, type UnifiedMessage } from '../../gateway/message.js';
+import { capRaw, capText, conversationIdFor, createMessage, type Content, type UnifiedMessage } from '../../gateway/message.js';
 import type { ReferenceInput } from '../types.js';
 
 export const RobotCallback = z
@@ -41,7 +41,7 @@ export function decodeRobotContent(body: RobotCallback): Content {
   const num = (v: unknown) => (typeof v === 'number' ? v : typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : undefined);
   switch (body.msgtype) {
     case 'text':
-      return { type: 'text', text: (body.text?.content ?? '').trim().slice(0, 20_000) || '[empty]' };
+      return { type: 'text', text: capText((body.text?.content ?? '').trim()) || '[empty]' };
     case 'richText': {
       // Entries are objects ({text} or a picture); anything else in the list is skipped, not trusted.
       const parts = Array.isArray(c.richText) ? (c.richText as unknown[]).filter(isPlainObject) : [];
@@ -49,7 +49,7 @@ export function decodeRobotContent(body: RobotCallback): Content {
         .map((p) => (typeof p.text === 'string' ? p.text : p.type === 'picture' || p.pictureDownloadCode ? '[image]' : ''))
         .join('')
         .trim();
-      return { type: 'text', text: text.slice(0, 20_000) || '[richText]' };
+      return { type: 'text', text: capText(text) || '[richText]' };
     }
     case 'picture':
       return { type: 'image', ...(str(c.downloadCode) && { mediaId: str(c.downloadCode) }) };

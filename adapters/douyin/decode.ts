@@ -17,7 +17,7 @@
  *   back, which must never become the one answered. `unauthorize` is flagged so it is logged as a warning: the
  *   channel stops working until the account authorises the app again.
  */
-import { capRaw, conversationIdFor, createMessage, type Content, type UnifiedMessage } from '../../gateway/message.js';
+import { capRaw, capText, conversationIdFor, createMessage, type Content, type UnifiedMessage } from '../../gateway/message.js';
 
 export interface DouyinEvent {
   event: string;
@@ -41,9 +41,6 @@ export type DecodedDouyin =
       serverMessageId?: string;
     }
   | { kind: 'skip'; reason: string; level: 'debug' | 'info' | 'warn' };
-
-/** The longest text kept, as the Feishu and DingTalk channels do; the rest is cut, not refused. */
-const MAX_TEXT_CHARS = 20_000;
 
 export function parseContent(content: unknown): Record<string, unknown> {
   if (typeof content === 'string') {
@@ -128,7 +125,7 @@ function messageContent(c: Record<string, unknown>): Content {
     case 'text': {
       // The text field's exact name is not shown in the docs; `text` is what the samples use, `content` a fallback.
       const text = str(c.text) || str(obj(c.text).text) || str(c.content);
-      return text ? { type: 'text', text: text.slice(0, MAX_TEXT_CHARS) } : { type: 'event', event: 'text', data: c };
+      return text ? { type: 'text', text: capText(text) } : { type: 'event', event: 'text', data: c };
     }
     case 'image':
     case 'user_local_image':

@@ -7,7 +7,7 @@
  * chat_id, chat_type p2p|group, message_type, content (a JSON *string*), mentions[], create_time (ms, string)}.
  */
 import { z } from 'zod';
-import { capRaw, conversationIdFor, createMessage, type Content, type UnifiedMessage } from '../../gateway/message.js';
+import { capRaw, capText, conversationIdFor, createMessage, type Content, type UnifiedMessage } from '../../gateway/message.js';
 import type { ReferenceInput } from '../types.js';
 
 export type Envelope =
@@ -144,7 +144,7 @@ export function decodeContent(type: string, raw: string, mentionKeys: string[] =
   const str = (v: unknown) => (typeof v === 'string' && v ? v : undefined);
   switch (type) {
     case 'text':
-      return { type: 'text', text: stripMentions(typeof c.text === 'string' ? c.text : '', mentionKeys).slice(0, 20_000) || '[empty]' };
+      return { type: 'text', text: capText(stripMentions(typeof c.text === 'string' ? c.text : '', mentionKeys)) || '[empty]' };
     case 'post': {
       // Rich text: paragraphs of inline nodes. Received posts are not keyed by language; sent ones may be.
       const body = (Array.isArray(c.content) ? c : (Object.values(c).find((v) => Array.isArray((v as { content?: unknown })?.content)) ?? {})) as {
@@ -161,7 +161,7 @@ export function decodeContent(type: string, raw: string, mentionKeys: string[] =
       );
       const title = typeof body.title === 'string' ? body.title : undefined;
       const text = [title, ...lines].filter((l) => l && l.length > 0).join('\n');
-      return { type: 'text', text: stripMentions(text, mentionKeys).slice(0, 20_000) || '[post]' };
+      return { type: 'text', text: capText(stripMentions(text, mentionKeys)) || '[post]' };
     }
     case 'image':
       return { type: 'image', ...(str(c.image_key) && { mediaId: str(c.image_key) }) };

@@ -4,7 +4,7 @@
  * unknown type as an `event` with its raw fields instead of dropping it. Pure: no I/O, no clock unless given.
  */
 import { badRequest } from '../../gateway/errors.js';
-import { capRaw, conversationIdFor, createMessage, type Content, type UnifiedMessage } from '../../gateway/message.js';
+import { capRaw, capText, conversationIdFor, createMessage, type Content, type UnifiedMessage } from '../../gateway/message.js';
 
 export interface WechatDecodeContext {
   channel: { id: string; type: string };
@@ -22,17 +22,6 @@ export const REPLY_WINDOW_MS = 48 * 3600 * 1000;
 /** Entering a customer-service session, a menu click, a follow or a QR scan allow replies for 1 minute only. */
 export const EVENT_REPLY_WINDOW_MS = 60 * 1000;
 
-/** The longest text a UnifiedMessage holds (gateway/message.ts TextContent). */
-export const TEXT_MAX_CHARS = 20_000;
-
-/**
- * Inbound text cut to what a UnifiedMessage holds. A longer message would fail validation and be refused; cut, the
- * customer is still answered. A cut between the halves of a surrogate pair drops the orphaned half.
- */
-export function capText(text: string): string {
-  if (text.length <= TEXT_MAX_CHARS) return text;
-  return text.slice(0, TEXT_MAX_CHARS).replace(/[\uD800-\uDBFF]$/, '');
-}
 
 /** A field as a string: XML gives strings, JSON may give numbers. */
 export function field(fields: Fields, name: string): string | undefined {

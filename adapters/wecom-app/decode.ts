@@ -6,8 +6,7 @@
  *
  * Dedupe keys (the doc's advice): messages by MsgId; events by FromUserName + CreateTime (+ Event, EventKey).
  */
-import { capRaw, conversationIdFor, createMessage, type Content, type UnifiedMessage } from '../../gateway/message.js';
-import { capText } from '../shared/wechat-message.js';
+import { capRaw, capText, conversationIdFor, createMessage, type Content, type UnifiedMessage } from '../../gateway/message.js';
 import { field, type WecomFields } from './callback.js';
 
 export interface DecodedWecomApp {

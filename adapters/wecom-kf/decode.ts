@@ -16,8 +16,7 @@
  * the cursor where it is and block every later message of the kf account. It becomes an `undecodable` event for
  * the same customer instead (kind 'undecodable', so the adapter logs it), or a skip when not even that is possible.
  */
-import { capRaw, conversationIdFor, createMessage, type Content, type UnifiedMessage } from '../../gateway/message.js';
-import { capText } from '../shared/wechat-message.js';
+import { capRaw, capText, conversationIdFor, createMessage, type Content, type UnifiedMessage } from '../../gateway/message.js';
 
 export interface KfItem {
   msgid: string;

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { ConversationState } from '../conversations.js';
-import { UnifiedMessage } from '../message.js';
+import { TEXT_MAX_CHARS, UnifiedMessage } from '../message.js';
 import { EndpointId, WebhookEndpoint, WebhookEventType, WebhookSecret } from '../webhooks/config.js';
 
 export const ErrorBody = z
@@ -19,7 +19,7 @@ export const MessageParams = ConversationIdParams.extend({ messageId: z.string()
 
 export const AgentContent = z
   .discriminatedUnion('type', [
-    z.object({ type: z.literal('text'), text: z.string().min(1).max(20_000) }),
+    z.object({ type: z.literal('text'), text: z.string().min(1).max(TEXT_MAX_CHARS) }),
     z.object({ type: z.literal('image'), url: z.url(), caption: z.string().max(2000).optional(), mimeType: z.string().optional() }),
     z.object({ type: z.literal('file'), url: z.url(), name: z.string().max(255).optional(), mimeType: z.string().optional() }),
   ])
