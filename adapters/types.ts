@@ -56,6 +56,12 @@ export interface AdapterContext {
   /** The gateway's in-process events (hand-off requested, delivery failed...), for adapters that mirror them on the
    *  platform (e.g. WeCom kf moving a session to a human servicer). Emitted in the process running the pipeline. */
   readonly events?: GatewayEvents;
+  /**
+   * The platform itself moved the conversation: a human on the platform took it (WeCom kf: a servicer in the WeCom
+   * client), or it ended there. The gateway's state follows — `agent` keeps the bot from answering over that human —
+   * when the move is allowed from the conversation's state (otherwise it stays as it is). Resolves once stored.
+   */
+  platformMoved?(conversationId: string, to: 'agent' | 'closed', reason: string): Promise<void>;
 }
 
 export interface SendResult {

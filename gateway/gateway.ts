@@ -14,7 +14,7 @@ import type { Bot } from '../bot/types.js';
 import type { GatewayConfig } from '../config/schema.js';
 import { mountAdmin } from './admin.js';
 import { createChannelHttp } from './channel-http.js';
-import { ConversationStore } from './conversations.js';
+import { ConversationStore, TransitionError } from './conversations.js';
 import { GatewayEvents } from './events.js';
 import { createHttpApp } from './http.js';
 import { LiveHub } from './live.js';
@@ -166,6 +166,17 @@ export function createGateway(options: GatewayOptions): Gateway {
       missedReplies: (conversationId, afterId) => live.missed(conversationId, afterId),
       media: media.forChannel(channel.id),
       events,
+      platformMoved: async (conversationId, to, reason) => {
+        try {
+          const change = await conversations.transition(conversationId, to, `platform:${channel.id}`, reason);
+          channelLog.info({ conv: conversationId, change }, 'conversation moved by the platform');
+          events.emit('conversation.state_changed', { conversationId, change });
+        } catch (err) {
+          // Already there (a servicer's every message says it holds the session), or not known to the gateway yet.
+          if (!(err instanceof TransitionError)) throw err;
+          channelLog.debug({ conv: conversationId, to, state: err.from }, 'platform move not applied');
+        }
+      },
     };
     adapters.set(channel.id, definition.create({ id: channel.id, type: channel.type, options: channel.options }, ctx));
   }

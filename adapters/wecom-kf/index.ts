@@ -10,6 +10,8 @@
  * Session state: who holds the session is learnt from the pulled items (a servicer's own message, session_status_change
  * events) and from our own transfers, and kept per customer in Redis. While a servicer holds it, or after it ended,
  * send_msg is refused by WeCom; send() refuses it first, and customer messages carry `kfServiceState` in metadata.
+ * The gateway's conversation state follows (ctx.platformMoved): `agent` while a servicer holds it, `closed` when it
+ * ended, so the bot does not answer over a human.
  */
 import type { WebhookRoute } from '../http.js';
 import { z } from 'zod';
@@ -178,6 +180,11 @@ class WecomKfAdapter implements ChannelAdapter {
       if (change) {
         await this.rememberSessionState(change);
         this.ctx.log.info({ openKfid: change.openKfid, state: change.state, servicer: change.servicerUserId }, 'kf session state changed');
+        // The gateway's state follows the session, so the bot does not answer a customer a servicer is talking to.
+        const conversationId = kfConversationId(this.id, change.openKfid, change.externalUserId);
+        const servicer = change.servicerUserId ? ` (servicer ${change.servicerUserId})` : '';
+        if (change.state === KF_STATE.human) await this.ctx.platformMoved?.(conversationId, 'agent', `a WeCom servicer holds the kf session${servicer}`);
+        if (change.state === KF_STATE.ended) await this.ctx.platformMoved?.(conversationId, 'closed', 'the kf session ended in WeCom');
       }
       const decoded = decodeKfItem(item, this);
       if (decoded.kind === 'skip') {

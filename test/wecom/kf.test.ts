@@ -259,30 +259,39 @@ describe('wecom-kf channel end to end (pull with cursor, real gateway and Redis)
     assert.equal(fake.session(OPEN_KFID, 'wm-frank').state, 2);
   });
 
-  it('stops sending once a servicer holds the session, and resumes after it ended and the customer wrote again', async () => {
+  it('follows the kf session: a servicer taking it moves the conversation to agent (no bot, no send), its end closes it, the customer writing again reopens it', async () => {
     const user = 'wm-ivy';
     say(user, 'first');
     await callback();
     await eventually(() => kfReplies(user).length === 1, 'answered while with the API');
+    const conversationId = seen.find((m) => m.sender.id === user)!.conversationId;
+    const textsIn = async () => (await gw.gateway.transcripts.list(conversationId)).filter((m) => m.direction === 'in' && m.content.type === 'text');
     // A servicer takes the session from the queue (session_status_change, change_type 1) and writes from WeCom.
     fake.session(OPEN_KFID, user).state = 3;
     fake.pushKf({ msgid: 'ssc-1', open_kfid: OPEN_KFID, origin: 4, msgtype: 'event', event: { event_type: 'session_status_change', open_kfid: OPEN_KFID, external_userid: user, change_type: 1, new_servicer_userid: 'zhangsan' } });
     fake.pushKf({ msgid: 'srv-1', open_kfid: OPEN_KFID, external_userid: user, origin: 5, servicer_userid: 'zhangsan', msgtype: 'text', text: { content: 'hi, Zhang here' } });
     say(user, 'second');
-    const before = failures.length;
     await callback();
+    await eventually(async () => (await gw.gateway.conversations.state(conversationId)) === 'agent', 'the conversation is with a human');
+    const second = await eventually(async () => (await textsIn()).find((m) => m.content.type === 'text' && m.content.text === 'second'), 'second received');
+    assert.equal(second.metadata.kfServiceState, 3, 'the customer message says who holds the session');
+    const moved = (await gw.gateway.conversations.history(conversationId)).find((c) => c.to === 'agent');
+    assert.equal(moved?.by, 'platform:kf');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(!seen.some((m) => m.content.type === 'text' && m.content.text === 'second'), 'the bot did not run');
+    assert.equal(kfReplies(user).length, 1, 'nothing sent while the servicer holds the session');
+    // A reply from the gateway's side (an agent through the API) is refused locally while the servicer holds it.
+    const before = failures.length;
+    await gw.gateway.pipeline.sendToConversation(conversationId, { type: 'text', text: 'from the API' }, { id: 'ann', role: 'agent' });
     const refused = await eventually(() => failures.slice(before).find((f) => f.code === 'kf_session_with_servicer'), 'refused locally');
     assert.equal(refused.reason, 'recipient_unreachable');
-    await new Promise((r) => setTimeout(r, 300));
-    assert.equal(kfReplies(user).length, 1, 'nothing sent while the servicer holds the session');
     assert.ok(!failures.slice(before).some((f) => f.code === 95018), 'no send_msg attempted');
-    const second = seen.find((m) => m.sender.id === user && m.content.type === 'text' && m.content.text === 'second');
-    assert.equal(second?.metadata.kfServiceState, 3, 'the customer message says who holds the session');
-    // The servicer ends the session (change_type 3); the customer's next message opens a new one (state 0).
+    // The servicer ends the session (change_type 3): the conversation closes; the customer's next message opens a new
+    // session (state 0) and reopens the conversation for the bot.
     fake.pushKf({ msgid: 'ssc-2', open_kfid: OPEN_KFID, origin: 4, msgtype: 'event', event: { event_type: 'session_status_change', open_kfid: OPEN_KFID, external_userid: user, change_type: 3, old_servicer_userid: 'zhangsan' } });
     fake.session(OPEN_KFID, user).state = 4;
     await callback();
-    await eventually(() => failures.some((f) => f.code === 'kf_session_ended'), 'no reply to the end of the session');
+    await eventually(async () => (await gw.gateway.conversations.history(conversationId)).some((c) => c.to === 'closed' && c.by === 'platform:kf'), 'closed with the session');
     say(user, 'third');
     await callback();
     const third = await eventually(() => kfReplies(user).find((s) => s.body.text.content === 'echo: third'), 'answered again');
