@@ -5,8 +5,9 @@
  * different body gets 422. A request that failed with an error is not stored, so it can be retried.
  *
  * The in-progress mark expires after `runningTtlSeconds`, not the full TTL: should the process die mid-request, a
- * retry may run it again a minute later rather than get 409 for a day. Only the finished record is kept the full TTL,
- * and only by the run that still holds the mark (one whose mark expired and was taken over stores nothing).
+ * retry may run it again a minute later rather than get 409 for a day. Only the finished record is kept the full TTL.
+ * A run whose mark expired still stores its result unless another run took the key over meanwhile (that run's record
+ * wins), so a request slower than the mark is not run again by a later retry.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { RedisClient } from '../../adapters/types.js';
@@ -22,9 +23,16 @@ interface Stored {
 }
 
 // KEYS[1] the record. ARGV: the running mark this run wrote, the finished record ('' to delete), its TTL in seconds.
+// The record is settled when it still holds this run's mark, and also when it is gone (the mark expired during a long
+// run and nobody retried meanwhile): storing then keeps a later retry from acting twice. Only another run's record
+// (a newer mark or its finished result) is left alone.
 const SETTLE_LUA = `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if ARGV[2] == '' then return redis.call('DEL', KEYS[1]) end
+local current = redis.call('GET', KEYS[1])
+if current and current ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then
+  if current then redis.call('DEL', KEYS[1]) end
+  return 1
+end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 return 1
 `;
@@ -67,7 +75,7 @@ export class Idempotency {
     return result;
   }
 
-  /** Replaces this run's running mark with the finished record ('' deletes it), unless the mark is no longer ours. */
+  /** Replaces this run's running mark (or its expired absence) with the finished record ('' deletes it), unless another run holds the key. */
   private async settle(redisKey: string, running: string, finished: string): Promise<void> {
     await (this.redis as any).gwIdempotencySettle(redisKey, running, finished, this.ttlSeconds);
   }

@@ -34,6 +34,43 @@ describe('Idempotency-Key', () => {
     assert.equal(replayed.headers?.['Idempotent-Replayed'], 'true');
   });
 
+  it('stores a run that outlived its in-progress mark when no other run took the key over', async () => {
+    const redis = test.client as unknown as RedisClient;
+    const idempotency = new Idempotency(redis, 'idem-3', DAY, 1);
+    let acts = 0;
+    await idempotency.run('ops', 'k-3', request, async () => {
+      acts++;
+      await new Promise((r) => setTimeout(r, 1_500));
+      return accepted;
+    });
+    const [key] = await test.client.keys('idem-3:idem:*');
+    const ttl = await test.client.ttl(key!);
+    assert.ok(ttl > DAY - 10, `the finished record is kept a day (TTL ${ttl})`);
+    const replayed = await idempotency.run('ops', 'k-3', request, async () => {
+      acts++;
+      return { status: 202, body: { id: 'm-2' } };
+    });
+    assert.equal(acts, 1, 'the retry does not act again');
+    assert.deepEqual(replayed.body, { id: 'm-1' });
+    assert.equal(replayed.headers?.['Idempotent-Replayed'], 'true');
+  });
+
+  it('stores nothing for a failed run whose mark expired, so the request can be retried', async () => {
+    const redis = test.client as unknown as RedisClient;
+    const idempotency = new Idempotency(redis, 'idem-4', DAY, 1);
+    await assert.rejects(
+      idempotency.run('ops', 'k-4', request, async () => {
+        await new Promise((r) => setTimeout(r, 1_200));
+        throw new Error('helpdesk down');
+      }),
+      /helpdesk down/,
+    );
+    assert.deepEqual(await test.client.keys('idem-4:idem:*'), []);
+    const retried = await idempotency.run('ops', 'k-4', request, async () => accepted);
+    assert.deepEqual(retried.body, { id: 'm-1' });
+    assert.equal(retried.headers?.['Idempotent-Replayed'], undefined);
+  });
+
   it('keeps a finished request for the full TTL and replays it', async () => {
     const redis = test.client as unknown as RedisClient;
     const idempotency = new Idempotency(redis, 'idem-2', DAY, 60);
