@@ -35,8 +35,12 @@ export class ShardLeases {
   /** Shards given up whose consumers are still closing: their leases are renewed until the close has finished. */
   private readonly closing = new Map<number, string>();
   private acquisitions = 0;
-  /** Consumers stopped because their lease was lost; stop() waits for them. */
-  private readonly lostReleases = new Set<Promise<void>>();
+  /**
+   * Shards whose lease was lost, while their consumers stop: not taken again until the stop has finished (the lease
+   * key may be free at once, and a second consumer in this process would break the shard's order), and stop()
+   * waits for them.
+   */
+  private readonly lostStopping = new Map<number, Promise<void>>();
   private rebalanceTimer: NodeJS.Timeout | undefined;
   private renewTimer: NodeJS.Timeout | undefined;
   private rebalancing: Promise<void> = Promise.resolve();
@@ -109,8 +113,8 @@ export class ShardLeases {
     const release: Promise<void> = this.opts
       .release(shard)
       .catch((err) => this.opts.log.error({ err, shard }, 'stopping the consumer of a lost shard failed'))
-      .finally(() => this.lostReleases.delete(release));
-    this.lostReleases.add(release);
+      .finally(() => this.lostStopping.delete(shard));
+    this.lostStopping.set(shard, release);
   }
 
   private async rebalance(): Promise<void> {
@@ -125,7 +129,7 @@ export class ShardLeases {
       await this.releaseShard(shard);
     }
     for (let shard = 0; shard < shards && this.owned.size < target; shard++) {
-      if (this.owned.has(shard) || this.closing.has(shard)) continue;
+      if (this.owned.has(shard) || this.closing.has(shard) || this.lostStopping.has(shard)) continue;
       const value = `${this.opts.processId}#${++this.acquisitions}`;
       const got = await redis.set(this.leaseKey(shard), value, 'PX', this.ttlMs, 'NX');
       if (got === 'OK') {
@@ -161,7 +165,7 @@ export class ShardLeases {
     await this.opts.redis.zrem(this.membersKey, this.opts.processId);
     // The renew timer keeps running until every consumer has stopped.
     await Promise.all([...this.owned.keys()].map((shard) => this.releaseShard(shard)));
-    await Promise.all([...this.lostReleases]);
+    await Promise.all([...this.lostStopping.values()]);
     if (this.renewTimer) clearInterval(this.renewTimer);
     await this.renewing;
   }

@@ -7,21 +7,31 @@ import { redisClientForTests } from './helpers/redis.js';
 
 const quiet = { info() {}, debug() {}, warn() {}, error() {} } as unknown as Logger;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+async function waitUntil(check: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check() && Date.now() < deadline) await sleep(50);
+}
 
-/** Who consumes each shard right now, and every moment two processes consumed one shard at once. */
+/**
+ * The consumers running each shard right now, and every moment two ran one shard at once — two processes, or two in
+ * one process (each start is a consumer of its own).
+ */
 class ConsumerLedger {
-  private readonly consumers = new Map<number, Set<string>>();
+  private readonly consumers = new Map<number, string[]>();
   readonly overlaps: string[] = [];
 
   start(shard: number, processId: string): void {
-    const set = this.consumers.get(shard) ?? new Set<string>();
-    set.add(processId);
-    this.consumers.set(shard, set);
-    if (set.size > 1) this.overlaps.push(`shard ${shard} consumed by ${[...set].join(' and ')}`);
+    const list = this.consumers.get(shard) ?? [];
+    list.push(processId);
+    this.consumers.set(shard, list);
+    if (list.length > 1) this.overlaps.push(`shard ${shard} consumed by ${list.join(' and ')}`);
   }
 
+  /** The oldest consumer of `processId` on the shard has stopped. */
   stop(shard: number, processId: string): void {
-    this.consumers.get(shard)?.delete(processId);
+    const list = this.consumers.get(shard) ?? [];
+    const i = list.indexOf(processId);
+    if (i >= 0) list.splice(i, 1);
   }
 }
 
@@ -67,6 +77,25 @@ describe('shard leases', () => {
       await first.shardLeases.stop();
       first.connection.disconnect();
       second.connection.disconnect();
+    }
+    assert.deepEqual(ledger.overlaps, []);
+  });
+
+  it('does not take a lost shard again while the consumer it lost is still stopping', async () => {
+    const ledger = new ConsumerLedger();
+    const only = leases('A', ledger, 3_000);
+    try {
+      await only.shardLeases.start();
+      assert.deepEqual(only.shardLeases.ownedShards, [0, 1]);
+      // The lease goes (a stall past the TTL, a failover): the key is free at once, the old consumer takes 3 s to stop.
+      await redis.client.del('gw-shards-test:lease:shard-1');
+      await waitUntil(() => !only.shardLeases.ownedShards.includes(1), 3_000);
+      await waitUntil(() => only.shardLeases.ownedShards.includes(1), 8_000);
+      assert.deepEqual(ledger.overlaps, [], 'one consumer at a time');
+      assert.deepEqual(only.shardLeases.ownedShards, [0, 1], 'taken again once the old consumer had stopped');
+    } finally {
+      await only.shardLeases.stop();
+      only.connection.disconnect();
     }
     assert.deepEqual(ledger.overlaps, []);
   });
