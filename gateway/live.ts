@@ -65,10 +65,27 @@ export class LiveHub {
     );
   }
 
-  /** Outbound messages of a conversation newer than `afterId` (all kept ones when absent), oldest first. */
+  /**
+   * Outbound messages of a conversation newer than `afterId` (all kept ones when absent), oldest first. An entry that
+   * no longer reads (written by another version, damaged) is skipped with a log line rather than failing the replay.
+   */
   async missed(conversationId: string, afterId: string | undefined): Promise<UnifiedMessage[]> {
     const items = await this.redis.lrange(this.outboxKey(conversationId), 0, -1);
-    return items.map((s) => UnifiedMessage.parse(JSON.parse(s))).filter((m) => afterId === undefined || m.id > afterId);
+    const messages: UnifiedMessage[] = [];
+    for (const item of items) {
+      const message = this.readOutboxEntry(conversationId, item);
+      if (message && (afterId === undefined || message.id > afterId)) messages.push(message);
+    }
+    return messages;
+  }
+
+  private readOutboxEntry(conversationId: string, item: string): UnifiedMessage | undefined {
+    try {
+      return UnifiedMessage.parse(JSON.parse(item));
+    } catch (err) {
+      this.log.error({ err, conversationId, entry: item.slice(0, 200) }, 'skipping an unreadable outbox entry');
+      return undefined;
+    }
   }
 
   /**

@@ -19,7 +19,7 @@ describe('app channel: signed REST in, signed callback and WebSocket out', () =>
     gw = await startTestGateway(
       {
         server: { bodyLimitBytes: 4096 },
-        channels: [{ id: 'app', type: 'app', options: { apps: [{ id: 'shop', secret: SECRET, callbackUrl: `${callback.url}/replies` }] } }],
+        channels: [{ id: 'app', type: 'app', options: { apps: [{ id: 'shop', secret: SECRET, callbackUrl: `${callback.url}/replies` }], heartbeatSeconds: 1 } }],
         bot: { rules: [{ id: 'hi', match: { regex: '^hi' }, reply: 'Hello from the bot' }], fallback: 'fallback' },
       },
       redis.url,
@@ -85,6 +85,62 @@ describe('app channel: signed REST in, signed callback and WebSocket out', () =>
       TestSocket.open(wsUrl.replace(/sig=[^&]+/, 'sig=v1%3Dbad')),
       (err: any) => err.status === 401 && /bad_signature/.test(err.body),
     );
+  });
+
+  const socketUrl = (user: string, after?: string) => {
+    const ts = Math.floor(Date.now() / 1000);
+    const query = `app=shop&user=${user}&ts=${ts}&sig=${encodeURIComponent(sign(SECRET, ts, user))}${after ? `&after=${after}` : ''}`;
+    return `${gw.url.replace('http', 'ws')}/webhooks/app/ws?${query}`;
+  };
+  const ask = async (user: string, messageId: string, text: string) => {
+    const body = JSON.stringify({ userId: user, messageId, text });
+    assert.equal((await post(body, signedHeaders('shop', SECRET, body))).status, 202);
+  };
+  const outboxOf = (conversationId: string) => `gw:outbox:{${conversationId}}`;
+
+  it('replays after `after` in order on reconnect, skipping an outbox entry that no longer reads', async () => {
+    const socket = await TestSocket.open(socketUrl('u-4'));
+    await ask('u-4', 'r-1', 'hi one');
+    const first = await socket.next((f) => f.type === 'message');
+    await socket.close();
+    await ask('u-4', 'r-2', 'hi two');
+    await ask('u-4', 'r-3', 'something else');
+    const outbox = outboxOf(first.message.conversationId);
+    await eventually(async () => (await gw.gateway.redis.llen(outbox)) === 3, 'both replies in the outbox');
+    await gw.gateway.redis.rpush(outbox, '{"not":"a message"}');
+    const again = await TestSocket.open(socketUrl('u-4', first.message.id));
+    const replayed = [await again.next((f) => f.type === 'message'), await again.next((f) => f.type === 'message')];
+    assert.deepEqual(replayed.map((f) => f.message.content.text), ['Hello from the bot', 'fallback']);
+    assert.ok(replayed[0]!.message.id < replayed[1]!.message.id);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(again.frames, [], 'nothing at or before `after`, nothing twice');
+    assert.ok(gw.logs.some((l) => l.msg === 'skipping an unreadable outbox entry'));
+    await again.close();
+  });
+
+  it('tells the client and closes with 1011 when its missed replies cannot be read', async () => {
+    const socket = await TestSocket.open(socketUrl('u-5'));
+    await ask('u-5', 'x-1', 'hi');
+    const first = await socket.next((f) => f.type === 'message');
+    await socket.close();
+    // Not a list any more: reading the outbox fails the way a Redis error does.
+    await gw.gateway.redis.set(outboxOf(first.message.conversationId), 'broken');
+    const again = await TestSocket.open(socketUrl('u-5', first.message.id));
+    const code = await new Promise<number>((resolve) => again.ws.once('close', (c) => resolve(c)));
+    assert.equal(code, 1011);
+    assert.equal((await again.next((f) => f.type === 'error')).error, 'replay_failed');
+    await gw.gateway.redis.del(outboxOf(first.message.conversationId));
+  });
+
+  it('closes app sockets whose client stops answering heartbeat pings', async () => {
+    const { default: WebSocket } = await import('ws');
+    const silent = new WebSocket(socketUrl('u-6'), { autoPong: false });
+    await new Promise((r) => silent.once('open', r));
+    const live = await TestSocket.open(socketUrl('u-7'));
+    const code = await new Promise<number>((resolve) => silent.once('close', (c) => resolve(c)));
+    assert.equal(code, 1006, 'the silent client was terminated');
+    assert.equal(live.ws.readyState, WebSocket.OPEN, 'the answering client is still connected');
+    await live.close();
   });
 
   it('refuses bad input with a 4xx, a reason and a log line, and queues nothing', async () => {

@@ -6,12 +6,13 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { AxiosInstance } from 'axios';
 import { reply, type WebhookReply, type WebhookRequest, type WebhookRoute } from '../http.js';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { WebSocketServer } from 'ws';
 import { z } from 'zod';
 import { parseJsonBody, unauthorized } from '../../gateway/errors.js';
 import type { ContentType, UnifiedMessage } from '../../gateway/message.js';
 import { createHttpClient, deliveryErrorForException, deliveryErrorForStatus, postJson } from '../shared/http-client.js';
 import { ConversationSockets, refuseUpgrade } from '../shared/live-socket.js';
+import { heartbeat, ReplyStream, watchPongs, type HeartbeatSocket } from '../web/socket-session.js';
 import { defineAdapter, type AdapterContext, type ChannelAdapter } from '../types.js';
 import type { ConversationReference } from '../../gateway/conversation-reference.js';
 import { AppInbound, appConversationId, decodeAppMessage } from './decode.js';
@@ -30,18 +31,24 @@ export const AppOptions = z.object({
     .describe('Apps allowed to post, each with its own key'),
   toleranceSeconds: z.number().int().positive().default(300).describe('Largest clock skew accepted on X-Gateway-Timestamp'),
   timeoutMs: z.number().int().positive().default(10_000).describe('Callback request timeout'),
+  heartbeatSeconds: z.number().int().min(1).default(30).describe('WebSocket ping interval; a socket missing one pong is closed'),
 });
 export type AppOptions = z.infer<typeof AppOptions>;
 
 const CAPABILITIES: ReadonlySet<ContentType> = new Set(['text', 'image', 'file', 'audio', 'video', 'location', 'link', 'event']);
+
+interface AppSocket extends HeartbeatSocket {
+  replies?: ReplyStream;
+}
 
 class AppAdapter implements ChannelAdapter {
   readonly capabilities = CAPABILITIES;
   private readonly apps: Map<string, AppOptions['apps'][number]>;
   private readonly http: AxiosInstance;
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 4096 });
-  private readonly sockets = new ConversationSockets<WebSocket>();
+  private readonly sockets = new ConversationSockets<AppSocket>();
   private unsubscribe: (() => Promise<void>) | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
 
   constructor(
     readonly id: string,
@@ -77,40 +84,62 @@ class AppAdapter implements ChannelAdapter {
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname !== `/webhooks/${this.id}/ws`) return false;
-    const q = url.searchParams;
+    // A throw here would reach the HTTP server's 'upgrade' event and take the whole process down.
+    try {
+      this.accept(req, socket, head, url.searchParams);
+    } catch (err) {
+      this.ctx.log.error({ err }, 'app socket not opened');
+      if (socket.writable) refuseUpgrade(socket, 500, 'internal_error', 'the socket could not be opened; try again', this.ctx.log);
+      else socket.destroy();
+    }
+    return true;
+  }
+
+  private accept(req: IncomingMessage, socket: Duplex, head: Buffer, q: URLSearchParams): void {
     const app = this.apps.get(q.get('app') ?? '');
     const user = q.get('user') ?? '';
-    if (!app || !user) {
-      refuseUpgrade(socket, 401, 'unknown_app', 'app and user query parameters are required', this.ctx.log);
-      return true;
-    }
+    if (!app || !user) return refuseUpgrade(socket, 401, 'unknown_app', 'app and user query parameters are required', this.ctx.log);
     const check = verify(app.secret, q.get('ts') ?? undefined, q.get('sig') ?? undefined, user, this.options.toleranceSeconds);
-    if (!check.ok) {
-      refuseUpgrade(socket, 401, check.reason, signatureHint(check.reason), this.ctx.log);
-      return true;
-    }
+    if (!check.ok) return refuseUpgrade(socket, 401, check.reason, signatureHint(check.reason), this.ctx.log);
     const conversationId = appConversationId(this.id, app.id, user);
-    this.wss.handleUpgrade(req, socket, head, async (ws) => {
-      this.sockets.add(conversationId, ws);
-      ws.on('error', () => {});
-      for (const message of await this.ctx.missedReplies(conversationId, q.get('after') ?? undefined)) {
-        ws.send(JSON.stringify({ type: 'message', message: callbackView(message) }));
+    const after = q.get('after') ?? undefined;
+    this.wss.handleUpgrade(req, socket, head, (ws) => void this.onConnection(ws, conversationId, after));
+  }
+
+  /** Joins the live set first (nothing published meanwhile is lost), then replays; live replies wait for the replay. */
+  private async onConnection(ws: AppSocket, conversationId: string, after: string | undefined): Promise<void> {
+    watchPongs(ws);
+    ws.on('error', (err) => this.ctx.log.debug({ err }, 'app socket error'));
+    const replies = new ReplyStream((message) => ws.readyState === ws.OPEN && ws.send(JSON.stringify({ type: 'message', message: callbackView(message) })));
+    ws.replies = replies;
+    this.sockets.add(conversationId, ws);
+    let missed: UnifiedMessage[];
+    try {
+      missed = await this.ctx.missedReplies(conversationId, after);
+    } catch (err) {
+      // A client left without its missed replies would believe it has them all: it must reconnect with `after`.
+      this.ctx.log.error({ err, conversationId }, 'could not replay missed replies; app socket closed');
+      if (ws.readyState === ws.OPEN) {
+        ws.send(JSON.stringify({ type: 'error', error: 'replay_failed', message: 'missed replies could not be read; reconnect with the same after' }));
       }
-    });
-    return true;
+      ws.close(1011, 'replay failed');
+      return;
+    }
+    replies.replayed(missed);
   }
 
   async start(): Promise<void> {
     this.unsubscribe = await this.ctx.subscribe(
       (message) => {
-        const frame = JSON.stringify({ type: 'message', message: callbackView(message) });
-        for (const ws of this.sockets.of(message.conversationId)) if (ws.readyState === ws.OPEN) ws.send(frame);
+        for (const ws of this.sockets.of(message.conversationId)) ws.replies?.live(message);
       },
       (conversationId) => this.sockets.holds(conversationId),
     );
+    this.heartbeat = heartbeat(() => this.sockets.all(), this.options.heartbeatSeconds);
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.heartbeat);
     await this.unsubscribe?.();
     for (const ws of this.sockets.all()) ws.close(1001, 'gateway shutting down');
     this.wss.close();
