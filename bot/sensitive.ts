@@ -4,7 +4,8 @@
  * Latin, case variants). Words written in Latin letters only match as whole words ("ass" does not fire inside
  * "class"); a word ends at anything that is not a Latin letter, a digit or `_`, so Chinese right next to it ("你是sb吗",
  * "转agent") is a boundary. Chinese words match anywhere, as Chinese has no word boundaries to respect; zero-width
- * characters, and spaces or punctuation between two Han characters ("傻 逼", "傻\u200b逼"), do not split them.
+ * characters, and up to three spaces or obfuscators (`* . - _ ·`) between two Han characters ("傻 逼", "傻*逼",
+ * "傻\u200b逼"), do not split them. Sentence punctuation and line breaks do: "我真傻。逼自己" is two phrases.
  *
  * The text is read as code points (numbers, not one-character strings): the filter reads every message in and out.
  */
@@ -12,7 +13,20 @@ const WORD_CHAR = /[\p{Script=Latin}\p{N}_]/u;
 const LATIN_WORD = /^[\p{Script=Latin}\p{N}_' -]+$/u;
 const MARK = /^\p{M}/u;
 const HAN = /^\p{Script=Han}/u;
-const GAP = /^[\s\p{Z}\p{P}]/u;
+
+/** The longest run of obfuscators closed between two Han characters; a longer one is taken as a real break. */
+const MAX_GAP = 3;
+
+/**
+ * Characters that split a Chinese word without ending a phrase, as they read after NFKC (which folds the ideographic
+ * and other spaces to U+0020, and full-width `＊ ． － ＿` to ASCII): space, tab, `* . - _`, and middle dots and
+ * bullets. Sentence punctuation (`。，！？；：、` and the like; NFKC folds some to ASCII `, ! ? ; :`) and line breaks
+ * are left out on purpose: closing them would join the end of one phrase to the start of the next.
+ */
+const OBFUSCATORS: ReadonlySet<number> = new Set([
+  0x09, 0x20, 0x2a, 0x2d, 0x2e, 0x5f, // tab, space, * - . _
+  0xb7, 0x1680, 0x2010, 0x2022, 0x2027, 0x2219, 0x30fb, // · ogham space ‐ • ‧ ∙ ・
+]);
 
 /** Zero-width characters, soft hyphen and the byte-order mark: invisible, so they never separate anything. */
 function isInvisible(code: number): boolean {
@@ -24,15 +38,15 @@ function isCommonHan(code: number): boolean {
   return code >= 0x4e00 && code <= 0x9fff;
 }
 
+/** `‥` and `…`. */
+function isEllipsis(code: number): boolean {
+  return code === 0x2025 || code === 0x2026;
+}
+
 function isHan(code: number): boolean {
   return isCommonHan(code) || (code >= 0x2e80 && HAN.test(String.fromCodePoint(code)));
 }
 
-/** Whitespace or punctuation (ASCII letters and digits, the common case, without a regular expression). */
-function isGap(code: number): boolean {
-  if ((code >= 0x30 && code <= 0x39) || (code >= 0x61 && code <= 0x7a) || isCommonHan(code)) return false;
-  return GAP.test(String.fromCodePoint(code));
-}
 
 /** A combining mark at this index (marks start at U+0300; ASCII and common Han are never one). */
 function startsWithMark(text: string, index: number): boolean {
@@ -67,15 +81,16 @@ interface FoldedText {
 
 /**
  * Normalised and lower-cased, invisible characters dropped, gaps between two Han characters closed. ASCII and the
- * common Han block (which NFKC leaves alone) are taken as they are; other characters are normalised one at a time
- * with the combining marks after them (NFKC composes within such a group).
+ * common Han block (which NFKC leaves alone) are taken as they are, and so are ellipses (NFKC would make `…` three
+ * dots, which read as obfuscators, not as the sentence punctuation it is); other characters are normalised one at a
+ * time with the combining marks after them (NFKC composes within such a group).
  */
 function fold(text: string): FoldedText {
   const folded: FoldedText = { codes: [], origins: [] };
   let start = 0;
   while (start < text.length) {
     const code = text.charCodeAt(start);
-    if ((code < 0x80 || isCommonHan(code)) && !startsWithMark(text, start + 1)) {
+    if ((code < 0x80 || isCommonHan(code) || isEllipsis(code)) && !startsWithMark(text, start + 1)) {
       folded.codes.push(code >= 0x41 && code <= 0x5a ? code + 0x20 : code);
       folded.origins.push(start++);
       continue;
@@ -93,14 +108,21 @@ function fold(text: string): FoldedText {
   return closeGapsBetweenHan(folded);
 }
 
+/** Where the run of obfuscators starting at `start` ends, looking no further than one past the longest run closed. */
+function endOfGap(codes: readonly number[], start: number): number {
+  const limit = Math.min(codes.length, start + MAX_GAP + 1);
+  let end = start;
+  while (end < limit && OBFUSCATORS.has(codes[end]!)) end++;
+  return end;
+}
+
 function closeGapsBetweenHan({ codes, origins }: FoldedText): FoldedText {
   const kept: FoldedText = { codes: [], origins: [] };
   let afterHan = false;
   for (let i = 0; i < codes.length; i++) {
-    if (afterHan && isGap(codes[i]!)) {
-      let next = i;
-      while (next < codes.length && isGap(codes[next]!)) next++;
-      if (next < codes.length && isHan(codes[next]!)) {
+    if (afterHan && OBFUSCATORS.has(codes[i]!)) {
+      const next = endOfGap(codes, i);
+      if (next - i <= MAX_GAP && next < codes.length && isHan(codes[next]!)) {
         i = next - 1;
         continue;
       }

@@ -37,10 +37,29 @@ describe('sensitive words: Aho–Corasick matching', () => {
     const found = (text: string) => words.find(text).map((h) => h.word);
     assert.deepEqual(found('傻 逼'), ['傻逼']);
     assert.deepEqual(found('傻\u200b逼'), ['傻逼']);
-    assert.deepEqual(found('你这个傻，　逼'), ['傻逼']);
+    assert.deepEqual(found('傻*逼'), ['傻逼']);
+    assert.deepEqual(found('傻＊逼'), ['傻逼']);
+    assert.deepEqual(found('你这个傻 . 逼'), ['傻逼']);
+    assert.deepEqual(found('傻_-·逼'), ['傻逼']);
+    assert.deepEqual(found('傻　\u200b\u200b*逼'), ['傻逼']);
     assert.deepEqual(found('s\u200bcam'), ['scam']);
     // A gap between Latin letters still separates words.
     assert.deepEqual(found('sc am'), []);
+  });
+
+  it('sentence punctuation, a line break or a long gap between two Han characters ends a word', () => {
+    const words = new SensitiveWords(['傻逼', '代开发票']);
+    const found = (text: string) => words.find(text).map((h) => h.word);
+    assert.deepEqual(found('我真傻。逼自己加班到十点'), []);
+    assert.deepEqual(found('我要代开，发票什么时候寄'), []);
+    assert.deepEqual(found('需要代开。发票抬头怎么写？'), []);
+    for (const mark of ['，', ',', '！', '？', '；', '：', '、', '…', '“', '」', '——', '\n']) {
+      assert.deepEqual(found(`我真傻${mark}逼自己加班`), [], JSON.stringify(mark));
+    }
+    // Obfuscators are closed only up to three in a row.
+    assert.deepEqual(found('傻***逼'), ['傻逼']);
+    assert.deepEqual(found('傻****逼'), []);
+    assert.deepEqual(found('傻 * . 逼'), []);
   });
 
   it('reports where each word starts in the text as given', () => {
