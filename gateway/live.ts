@@ -11,6 +11,11 @@
  * subscriber holds that conversation; the rest it drops after reading the id. An ingress process older than this
  * format cannot read it (it logs the message as unreadable; the client still gets it from the outbox when it
  * reconnects), so in a rolling upgrade the ingress processes go first: this one still reads bare JSON.
+ *
+ * Pub/sub keeps no backlog: a reply published while the subscriber connection is re-connecting reaches nobody live,
+ * and a socket that stayed open would never ask the outbox for it. So the hub remembers, for each conversation a
+ * client asked about (missed()), the newest reply it handed on; when the subscriber is back it reads those
+ * conversations' outboxes from there and hands on what was missed (the adapters drop a reply a socket already had).
  */
 import type { RedisClient } from '../adapters/types.js';
 import type { Logger } from './logger.js';
@@ -25,6 +30,9 @@ redis.call('PUBLISH', ARGV[4], ARGV[5] .. ARGV[3])
 return n
 `;
 
+/** Below this many remembered conversations they are never swept for ones no longer held. */
+const SWEEP_FLOOR = 1000;
+
 /** A channel's subscriber: what it does with a message, and which conversations it holds live connections for. */
 interface Subscription {
   deliver: (message: UnifiedMessage) => void;
@@ -34,6 +42,12 @@ interface Subscription {
 export class LiveHub {
   private subscriber: RedisClient | undefined;
   private readonly handlers = new Map<string, Set<Subscription>>();
+  /** Conversation → id of the newest reply handed on, for the conversations clients of this process asked about. */
+  private readonly lastHandedOn = new Map<string, string>();
+  private sweepAt = SWEEP_FLOOR;
+  /** Live messages that arrive while catching up after a reconnect wait here, so older missed ones go first. */
+  private heldWhileCatchingUp: Array<[topic: string, payload: string]> | undefined;
+  private catchUpAgain = false;
 
   constructor(
     private readonly redis: RedisClient,
@@ -76,7 +90,61 @@ export class LiveHub {
       const message = this.readOutboxEntry(conversationId, item);
       if (message && (afterId === undefined || message.id > afterId)) messages.push(message);
     }
+    this.handedOn(conversationId, messages.at(-1)?.id ?? afterId ?? '');
+    if (this.lastHandedOn.size >= this.sweepAt) this.sweep();
     return messages;
+  }
+
+  private handedOn(conversationId: string, id: string): void {
+    if ((this.lastHandedOn.get(conversationId) ?? '') <= id) this.lastHandedOn.set(conversationId, id);
+  }
+
+  /** The subscriptions holding a conversation's sockets (those that deliver everything hold none in particular). */
+  private holders(conversationId: string): Subscription[] {
+    const holders: Subscription[] = [];
+    for (const set of this.handlers.values()) for (const s of set) if (s.holds?.(conversationId)) holders.push(s);
+    return holders;
+  }
+
+  /** Forgets the conversations no subscription holds any more. */
+  private sweep(): void {
+    for (const conversationId of this.lastHandedOn.keys()) {
+      if (this.holders(conversationId).length === 0) this.lastHandedOn.delete(conversationId);
+    }
+    this.sweepAt = Math.max(SWEEP_FLOOR, this.lastHandedOn.size * 2);
+  }
+
+  /** After the subscriber re-connected: hands on what the held conversations' outboxes got during the gap. */
+  private async catchUp(): Promise<void> {
+    if (this.heldWhileCatchingUp) return void (this.catchUpAgain = true);
+    const subscriber = this.subscriber;
+    if (!subscriber) return;
+    this.heldWhileCatchingUp = [];
+    const caughtUp = new Set<string>();
+    try {
+      // Subscribed again before the outboxes are read: a reply is then either in what is read or arrives live.
+      await subscriber.subscribe(...[...this.handlers.keys()].map((channel) => this.topic(channel)));
+      this.sweep();
+      for (const [conversationId, lastId] of [...this.lastHandedOn]) {
+        const holders = this.holders(conversationId);
+        for (const message of await this.missed(conversationId, lastId || undefined)) {
+          caughtUp.add(message.id);
+          for (const s of holders) s.deliver(message);
+        }
+      }
+      if (caughtUp.size) this.log.info({ replies: caughtUp.size }, 'live subscriber back: replies published meanwhile handed on');
+    } catch (err) {
+      this.log.error({ err }, 'live subscriber back, but the replies published meanwhile could not be read; clients get them when they reconnect');
+    } finally {
+      const held = this.heldWhileCatchingUp;
+      this.heldWhileCatchingUp = undefined;
+      // Published after the re-subscribe but before its outbox was read: already handed on above.
+      for (const [topic, payload] of held) this.receive(topic, payload, caughtUp);
+    }
+    if (this.catchUpAgain) {
+      this.catchUpAgain = false;
+      await this.catchUp();
+    }
   }
 
   private readOutboxEntry(conversationId: string, item: string): UnifiedMessage | undefined {
@@ -100,6 +168,11 @@ export class LiveHub {
     if (!this.subscriber) {
       this.subscriber = this.connect();
       this.subscriber.on('message', (topic: string, payload: string) => this.receive(topic, payload));
+      let connectedBefore = false;
+      this.subscriber.on('ready', () => {
+        if (connectedBefore) void this.catchUp();
+        connectedBefore = true;
+      });
     }
     let set = this.handlers.get(channel);
     if (!set) {
@@ -114,7 +187,8 @@ export class LiveHub {
     };
   }
 
-  private receive(topic: string, payload: string): void {
+  private receive(topic: string, payload: string, alreadyHandedOn?: ReadonlySet<string>): void {
+    if (this.heldWhileCatchingUp) return void this.heldWhileCatchingUp.push([topic, payload]);
     const set = this.handlers.get(topic.slice(`${this.prefix}:live:`.length));
     if (!set) return;
     const framed = readLivePayload(payload);
@@ -129,6 +203,8 @@ export class LiveHub {
       this.log.error({ err, topic }, 'dropping an unreadable live message');
       return;
     }
+    if (alreadyHandedOn?.has(message.id)) return;
+    if (this.lastHandedOn.has(message.conversationId)) this.handedOn(message.conversationId, message.id);
     for (const s of wanted) s.deliver(message);
   }
 

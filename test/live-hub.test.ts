@@ -85,4 +85,22 @@ describe('live hub across processes (real Redis pub/sub)', () => {
     await eventually(() => dropped.some((m) => m.id === legacy.id), 'bare JSON delivered');
     await Promise.all([worker.close(), other.close()]);
   });
+
+  it('after its subscriber connection comes back, hands on the replies published meanwhile to the conversations it holds, once each', async () => {
+    const hub_ = hub();
+    const got: string[] = [];
+    await hub_.subscribe('web', (m) => got.push((m.content as { text: string }).text), (id) => id === 'web:gap');
+    // A socket of the conversation connected: it asked for what it missed (nothing yet).
+    assert.deepEqual(await hub_.missed('web:gap', undefined), []);
+    await hub_.publish(reply('web:gap', 'before'));
+    await eventually(() => got.length === 1, 'the first reply');
+    await connect().call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+    await hub_.publish(reply('web:gap', 'during the reconnect'));
+    await hub_.publish(reply('web:elsewhere', 'not held here'));
+    await eventually(() => got.length === 2, 'the reply published while reconnecting', 5000);
+    await hub_.publish(reply('web:gap', 'after'));
+    await eventually(() => got.length === 3, 'the next live reply');
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(got, ['before', 'during the reconnect', 'after']);
+  });
 });
