@@ -17,12 +17,15 @@ import type { TranscriptEntry } from './transcript.js';
 export const ConversationState = z.enum(['bot', 'handoff_pending', 'agent', 'closed']);
 export type ConversationState = z.infer<typeof ConversationState>;
 
-/** Which states each state may move to. `closed → bot` happens when the customer writes again. */
+/**
+ * Which states each state may move to. `closed → bot` happens when the customer writes again; `closed → agent` when
+ * a human on the platform takes up an ended session (WeCom kf). Callers name the states they accept a move from.
+ */
 export const TRANSITIONS: Record<ConversationState, readonly ConversationState[]> = {
   bot: ['handoff_pending', 'agent', 'closed'],
   handoff_pending: ['agent', 'bot', 'closed'],
   agent: ['bot', 'closed'],
-  closed: ['bot', 'handoff_pending'],
+  closed: ['bot', 'handoff_pending', 'agent'],
 };
 
 export interface StateChange {

@@ -5,8 +5,9 @@
  * - origin 3 (customer) messages: text, image, voice, video, file, location, link, miniprogram, business_card,
  *   msgmenu, channels_shop_product/order, merged_msg, channels, meeting, schedule, note... — the ones with a unified
  *   shape are mapped, the rest kept as `event` named after the msgtype with the payload in `data`;
- * - origin 4 (system) `event` items: enter_session (with welcome_code), msg_send_fail, session_status_change,
- *   user_recall_msg, ... → `event` named after event_type; events with no customer (servicer_status_change) skip;
+ * - origin 4 (system) `event` items: enter_session (with welcome_code), msg_send_fail, user_recall_msg, ... →
+ *   `event` named after event_type; events with no customer (servicer_status_change) skip, and so does
+ *   session_status_change, which moves the conversation's state instead;
  * - origin 5 is a human servicer typing in the WeCom client: not the customer, so it never reaches the bot; like a
  *   session_status_change event, it tells who holds the session (kfSessionChangeOf).
  *
@@ -46,6 +47,9 @@ export function decodeKfItem(item: KfItem, channel: { id: string; type: string }
   const openKfid = str(item.open_kfid) || str(payload.open_kfid);
   const externalUserId = str(item.external_userid) || str(payload.external_userid);
   if (!openKfid || !externalUserId) return { kind: 'skip', reason: `${isEvent ? str(payload.event_type) : item.msgtype} concerns no customer` };
+  // Who holds the session is the gateway's conversation state (kfSessionChangeOf → ctx.platformMoved); as a message
+  // the change would reopen the conversation its end just closed and reach the bot.
+  if (isEvent && str(payload.event_type) === 'session_status_change') return { kind: 'skip', reason: 'session state change (conversation state follows it)' };
   const welcomeCode = isEvent ? str(payload.welcome_code) : '';
   const fromCustomer = item.origin === ORIGIN_CUSTOMER;
   const base = { openKfid, externalUserId, fromCustomer };

@@ -292,10 +292,29 @@ describe('wecom-kf channel end to end (pull with cursor, real gateway and Redis)
     fake.session(OPEN_KFID, user).state = 4;
     await callback();
     await eventually(async () => (await gw.gateway.conversations.history(conversationId)).some((c) => c.to === 'closed' && c.by === 'platform:kf'), 'closed with the session');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(await gw.gateway.conversations.state(conversationId), 'closed', 'the end of the session does not reopen it');
+    assert.ok(!seen.some((m) => m.conversationId === conversationId && m.content.type === 'event'), 'the bot saw no session event');
     say(user, 'third');
     await callback();
     const third = await eventually(() => kfReplies(user).find((s) => s.body.text.content === 'echo: third'), 'answered again');
     assert.ok(third);
+  });
+
+  it('moves a closed conversation to agent when a servicer takes up the ended session (change_type 4)', async () => {
+    const user = 'wm-kate';
+    say(user, 'hello');
+    await callback();
+    await eventually(() => kfReplies(user).length === 1, 'answered');
+    const conversationId = seen.find((m) => m.sender.id === user)!.conversationId;
+    const change = (changeType: number, id: string) =>
+      fake.pushKf({ msgid: id, open_kfid: OPEN_KFID, origin: 4, msgtype: 'event', event: { event_type: 'session_status_change', open_kfid: OPEN_KFID, external_userid: user, change_type: changeType, new_servicer_userid: 'lisi' } });
+    change(3, 'kate-end');
+    await callback();
+    await eventually(async () => (await gw.gateway.conversations.state(conversationId)) === 'closed', 'closed');
+    change(4, 'kate-again');
+    await callback();
+    await eventually(async () => (await gw.gateway.conversations.state(conversationId)) === 'agent', 'with the servicer again');
   });
 
   it('maps 95018 (session state does not allow API messages) to a fast failure', async () => {
