@@ -112,6 +112,20 @@ describe('wechaty channel: real Wechaty + wechaty-puppet-mock', () => {
     assert.equal(outgoing.filter((m) => m.text === 'Echo: hello there').length, 1);
   });
 
+  it("skips messages sent from the bot's own account (e.g. typed on the phone), so it never answers itself", async () => {
+    const before = bot.seen.length;
+    me.say('typed on the phone').to(ann);
+    await eventually(() => gw.logs.find((l) => l.msg === 'wechaty message not for the bot' && l.reason === 'self'), 'own message skipped');
+    ann.say('and now me').to(me);
+    await eventually(() => outgoing.find((m) => m.text === 'Echo: and now me'), 'reply to Ann');
+    assert.deepEqual(
+      bot.seen.slice(before).map((m) => m.content.type === 'text' && m.content.text),
+      ['and now me'],
+      'only the contact message reached the bot',
+    );
+    assert.equal(outgoing.filter((m) => m.text === 'Echo: typed on the phone').length, 0);
+  });
+
   it('in rooms answers only when mentioned, with the mention stripped, and @-mentions the asker in the reply', async () => {
     ben.say('just chatting, no mention').to(room);
     ann.say('@Support Bot\u2005where is my order?', [me]).to(room);
