@@ -301,6 +301,9 @@ export class Pipeline {
         log.info({ state: err.from }, 'hand-off not made: the conversation moved meanwhile');
         return conversations.handoffMade(conversationId);
       }
+      // Its state_changed event may not have been stored: tell it again from the history (at least once).
+      const last = (await conversations.history(conversationId)).at(-1);
+      if (last?.to === 'handoff_pending' && last.by === 'bot') change = last;
     }
     if (change) {
       log.info({ change, team: request.team, priority: request.priority }, 'hand-off requested');

@@ -54,7 +54,7 @@ describe('pipeline recovery: order, no double answers, nothing lost for the help
               id: 'desk',
               url: `${helpdesk.url}/hook`,
               secret: `whsec_${randomBytes(32).toString('base64')}`,
-              events: ['message.created', 'conversation.handoff_requested', 'message.delivery_failed'],
+              events: ['message.created', 'conversation.handoff_requested', 'conversation.state_changed', 'message.delivery_failed'],
             },
           ],
         },
@@ -126,6 +126,18 @@ describe('pipeline recovery: order, no double answers, nothing lost for the help
     assert.deepEqual(repliesTo('dup-1'), ['One moment, a human will take over']);
     const conversation = await gw.gateway.conversations.get(conversationId);
     assert.equal(conversation?.turns, 1);
+  });
+
+  it('a hand-off whose state_changed event was not stored tells it on the retry', async () => {
+    const bot: Bot = { async decide() { return { replies: [{ type: 'text', text: 'a human will take over' }], handoff: { reason: 'asked' }, trace: { stage: 'rule' } }; } };
+    const gw = await start(bot);
+    failOnce(gw.gateway.handoff.store, 'saveEvent', 'Connection is closed.'); // right after the state change
+    const { conversationId } = await send(gw, 'changed-1', 'm-1', 'human please');
+    await eventually(() => helpdeskGot('conversation.handoff_requested', conversationId).length === 1, 'handoff_requested');
+    const [changed] = await eventually(() => (helpdeskGot('conversation.state_changed', conversationId).length > 0 ? helpdeskGot('conversation.state_changed', conversationId) : undefined), 'state_changed');
+    assert.equal(changed!.data.change.to, 'handoff_pending');
+    assert.equal(changed!.data.change.by, 'bot');
+    assert.deepEqual(repliesTo('changed-1'), ['a human will take over']);
   });
 
   it('a customer message for a human reaches the helpdesk although storing its event failed once', async () => {
