@@ -11,7 +11,7 @@ import { reply, type WebhookRoute } from '../http.js';
 import { z } from 'zod';
 import { contentAsText, type Content, type ContentType, type UnifiedMessage } from '../../gateway/message.js';
 import type { ConversationReference } from '../../gateway/conversation-reference.js';
-import { DeliveryError, type AdapterContext, type ChannelAdapter, type ReferenceInput } from '../types.js';
+import { DeliveryError, type AdapterContext, type ChannelAdapter, type RedisClient, type ReferenceInput } from '../types.js';
 import { MediaTooLargeError } from './media-store.js';
 import { TokenManager } from './token-manager.js';
 import { WechatApi } from './wechat-api.js';
@@ -91,6 +91,32 @@ export interface WechatProduct {
 
 const CAPABILITIES: ReadonlySet<ContentType> = new Set(['text', 'image', 'link']);
 
+// KEYS[1] the conversation's window (when it closes, ms). ARGV: when this push's window closes (0 = opens none), now
+// (ms). Stores the new end only when it is later than the one kept, and returns the end that holds. One script so a
+// push costs one round trip before its ack, and so two pushes at once cannot let a short window overwrite a long one.
+const EXTEND_WINDOW_LUA = `
+local kept = redis.call('GET', KEYS[1]) or '0'
+local ttl = tonumber(ARGV[1]) - tonumber(ARGV[2])
+if tonumber(ARGV[1]) > tonumber(kept) and ttl > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+  return ARGV[1]
+end
+return kept
+`;
+
+const windowScriptDefined = new WeakSet<object>();
+
+/** Registers the script once per client (both WeChat channel types, any number of channels, share it). */
+function defineExtendWindow(redis: RedisClient): void {
+  if (windowScriptDefined.has(redis)) return;
+  redis.defineCommand('gwWechatExtendWindow', { numberOfKeys: 1, lua: EXTEND_WINDOW_LUA });
+  windowScriptDefined.add(redis);
+}
+
+function extendWindow(redis: RedisClient, key: string, until: number, now: number): Promise<string> {
+  return (redis as unknown as { gwWechatExtendWindow(key: string, until: number, now: number): Promise<string> }).gwWechatExtendWindow(key, until, now);
+}
+
 export class WechatChannelAdapter implements ChannelAdapter {
   readonly capabilities = CAPABILITIES;
   readonly endpoint: WechatEndpoint;
@@ -103,6 +129,8 @@ export class WechatChannelAdapter implements ChannelAdapter {
     private readonly ctx: AdapterContext,
     private readonly product: WechatProduct,
   ) {
+    // Before the client's first command: an auto-pipeline already open does not know commands defined after it.
+    defineExtendWindow(ctx.redis);
     this.endpoint = new WechatEndpoint({
       token: options.token,
       encodingAESKey: options.encodingAESKey,
@@ -178,11 +206,7 @@ export class WechatChannelAdapter implements ChannelAdapter {
     }
     const windowMs = this.product.replyWindowMs(message);
     const opened = windowMs > 0 ? message.timestamp + windowMs : 0;
-    const open = Number((await this.ctx.redis.get(key)) ?? 0);
-    if (opened > open && opened > Date.now()) {
-      await this.ctx.redis.set(key, String(opened), 'PX', opened - Date.now());
-      return opened;
-    }
+    const open = Number(await extendWindow(this.ctx.redis, key, opened, Date.now()));
     // Nothing open: a notice is not an invitation to write to the user.
     return open > 0 ? open : message.receivedAt;
   }

@@ -9,10 +9,12 @@ import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
 import type { Bot } from '../../bot/types.js';
 import type { GatewayEventMap } from '../../gateway/events.js';
 import { conversationIdFor, type UnifiedMessage } from '../../gateway/message.js';
 import { buildXml } from '../../adapters/shared/xml.js';
+import type { WebhookRequest } from '../../adapters/http.js';
 import { startFakeWechatApi, type FakeWechatApi } from '../fakes/wechat-api.js';
 import { eventually, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startTestRedis } from '../helpers/redis.js';
@@ -212,6 +214,50 @@ describe('wechat-official-account channel', () => {
       t = Date.now();
       await push(later);
       assert.equal(await windowOf('o-long', t), long, `${later.Event} keeps the 48 h window`);
+    }
+  });
+
+  it('keeps the 48 h window when a message and a menu click arrive at the same moment, in one Redis round trip per push', async () => {
+    const handler = (gw.gateway.adapters.get('oa') as WechatChannelAdapter).routes().find((r) => r.method === 'POST')!;
+    const requestOf = (fields: Record<string, string | number>): WebhookRequest => {
+      const { query, body } = encryptedPush(APP, buildXml({ ToUserName: 'gh_10f6c3c3ac5a', ...fields }), 'xml');
+      return {
+        method: 'POST',
+        path: '/',
+        rawQuery: query.toString(),
+        query: Object.fromEntries(query),
+        headers: { 'content-type': 'text/xml' },
+        header: (name) => (name.toLowerCase() === 'content-type' ? 'text/xml' : undefined),
+        body: Buffer.from(body),
+      };
+    };
+    const message = text('o-race', 'question');
+    const click = { FromUserName: 'o-race', CreateTime: message.CreateTime, MsgType: 'event', Event: 'CLICK', EventKey: 'MENU_1' };
+    const long = message.CreateTime * 1000 + 48 * 3600 * 1000;
+    // Both pushes are handled in one tick, so their Redis commands interleave on the shared connection: the click's
+    // window is worked out while the message's is being stored.
+    await Promise.all([handler.handle(requestOf(message)), handler.handle(requestOf(click))]);
+    const windowKey = `gw:ch:oa:wechat:window:${conversationIdFor('oa', 'o-race')}`;
+    assert.equal(await gw.gateway.redis.get(windowKey), String(long), 'the 1-minute click did not cut the 48 h window');
+    assert.ok((await gw.gateway.redis.pttl(windowKey)) > 47 * 3600 * 1000);
+    await eventually(() => seen.filter((m) => m.sender.id === 'o-race').length === 2, 'both pushes processed');
+    assert.equal((await gw.gateway.conversations.reference(conversationIdFor('oa', 'o-race')))?.replyWindowUntil, long);
+
+    const monitorClient = new Redis(redis.url);
+    const monitor = await monitorClient.monitor();
+    const windowCommands: string[] = [];
+    // Commands a script runs are listed too (source "lua"); only those sent over the network count.
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      if (source !== 'lua' && args.some((arg) => arg.includes(':wechat:window:'))) windowCommands.push(args[0]!.toLowerCase());
+    });
+    try {
+      await new Promise((r) => setTimeout(r, 50));
+      await push(text('o-race', 'again'));
+      await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(windowCommands, ['evalsha'], 'one atomic script call per push');
+    } finally {
+      monitor.disconnect();
+      monitorClient.disconnect();
     }
   });
 
