@@ -243,9 +243,19 @@ export function createGateway(options: GatewayOptions): Gateway {
         server = createServer((req, res) => webhooks(req, res) || app(req, res));
         server.keepAliveTimeout = 65_000;
         server.on('upgrade', (req, socket, head) => {
-          for (const adapter of adapters.values()) if (adapter.upgrade?.(req, socket, head)) return;
-          const body = JSON.stringify({ error: 'unknown_channel', message: `no WebSocket endpoint at ${req.url}` });
-          socket.end(`HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+          const refuse = (status: string, error: string, message: string) => {
+            const body = JSON.stringify({ error, message });
+            socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+          };
+          const path = req.url?.split('?', 1)[0];
+          try {
+            for (const adapter of adapters.values()) if (adapter.upgrade?.(req, socket, head)) return;
+          } catch (err) {
+            // A failing adapter refuses this socket; it must not take the process, and every other socket, down.
+            log.error({ err, url: path }, 'WebSocket upgrade failed');
+            return refuse('500 Internal Server Error', 'internal_error', 'the gateway failed to open this socket; it has been logged');
+          }
+          refuse('404 Not Found', 'unknown_channel', `no WebSocket endpoint at ${path}`);
         });
         await new Promise<void>((resolve, reject) => {
           server!.once('error', reject);

@@ -12,7 +12,7 @@ import { parseJsonBody, unauthorized } from '../../gateway/errors.js';
 import type { ContentType, UnifiedMessage } from '../../gateway/message.js';
 import { createHttpClient, deliveryErrorForException, deliveryErrorForStatus, postJson } from '../shared/http-client.js';
 import { ConversationSockets, refuseUpgrade } from '../shared/live-socket.js';
-import { heartbeat, ReplyStream, watchPongs, type HeartbeatSocket } from '../web/socket-session.js';
+import { heartbeat, ReplyStream, watchPongs, type HeartbeatSocket } from '../shared/socket-session.js';
 import { defineAdapter, type AdapterContext, type ChannelAdapter } from '../types.js';
 import type { ConversationReference } from '../../gateway/conversation-reference.js';
 import { AppInbound, appConversationId, decodeAppMessage } from './decode.js';

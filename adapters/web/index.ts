@@ -17,7 +17,7 @@ import type { ContentType, UnifiedMessage } from '../../gateway/message.js';
 import { reply, type WebhookReply, type WebhookRoute } from '../http.js';
 import { defineAdapter, type AdapterContext, type ChannelAdapter } from '../types.js';
 import { FrameBudget, type FrameVerdict } from './frame-budget.js';
-import { heartbeat, ReplyStream, watchPongs, type HeartbeatSocket } from './socket-session.js';
+import { heartbeat, ReplyStream, watchPongs, type HeartbeatSocket } from '../shared/socket-session.js';
 import { ClientFrame, decodeClientMessage, toClientMessage } from './protocol.js';
 import { issueVisitorToken, newVisitorId, verifyVisitorToken } from './visitor-token.js';
 import { ConversationSockets, refuseUpgrade, sharedSecret } from '../shared/live-socket.js';
