@@ -71,7 +71,10 @@ async function main(): Promise<void> {
     }, 30_000);
     force.unref();
     try {
-      await gateway.stop();
+      // A terminal's Ctrl-C signals the private redis-server too (same process group). Once it is gone nothing can
+      // drain — the jobs are in its AOF, and unfinished ones run again at the next start — so do not wait for it.
+      const redisGone = privateRedis?.exited.then(() => log.warn('the private redis-server has exited; not draining'));
+      await Promise.race([gateway.stop(), ...(redisGone ? [redisGone] : [])]);
     } finally {
       await privateRedis?.stop();
       process.exit(0);
@@ -88,7 +91,9 @@ async function main(): Promise<void> {
     await privateRedis?.stop();
     process.exit(1);
   }
-  console.log(`\n  Gateway ready on ${gateway.url}  (role ${role}; Ctrl-C stops it)\n`);
+  // A worker serves no HTTP: it has no URL to show.
+  const where = role === 'worker' ? `worker ready (shards ${gateway.pipeline.ownedShards.join(', ') || 'none yet'})` : `ready on ${gateway.url}`;
+  console.log(`\n  Gateway ${where}  (role ${role}; Ctrl-C stops it)\n`);
 }
 
 void main();

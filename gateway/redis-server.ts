@@ -12,6 +12,8 @@ export interface PrivateRedis {
   url: string;
   port: number;
   process: ChildProcess;
+  /** Resolves when the server has exited (stopped, or signalled with its process group by a terminal's Ctrl-C). */
+  exited: Promise<unknown>;
   stop(): Promise<void>;
 }
 
@@ -114,6 +116,7 @@ export async function startPrivateRedis(opts: {
     url,
     port,
     process: child,
+    exited,
     async stop() {
       if (child.exitCode !== null) return;
       child.kill('SIGTERM');
