@@ -1,6 +1,6 @@
 /** App channel: the REST payload an app posts, and the pure decoder to a UnifiedMessage. */
 import { z } from 'zod';
-import { capRaw, Content, conversationIdFor, createMessage, type UnifiedMessage } from '../../gateway/message.js';
+import { capRaw, Content, conversationIdFor, createMessage, TEXT_MAX_CHARS, type UnifiedMessage } from '../../gateway/message.js';
 
 export const AppInbound = z
   .object({
@@ -9,7 +9,7 @@ export const AppInbound = z
     userName: z.string().max(200).optional(),
     /** The app's id for this message; a retried POST with the same id is dropped as a duplicate. */
     messageId: z.string().min(1).max(200),
-    text: z.string().min(1).max(20_000).optional(),
+    text: z.string().min(1).max(TEXT_MAX_CHARS).optional(),
     content: Content.optional(),
     /** Unix ms; defaults to arrival time. */
     timestamp: z.number().int().nonnegative().optional(),

@@ -4,7 +4,7 @@
  * in the adapter; everything here is testable without a server.
  */
 import type { Attachment, ParsedMail } from 'mailparser';
-import { capRaw, conversationIdFor, createMessage, type UnifiedMessage } from '../../gateway/message.js';
+import { capRaw, capText, conversationIdFor, createMessage, type UnifiedMessage } from '../../gateway/message.js';
 import { mailBodyText } from './body-text.js';
 import { guardReason, type GuardReason } from './guards.js';
 import { messageIds } from './threads.js';
@@ -108,7 +108,7 @@ export function mailToMessages(
       createMessage({
         ...base,
         channelMessageId: mail.messageId,
-        content: { type: 'text', text: (mail.text || mail.subject || '(empty mail)').slice(0, 20_000) },
+        content: { type: 'text', text: capText(mail.text || mail.subject || '(empty mail)') },
         metadata: { subject: mail.subject.slice(0, 500), attachments: attachments.length },
         raw: capRaw('email/headers', mail.headers),
       }),

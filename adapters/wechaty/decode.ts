@@ -6,7 +6,7 @@
 // The light sub-modules only: the decoder must not load Wechaty itself (seconds of start-up).
 import * as PUPPET_TYPES from 'wechaty-puppet/types';
 import type * as payloads from 'wechaty-puppet/payloads';
-import { capRaw, conversationIdFor, createMessage, type Content, type UnifiedMessage } from '../../gateway/message.js';
+import { capRaw, capText, conversationIdFor, createMessage, type Content, type UnifiedMessage } from '../../gateway/message.js';
 
 export type RoomPolicy = 'mention' | 'all' | 'off';
 
@@ -93,7 +93,7 @@ function contentOf(input: WechatyDecodeInput, text: string): Content | undefined
   const media = { ...(mediaUrl && { url: mediaUrl }), mediaId: payload.id };
   switch (payload.type) {
     case T.Text:
-      return { type: 'text', text: text.slice(0, 20_000) };
+      return { type: 'text', text: capText(text) };
     case T.Image:
       return { type: 'image', ...media };
     case T.Attachment:
