@@ -17,8 +17,9 @@
  * first.
  *
  * The ingress holds the idle widget sockets, so it goes the other way: its young generation is capped at 8 MB per
- * semi-space instead of V8's 16. 10,000 idle sockets then take 216–256 MB of RSS instead of 264–305 MB (over the
- * 300 MB budget in two of seven runs), and its CPU per callback and the end-to-end figures stay within the noise
+ * semi-space instead of V8's 16. 10,000 idle sockets then take 234–263 MB of RSS in the stored runs
+ * (bench/results/*-sockets.json from 2026-12-01 on) instead of 264–305 MB with the defaults (over the 300 MB budget
+ * in two of seven runs), and its CPU per callback and the end-to-end figures stay within the noise
  * (bench/README.md). A fixed 16 MB semi-space had taken them to 316 MB.
  */
 import type { Role } from './gateway.js';
