@@ -8,7 +8,7 @@ import { extractNgrams } from '../../bot/intent/features.js';
 import { argmax } from '../../bot/intent/linear-model.js';
 import { exportOnnx } from '../../bot/intent/onnx/export.js';
 import { encodeModel } from '../../bot/intent/onnx/proto.js';
-import { calibrate, stratifiedSplit, train } from '../../bot/intent/trainer.js';
+import { stratifiedSplit, train } from '../../bot/intent/trainer.js';
 
 const { examples, sha256 } = readExamples('data/intents/support/utterances.csv');
 const { train: trainRows, heldOut } = stratifiedSplit(examples, 0.2, 7);
@@ -162,19 +162,6 @@ describe('intent trainer', () => {
     assert.deepEqual(Buffer.from(a.model.data.w1.buffer), Buffer.from(b.model.data.w1.buffer));
     assert.deepEqual(Buffer.from(a.model.data.w2.buffer), Buffer.from(b.model.data.w2.buffer));
     assert.ok(Buffer.from(a.onnx).equals(Buffer.from(b.onnx)), 'identical model.onnx bytes');
-  });
-
-  it('fits the softmax temperature on rows it neither trains on nor reports accuracy on', () => {
-    const built = buildModel({ name: 'cal', version: 't', examples, dataSha256: sha256, classifier: 'linear', epochs: 3, seed: 4 });
-    const { rows, calibrationRows, heldOutRows } = built.manifest.training as Record<string, number>;
-    assert.equal(calibrationRows, built.calibration.length);
-    assert.ok(calibrationRows! > 0);
-    assert.equal(rows! + calibrationRows! + heldOutRows!, examples.length, 'training, calibration and held-out rows are disjoint');
-    assert.ok(!built.calibration.some((r) => built.heldOut.includes(r)));
-    assert.equal(built.evaluation?.count, built.heldOut.length);
-    // The temperature is the one the calibration rows give.
-    const temperature = built.model.data.temperature;
-    assert.equal(calibrate(built.model, built.calibration), temperature);
   });
 
   it('cross-validates: every row held out once, one accuracy per fold, the same figures for the same seed', () => {
