@@ -91,9 +91,9 @@ async function main(): Promise<void> {
     await privateRedis?.stop();
     process.exit(1);
   }
-  // A worker serves no HTTP: it has no URL to show.
-  const where = role === 'worker' ? `worker ready (shards ${gateway.pipeline.ownedShards.join(', ') || 'none yet'})` : `ready on ${gateway.url}`;
-  console.log(`\n  Gateway ${where}  (role ${role}; Ctrl-C stops it)\n`);
+  // A worker serves no HTTP: it has no URL to show. ("Gateway ready" is what scripts wait for.)
+  const where = role === 'worker' ? `(shards ${gateway.pipeline.ownedShards.join(', ') || 'none yet'}; no HTTP)` : `on ${gateway.url}`;
+  console.log(`\n  Gateway ready ${where}  (role ${role}; Ctrl-C stops it)\n`);
 }
 
 void main();
