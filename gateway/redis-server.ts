@@ -20,6 +20,16 @@ export interface PrivateRedis {
 export class RedisMissingError extends Error {}
 
 /**
+ * Servers this process started and has not stopped. When the process exits without stopping them — a benchmark or a
+ * test that failed half-way, a forced exit — they are told to shut down (SIGTERM: Redis flushes its AOF and exits),
+ * instead of living on as orphans holding their ports and data directories.
+ */
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) if (child.exitCode === null) child.kill('SIGTERM');
+});
+
+/**
  * Persistence of every Redis the project starts (docker-compose's too): the AOF, fsynced every second; no RDB
  * snapshots; and AOF rewrites only once the file has passed 1 GB (and doubled since the last one). A rewrite forks
  * Redis, and the child writes the whole dataset out again: CPU taken from the gateway while it runs. Redis's default
@@ -88,10 +98,16 @@ export async function startPrivateRedis(opts: {
     ...(opts.extraArgs ?? []),
   ];
   const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(child);
   let output = '';
   child.stdout?.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
   child.stderr?.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const exited = new Promise<number | null>((r) =>
+    child.once('exit', (code) => {
+      running.delete(child);
+      r(code);
+    }),
+  );
   const url = `redis://127.0.0.1:${port}`;
   const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
   probe.on('error', () => {});
