@@ -47,6 +47,12 @@ if v and cjson.decode(v).token == ARGV[1] then return redis.call('del', KEYS[1])
 export class TokenManager {
   private readonly inFlight = new Map<string, Promise<string>>();
   private readonly memo = new Map<string, Cached>();
+  /**
+   * Per key, the token the platform last refused, until a refresh stores one. A cache read already in flight when the
+   * token was invalidated returns it after the invalidation; without this it would be remembered again and the
+   * retry would send the refused token a second time.
+   */
+  private readonly refused = new Map<string, string>();
   private readonly memoMs: number;
   private readonly marginSeconds: number;
   private readonly lockMs: number;
@@ -77,7 +83,7 @@ export class TokenManager {
   /** A valid token for `key`, fetching a new one (once, cluster-wide) when none is cached. */
   async get(key: string, fetch: TokenFetcher): Promise<string> {
     const memo = this.memo.get(key);
-    if (memo && memo.useUntil > Date.now()) return memo.token;
+    if (memo && memo.useUntil > Date.now() && memo.token !== this.refused.get(key)) return memo.token;
     const cached = await this.readCache(key);
     if (cached) return cached;
     let pending = this.inFlight.get(key);
@@ -90,6 +96,7 @@ export class TokenManager {
 
   /** Drops `badToken` from the cache if it is still the cached one (a newer token is kept). */
   async invalidate(key: string, badToken: string): Promise<void> {
+    this.refused.set(key, badToken);
     if (this.memo.get(key)?.token === badToken) this.memo.delete(key);
     const dropped = await this.redis.eval(INVALIDATE, 1, this.cacheKey(key), badToken);
     this.log.info({ tokenKey: key, dropped: dropped === 1 }, 'access token invalidated by the platform');
@@ -125,7 +132,7 @@ export class TokenManager {
     if (!raw) return undefined;
     try {
       const cached = JSON.parse(raw) as Cached;
-      if (cached.useUntil <= Date.now()) return undefined;
+      if (cached.useUntil <= Date.now() || cached.token === this.refused.get(key)) return undefined;
       if (this.memoMs > 0) this.memo.set(key, { token: cached.token, useUntil: Math.min(cached.useUntil, Date.now() + this.memoMs) });
       return cached.token;
     } catch {
@@ -164,6 +171,9 @@ export class TokenManager {
     const useUntil = started + (expiresInSeconds - margin) * 1000;
     const ttlMs = Math.max(1, useUntil - Date.now());
     await this.redis.set(this.cacheKey(key), JSON.stringify({ token, useUntil } satisfies Cached), 'PX', Math.ceil(ttlMs));
+    // The platform has just issued it: even a token equal to the one refused before (some platforms hand the same one
+    // back while it is valid) is good now.
+    this.refused.delete(key);
     // Never log the token itself.
     this.log.info({ tokenKey: key, expiresInSeconds }, 'access token refreshed');
     return token;

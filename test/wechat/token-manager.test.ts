@@ -97,3 +97,29 @@ test('a process reuses the token it read for memoMs: one Redis read for a burst,
   assert.equal(await other.get('app', fetch), 'm3');
   assert.equal(await m.callWithToken('app', fetch, async (t) => t, (t) => t === 'm2'), 'm3');
 });
+
+test('a cache read in flight when the platform refused the token does not bring the refused token back for the retry', async () => {
+  const redisClient = client();
+  await redisClient.set('t6:token:app', JSON.stringify({ token: 'T1', useUntil: Date.now() + 3600_000 }));
+  let fetches = 0;
+  const fetch = async () => ({ token: `T${++fetches + 1}`, expiresInSeconds: 7200 });
+  const m = new TokenManager(redisClient, 't6:', log, { memoMs: 20 });
+  const used: string[] = [];
+  const result = await m.callWithToken(
+    'app',
+    fetch,
+    (token) =>
+      new Promise<string>((resolve) => {
+        used.push(token);
+        setTimeout(() => {
+          // Another request of this process reads the cache just as the platform's refusal comes back.
+          if (used.length === 1) void m.get('app', fetch);
+          resolve(token === 'T1' ? 'refused' : 'ok');
+        }, 30);
+      }),
+    (outcome) => outcome === 'refused',
+  );
+  assert.deepEqual(used, ['T1', 'T2'], 'the retry uses a new token');
+  assert.equal(result, 'ok');
+  assert.equal(fetches, 1);
+});
