@@ -77,6 +77,37 @@ export function conversationRoutes(deps: ConversationRouteDeps): RouteSpec[] {
     }
   }
 
+  /**
+   * Up to `count` index entries after `pos`, newest first. Members sharing a score come in reverse lexicographic
+   * order, so (score, id) is a total order; the read starts at `pos.score`, past the members of that score already
+   * seen, however many a burst put there.
+   */
+  async function readIndexAfter(pos: IndexPosition | undefined, count: number): Promise<IndexPosition[]> {
+    const start = pos ? { max: pos.score, offset: await seenAtScore(pos) } : { max: '+inf' as const, offset: 0 };
+    const flat = await deps.redis.zrevrangebyscore(conversations.indexKey, start.max, '-inf', 'WITHSCORES', 'LIMIT', start.offset, count);
+    const entries: IndexPosition[] = [];
+    for (let i = 0; i < flat.length; i += 2) entries.push({ id: flat[i]!, score: Number(flat[i + 1]) });
+    return entries;
+  }
+
+  /** How many members of the index sit at `pos.score` at or before `pos` (id ≥ pos.id): those a page already passed. */
+  async function seenAtScore(pos: IndexPosition): Promise<number> {
+    const key = conversations.indexKey;
+    const answers = await deps.redis.multi().zscore(key, pos.id).zrevrank(key, pos.id).zcount(key, `(${pos.score}`, '+inf').exec();
+    const [score, rank, higher] = (answers ?? []).map(([err, value]) => (err ? null : value));
+    // Usually the cursor's conversation is still where the page left it: its rank places it among its equals.
+    if (score !== null && Number(score) === pos.score && typeof rank === 'number' && typeof higher === 'number') return rank - higher + 1;
+    // It has moved or gone since: count its former neighbours one batch at a time.
+    let seen = 0;
+    for (;;) {
+      const ids = await deps.redis.zrevrangebyscore(key, pos.score, pos.score, 'LIMIT', seen, INDEX_BATCH);
+      const passed = ids.findIndex((id) => id < pos.id);
+      if (passed >= 0) return seen + passed;
+      seen += ids.length;
+      if (ids.length < INDEX_BATCH) return seen;
+    }
+  }
+
   return [
     route({
       method: 'get',
@@ -88,24 +119,18 @@ export function conversationRoutes(deps: ConversationRouteDeps): RouteSpec[] {
       query: ListConversationsQuery,
       responses: { 200: { description: 'A page of conversations', schema: ConversationPage } },
       async handler({ query }) {
-        // Walks the activity index newest first from the cursor position (score, id), applying the filters, until
-        // `limit` matches or 5000 conversations were looked at; the position reached is the next cursor.
+        // Walks the activity index newest first, ordered by (score, id), from the cursor position, applying the
+        // filters, until `limit` matches or 5000 conversations were looked at; the position reached is the next cursor.
         let pos = decodeCursor(query.cursor);
         const items: ConversationView[] = [];
         let scanned = 0;
         let exhausted = false;
         while (items.length < query.limit && scanned < 5000) {
-          const batch = await deps.redis.zrevrangebyscore(conversations.indexKey, pos ? pos.score : '+inf', '-inf', 'WITHSCORES', 'LIMIT', 0, 200);
-          const entries: Array<{ id: string; score: number }> = [];
-          for (let i = 0; i < batch.length; i += 2) entries.push({ id: batch[i]!, score: Number(batch[i + 1]) });
-          // Members with equal scores come in reverse lexicographic order: those at or before the position were seen.
-          const fresh = pos ? entries.filter((e) => e.score < pos!.score || e.id < pos!.id) : entries;
-          if (fresh.length === 0) {
-            exhausted = true;
-            break;
-          }
-          for (const entry of fresh) {
+          const batch = await readIndexAfter(pos, INDEX_BATCH);
+          let looked = 0;
+          for (const entry of batch) {
             scanned++;
+            looked++;
             pos = entry;
             const conversation = await conversations.get(entry.id);
             if (!conversation) continue;
@@ -116,7 +141,7 @@ export function conversationRoutes(deps: ConversationRouteDeps): RouteSpec[] {
             items.push(v);
             if (items.length === query.limit) break;
           }
-          if (entries.length < 200 && pos === fresh.at(-1) && items.length < query.limit) {
+          if (batch.length < INDEX_BATCH && looked === batch.length) {
             exhausted = true;
             break;
           }
@@ -251,15 +276,24 @@ export function conversationRoutes(deps: ConversationRouteDeps): RouteSpec[] {
   ];
 }
 
-function encodeCursor(c: { score: number; id: string }): string {
+/** A place in the activity index: a conversation and its last-activity score. */
+interface IndexPosition {
+  score: number;
+  id: string;
+}
+
+/** Activity-index entries read per round trip when listing. */
+const INDEX_BATCH = 200;
+
+function encodeCursor(c: IndexPosition): string {
   return Buffer.from(JSON.stringify([c.score, c.id])).toString('base64url');
 }
 
-function decodeCursor(cursor: string | undefined): { score: number; id: string } | undefined {
+function decodeCursor(cursor: string | undefined): IndexPosition | undefined {
   if (cursor === undefined) return undefined;
   try {
     const [score, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [number, string];
-    if (typeof score === 'number' && typeof id === 'string') return { score, id };
+    if (Number.isFinite(score) && typeof id === 'string') return { score, id };
   } catch {
     // fall through
   }
