@@ -101,7 +101,8 @@ export function conversationRoutes(deps: ConversationRouteDeps): RouteSpec[] {
     let seen = 0;
     for (;;) {
       const ids = await deps.redis.zrevrangebyscore(key, pos.score, pos.score, 'LIMIT', seen, INDEX_BATCH);
-      const passed = ids.findIndex((id) => id < pos.id);
+      // Redis orders equal scores by the members' bytes, which JavaScript's string comparison does not follow.
+      const passed = ids.findIndex((id) => Buffer.compare(Buffer.from(id), Buffer.from(pos.id)) < 0);
       if (passed >= 0) return seen + passed;
       seen += ids.length;
       if (ids.length < INDEX_BATCH) return seen;
