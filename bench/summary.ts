@@ -6,6 +6,7 @@
  *
  * Figures are read from the stored reports, never copied by hand: a run added to bench/results/ shows up here.
  */
+import { fileURLToPath } from 'node:url';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -283,7 +284,7 @@ export function staleDocs(root: string): Map<string, string> {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const { values } = parseArgs({ options: { check: { type: 'boolean', default: false } } });
-  const root = new URL('..', import.meta.url).pathname;
+  const root = fileURLToPath(new URL('..', import.meta.url));
   const stale = staleDocs(root);
   if (values.check) {
     if (stale.size > 0) {

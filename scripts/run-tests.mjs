@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 /** Type-checks, then runs every test/**\/*.test.ts with Node's test runner (files given: only those). */
+import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
-const root = new URL('..', import.meta.url).pathname;
+const root = fileURLToPath(new URL('..', import.meta.url));
 function find(dir) {
   return readdirSync(dir).flatMap((name) => {
     const path = join(dir, name);

@@ -3,6 +3,7 @@
  * ingress and two workers on it (shard leases across processes), encrypted WeCom callbacks, the reference
  * measurements. Asserts what the run delivered and what it reports, never how fast.
  */
+import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -10,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 
-const root = new URL('..', import.meta.url).pathname;
+const root = fileURLToPath(new URL('..', import.meta.url));
 
 describe('the benchmark on a Redis Cluster', () => {
   const out = mkdtempSync(join(tmpdir(), 'gw-bench-out-'));

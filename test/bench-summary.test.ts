@@ -1,9 +1,10 @@
+import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { TARGETS, isSustained, reportedRatio, sustainedOf, type PhaseFigures } from '../bench/lib/targets.js';
 import { isFullRun, judge, processor, renderTargetTable, replaceSection, staleDocs, type Run, type RunReport } from '../bench/summary.js';
 
-const root = new URL('..', import.meta.url).pathname;
+const root = fileURLToPath(new URL('..', import.meta.url));
 
 type Phase = RunReport['phases'][number];
 function phase(channel: string, offered: number | 'max', deliveredPerSec: number, p99: number, errors = 0): Phase {

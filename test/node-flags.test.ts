@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -6,7 +7,7 @@ import { parse } from 'yaml';
 import type { Role } from '../gateway/gateway.js';
 import { missingNodeFlags, nodeFlagsFor } from '../gateway/node-flags.js';
 
-const root = new URL('..', import.meta.url).pathname;
+const root = fileURLToPath(new URL('..', import.meta.url));
 
 /** The Node flags a command line gives before `gateway/main.ts` (after `tsx`), and the role it asks for. */
 function launch(command: readonly string[]): { flags: string[]; role: Role } {

@@ -1,4 +1,5 @@
 /** The persistence every Redis the project starts runs with: the private redis-server and docker-compose's. */
+import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
@@ -6,7 +7,7 @@ import { parse } from 'yaml';
 import { PERSISTENCE_ARGS } from '../gateway/redis-server.js';
 import { redisClientForTests } from './helpers/redis.js';
 
-const root = new URL('..', import.meta.url).pathname;
+const root = fileURLToPath(new URL('..', import.meta.url));
 
 /** `--flag value` pairs → { flag: value }. */
 function flags(args: readonly string[]): Record<string, string> {
