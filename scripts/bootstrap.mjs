@@ -19,17 +19,18 @@ const command = sep === -1 ? [] : argv.slice(sep + 1);
 const systemIdx = own.indexOf('--system');
 const system = systemIdx === -1 ? [] : (own[systemIdx + 1] ?? '').split(',').filter(Boolean);
 
-// Debian package → the binary that proves it is installed.
-const BINARIES = {
-  'redis-server': 'redis-server',
-  chromium: 'chromium',
-  'dovecot-imapd': 'dovecot',
-};
-
 function have(binary) {
   return spawnSync('sh', ['-c', `command -v ${binary}`], { stdio: 'ignore' }).status === 0 ||
     existsSync(`/usr/sbin/${binary}`) || existsSync(`/usr/bin/${binary}`);
 }
+
+// Debian package → what proves it is installed. /usr/sbin/dovecot comes with dovecot-core, which a machine may have
+// without the IMAP server; the IMAP server's own file is the proof of dovecot-imapd.
+const INSTALLED = {
+  'redis-server': () => have('redis-server'),
+  chromium: () => have('chromium'),
+  'dovecot-imapd': () => existsSync('/usr/lib/dovecot/imap'),
+};
 
 function ensureNodeModules() {
   const marker = join(root, 'node_modules', '.package-lock.json');
@@ -51,11 +52,12 @@ function ensureNodeModules() {
 }
 
 function ensureSystemPackages() {
-  const missing = system.filter((pkg) => !have(BINARIES[pkg] ?? pkg));
+  const missing = system.filter((pkg) => !(INSTALLED[pkg] ?? (() => have(pkg)))());
   if (missing.length === 0) return;
   if (process.getuid?.() !== 0) {
+    // The same steps as the root path below: on a fresh image apt's package lists are empty until an update.
     console.error(`[bootstrap] missing Debian packages: ${missing.join(' ')}\n` +
-      `[bootstrap] install them with:  sudo apt-get install -y ${missing.join(' ')}`);
+      `[bootstrap] install them with:  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing.join(' ')}`);
     process.exit(3);
   }
   console.log(`[bootstrap] installing Debian packages: ${missing.join(' ')}`);
