@@ -70,6 +70,8 @@ function codeMeasured(): { commit: string; modified: boolean } | undefined {
 const code = codeMeasured();
 
 const work = mkdtempSync(join(tmpdir(), 'gw-bench-'));
+// Also when a step throws: the directory holds Redis's AOF, which grows by gigabytes in a full run.
+process.once('exit', () => rmSync(work, { recursive: true, force: true }));
 const benchRedis = await startBenchRedis(join(work, 'redis'), args.cluster ? Number(args.masters) : undefined);
 const redis = benchRedis.client;
 const receiver = await startReceiver();
@@ -341,7 +343,11 @@ function wsLoad(rate: number, seconds: number, sockets = Math.min(5000, Math.max
               }
             } else if (frame.type === 'message' && frame.message.replyTo && !wsArrivals.has(frame.message.replyTo)) {
               wsArrivals.set(frame.message.replyTo, performance.now());
-            } else if (frame.type === 'error') errors++;
+            } else if (frame.type === 'error') {
+              // A refused message (rate limit, gateway unavailable) names it: one error, no longer pending.
+              errors++;
+              if (frame.clientMessageId !== undefined) pending.delete(frame.clientMessageId);
+            }
           });
           ws.once('error', reject);
         }),
@@ -405,14 +411,18 @@ async function queueCeiling(): Promise<{ jobsPerSec: number; jobs: number }> {
   const { Queue } = await import('bullmq');
   const { queueName } = await import('../gateway/queues.js');
   const queues = Array.from({ length: shards }, (_, i) => new Queue(queueName('in', i), { connection: redis as never, prefix: 'ceiling' }));
-  const jobs = quick ? 20_000 : 60_000;
-  for (let n = 0; n < jobs; n += 1000) {
-    await Promise.all(queues.map((q, i) => q.addBulk(Array.from({ length: 1000 / shards }, (_, k) => ({ name: 'noop', data: { n: n + i + k } })))));
+  // Written while the queues are paused, so the ready workers take nothing before the clock starts.
+  await Promise.all(queues.map((q) => q.pause()));
+  const perShard = Math.ceil((quick ? 20_000 : 60_000) / shards / 250) * 250;
+  for (let n = 0; n < perShard; n += 250) {
+    await Promise.all(queues.map((q, i) => q.addBulk(Array.from({ length: 250 }, (_, k) => ({ name: 'noop', data: { n: n + k, shard: i } })))));
   }
+  const jobs = perShard * shards;
   const t0 = performance.now();
+  await Promise.all(queues.map((q) => q.resume()));
   for (;;) {
-    const left = (await Promise.all(queues.map((q) => q.count()))).reduce((a, b) => a + b, 0);
-    if (left === 0) break;
+    const counts = await Promise.all(queues.map((q) => q.getJobCountByTypes('wait', 'active', 'delayed', 'prioritized')));
+    if (counts.every((n) => n === 0)) break;
     await new Promise((r) => setTimeout(r, 20));
   }
   const jobsPerSec = Math.round(jobs / ((performance.now() - t0) / 1000));
