@@ -50,7 +50,8 @@ export function mountAdmin(app: Express, deps: AdminDeps): void {
 
   // Dead letters: jobs that failed for good (attempts used up or an error retrying cannot fix).
   router.get('/dead-letters', async (req, res) => {
-    const limit = Math.min(500, Number(req.query.limit ?? 100) || 100);
+    // 1–500: a negative limit became BullMQ's "to the end" range and read every failed job.
+    const limit = Math.max(1, Math.min(500, Math.trunc(Number(req.query.limit ?? 100)) || 100));
     const items = [];
     for (const queue of deps.pipeline.allQueues()) {
       for (const job of await queue.getFailed(0, limit - 1)) {

@@ -68,7 +68,7 @@ function errorHandler(deps: HttpDeps): ErrorRequestHandler {
 function loggableUrl(req: Pick<Request, 'originalUrl' | 'route'>): string {
   const path = req.originalUrl.split('?')[0] ?? '';
   const pattern: unknown = req.route?.path;
-  if (typeof pattern !== 'string') return path;
+  if (typeof pattern !== 'string') return shortPath(path);
   // The router's mount path is gone by the time an error reaches the app: it is what precedes the route's segments.
   const segments = path.split('/').filter(Boolean);
   const routeSegments = pattern.split('/').filter(Boolean);
@@ -101,4 +101,13 @@ function toHttpError(err: unknown): HttpError {
     return new HttpError(e.status, 'bad_request', e.message ?? 'bad request');
   }
   return new HttpError(500, 'internal_error', 'the gateway failed to handle this request; it has been logged');
+}
+
+/**
+ * A path as an unmatched request may be answered and logged: its first two segments. The rest can be a secret a
+ * caller put in the wrong place (the Chatwoot webhook's token with the wrong method or an extra segment).
+ */
+export function shortPath(path: string): string {
+  const segments = path.split('/').filter(Boolean);
+  return `/${segments.slice(0, 2).join('/')}${segments.length > 2 ? '/…' : ''}`;
 }

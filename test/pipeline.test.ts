@@ -175,6 +175,13 @@ describe('pipeline: order, retries, dead letters, state checks, shard ownership'
     }, 'dead letter listed');
     assert.equal(item.attemptsMade, 1, 'a 4xx is not retried');
     assert.equal(callback.requests.filter((r) => r.json().userId === 'd-1').length, 1);
+    // A nonsensical limit is bounded, not taken as BullMQ's "to the end of the set".
+    for (const limit of ['-1', '0', 'x']) {
+      const bounded = (await (await fetch(`${gw.url}/admin/dead-letters?limit=${limit}`, { headers: auth })).json()) as { items: any[] };
+      assert.ok(bounded.items.length >= 1, `limit=${limit} lists`);
+    }
+    const one = (await (await fetch(`${gw.url}/admin/dead-letters?limit=-1`, { headers: auth })).json()) as { items: any[] };
+    assert.ok(one.items.length <= 1, 'limit=-1 reads at most one job, not the whole failed set');
     refuse = false;
     const replay = await fetch(`${gw.url}/admin/dead-letters/${encodeURIComponent(item.queue)}/${item.jobId}/replay`, { method: 'POST', headers: auth });
     assert.equal(replay.status, 202);

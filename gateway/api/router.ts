@@ -7,6 +7,7 @@ import express, { type ErrorRequestHandler, type Express, type Request, type Res
 import swaggerUi from 'swagger-ui-express';
 import { z } from 'zod';
 import { HttpError, notFound } from '../errors.js';
+import { shortPath } from '../http.js';
 import type { Logger } from '../logger.js';
 import type { ApiAuth } from './auth.js';
 import type { Idempotency } from './idempotency.js';
@@ -63,7 +64,7 @@ export function mountApi(app: Express, deps: ApiMountDeps): void {
     next(err);
   };
   router.use(jsonErrors);
-  router.use((req, _res, next) => next(notFound('not_found', `no API route ${req.method} /v1${req.path}`)));
+  router.use((req, _res, next) => next(notFound('not_found', `no API route ${req.method} /v1${shortPath(req.path)}`)));
   app.use('/v1', router);
   if (deps.docs) app.use('/docs', swaggerUi.serve, swaggerUi.setup(openapi, { customSiteTitle: 'Channel hub hand-off API' }));
 }

@@ -99,6 +99,11 @@ describe('Chatwoot connector: hand-off into an API inbox, agent replies back to 
     const refused = gw.logs.slice(logged).filter((l) => l.msg === 'request refused' && String(l.url).includes('/chatwoot/webhook/'));
     assert.equal(refused.length, 2, 'both refusals are logged');
     assert.deepEqual(refused.map((l) => l.url), ['/v1/chatwoot/webhook/:token', '/v1/chatwoot/webhook/:token']);
+    // Nor when no route matches (the wrong method, an extra segment): neither the 404's log line nor its message.
+    const wrongMethod = await fetch(hook);
+    assert.equal(wrongMethod.status, 404);
+    assert.doesNotMatch(await wrongMethod.text(), new RegExp(HOOK_TOKEN));
+    assert.equal((await fetch(`${hook}/extra`, { method: 'POST', body: '{}' })).status, 404);
     assert.ok(!gw.logs.some((l) => JSON.stringify(l).includes(HOOK_TOKEN)), 'the token is in no log line');
 
     // A wrong token is refused as such even when the body would not parse.
