@@ -64,8 +64,12 @@ export const ServerConfig = z
       .positive()
       .default(30)
       .describe('Stored media files are deleted this long after their download (as long as transcripts are kept by default); their /media links answer 404 after'),
+    mediaAllowPrivateNetworks: z
+      .array(z.string())
+      .default([])
+      .describe('Addresses or CIDR ranges outside the public internet that outbound media URLs may still be fetched from (e.g. an internal asset server); other loopback, private, link-local and CGNAT addresses are refused'),
   })
-  .default({ host: '127.0.0.1', port: 8080, bodyLimitBytes: 1024 * 1024, mediaDir: 'var/media', mediaMaxBytes: 20 * 1024 * 1024, mediaRetentionDays: 30 });
+  .default({ host: '127.0.0.1', port: 8080, bodyLimitBytes: 1024 * 1024, mediaDir: 'var/media', mediaMaxBytes: 20 * 1024 * 1024, mediaRetentionDays: 30, mediaAllowPrivateNetworks: [] });
 
 export const RedisConfig = z
   .object({

@@ -124,6 +124,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     dir: config.server.mediaDir,
     maxBytes: config.server.mediaMaxBytes,
     retentionSeconds: Math.round(config.server.mediaRetentionDays * 24 * 3600),
+    allowPrivateNetworks: config.server.mediaAllowPrivateNetworks,
     redis,
     prefix,
     log: log.child({ component: 'media' }),

@@ -145,7 +145,7 @@ describe('config', () => {
     // The settings offered are all the schema has there, the optional ones left out of this file included.
     assert.deepEqual(
       problems({ 'x-anything': { a: 1 }, server: { 'x-note': 1 } }),
-      ['server.x-note: unknown setting, not in the schema (docs/config.md); known here: host, port, publicBaseUrl, bodyLimitBytes, home, adminKey, mediaDir, mediaMaxBytes, mediaRetentionDays'],
+      ['server.x-note: unknown setting, not in the schema (docs/config.md); known here: host, port, publicBaseUrl, bodyLimitBytes, home, adminKey, mediaDir, mediaMaxBytes, mediaRetentionDays, mediaAllowPrivateNetworks'],
       'x- is free at the top level only',
     );
   });

@@ -6,7 +6,11 @@
  *   channel and platform id a gateway media id stands for, and returns its URL — cheap, done before the webhook ack;
  * - `resolve(mediaId)` downloads it through the channel's fetcher into `dir` with a size cap (started in the
  *   background after the ack, and again on demand by `GET /media/<id>` on whichever process serves the request);
- * - `load(url)` fetches bytes for an outbound upload, from this store when the URL is one of ours.
+ * - `load(url)` fetches bytes for an outbound upload, from this store when the URL is one of ours. Such a URL comes
+ *   from an API client or a bot and the bytes go on to a customer, so it may only reach public addresses: every hop
+ *   (redirects included) is checked, a host name on the addresses its lookup returns as the socket connects (a name
+ *   that resolves differently a second time cannot slip past), and loopback, private, link-local, CGNAT and
+ *   unspecified addresses are refused unless listed in `allowPrivateNetworks`.
  *
  * The gateway id is a hash of (channel, platform id), so a platform id never appears in a URL and an id can only be
  * served once an adapter registered it. Files are written to a temp name and renamed, so readers never see half a
@@ -16,14 +20,19 @@
  * origin.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import type { LookupAddress } from 'node:dns';
+import { lookup as dnsLookup } from 'node:dns/promises';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { BlockList, isIP } from 'node:net';
 import { join, resolve as resolvePath } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline as pipe } from 'node:stream/promises';
+import type { AxiosResponse } from 'axios';
 import type { Express, Response } from 'express';
 import type { Logger } from 'pino';
 import { createHttpClient } from './http-client.js';
+import { proxyConfigured } from './http-transport.js';
 import type { RedisClient } from '../types.js';
 
 export interface FetchedMedia {
@@ -58,6 +67,17 @@ export class MediaTooLargeError extends Error {
   }
 }
 
+/**
+ * A media URL that reaches (or redirects to) an address outside the public internet. A TypeError, like the one an
+ * unparseable URL throws, because sending it again cannot help: adapters treat both as permanent.
+ */
+export class MediaRefusedError extends TypeError {
+  constructor(readonly host: string, readonly address: string, readonly addressClass: string) {
+    super(`media URL ${host === address ? 'points' : `host ${host} resolves`} to a ${addressClass} address (${address}): refused`);
+    this.name = 'MediaRefusedError';
+  }
+}
+
 /** What an adapter sees as `ctx.media`. */
 export interface ChannelMedia {
   readonly maxBytes: number;
@@ -87,12 +107,31 @@ export interface MediaStoreOptions {
   /** How long a downloaded file is kept (and served) after its download. */
   retentionSeconds?: number;
   downloadTimeoutMs?: number;
+  /**
+   * Addresses outside the public internet that `load` may still fetch from (an internal asset server): single
+   * addresses or CIDR ranges, IPv4 or IPv6. Everything else non-public is refused.
+   */
+  allowPrivateNetworks?: readonly string[];
 }
 
 /** How often a process sweeps the media directory for files past their retention. */
 const SWEEP_INTERVAL_MS = 3600_000;
 /** A temp file this old belongs to a download that will never finish (a crash, a killed process). */
 const STALE_TEMP_MS = 3600_000;
+
+/** Address ranges a media URL may not reach, by the name a refusal gives them (IPv4-mapped IPv6 forms match too). */
+const NON_PUBLIC: ReadonlyArray<[name: string, ranges: ReadonlyArray<[address: string, prefix: number]>]> = [
+  ['loopback', [['127.0.0.0', 8], ['::1', 128]]],
+  ['private', [['10.0.0.0', 8], ['172.16.0.0', 12], ['192.168.0.0', 16], ['fc00::', 7]]],
+  ['link-local', [['169.254.0.0', 16], ['fe80::', 10]]],
+  ['shared (CGNAT)', [['100.64.0.0', 10]]],
+  ['unspecified', [['0.0.0.0', 8], ['::', 128]]],
+  ['multicast or reserved', [['224.0.0.0', 3], ['ff00::', 8]]],
+];
+
+/** Redirects `load` follows, like a browser loading an image would (CDNs redirect to a signed or regional URL). */
+const MAX_REDIRECTS = 3;
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
 const ID = /^[a-z0-9][a-z0-9-]{0,62}\.[A-Za-z0-9_-]{32}$/;
 const SAFE_TYPES = /^(image|audio|video)\/[a-z0-9.+-]+$|^application\/(pdf|octet-stream)$/;
@@ -108,6 +147,7 @@ export class MediaStore {
   private readonly fetchers = new Map<string, MediaFetcher>();
   private readonly resolving = new Map<string, Promise<StoredMedia>>();
   private readonly http;
+  private readonly addresses: AddressPolicy;
   private readonly ttlSeconds: number;
   private readonly retentionMs: number;
   private sweeper: NodeJS.Timeout | undefined;
@@ -117,6 +157,7 @@ export class MediaStore {
     this.ttlSeconds = options.ttlSeconds ?? 3 * 24 * 3600;
     this.retentionMs = (options.retentionSeconds ?? 30 * 24 * 3600) * 1000;
     this.http = createHttpClient(undefined, options.downloadTimeoutMs ?? 30_000);
+    this.addresses = new AddressPolicy(options.allowPrivateNetworks ?? []);
   }
 
   /** Sweeps now and then hourly, until close(). */
@@ -299,8 +340,7 @@ export class MediaStore {
       return { data: await readFile(stored.path), contentType: stored.contentType, fileName: stored.fileName ?? fileNameFor(stored.id, stored.contentType) };
     }
     const parsed = new URL(url);
-    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error(`only http(s) media URLs can be sent, not ${parsed.protocol}`);
-    const res = await this.http.get<Readable>(url, { responseType: 'stream', maxRedirects: 3 });
+    const res = await this.fetchPublic(parsed);
     if (res.status < 200 || res.status >= 300) {
       res.data.destroy();
       throw new Error(`downloading ${parsed.origin}${parsed.pathname} failed: HTTP ${res.status}`);
@@ -318,6 +358,88 @@ export class MediaStore {
     const last = decodeURIComponent(parsed.pathname.split('/').pop() ?? '');
     return { data: Buffer.concat(chunks), contentType, fileName: /\.[a-z0-9]{2,5}$/i.test(last) ? last : fileNameFor('media', contentType) };
   }
+
+  /** GETs a URL as a stream, following up to MAX_REDIRECTS redirects, every hop held to the address policy. */
+  private async fetchPublic(start: URL): Promise<AxiosResponse<Readable>> {
+    let url = start;
+    for (let redirects = 0; ; redirects++) {
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`only http(s) media URLs can be sent, not ${url.protocol}`);
+      await this.addresses.checkBeforeConnect(url.hostname);
+      const res = await this.http
+        .get<Readable>(url.href, { responseType: 'stream', maxRedirects: 0, ...(this.addresses.lookup && { lookup: this.addresses.lookup }) })
+        .catch(rethrowRefusal);
+      const location = res.headers['location'];
+      if (!REDIRECT_STATUSES.has(res.status) || typeof location !== 'string') return res;
+      res.data.destroy();
+      if (redirects === MAX_REDIRECTS) throw new Error(`downloading ${start.origin}${start.pathname} failed: more than ${MAX_REDIRECTS} redirects`);
+      url = new URL(location, url);
+    }
+  }
+}
+
+/**
+ * Which addresses a media URL may reach. A host name is checked on what its lookup returns as the socket connects,
+ * so the address checked is the address used; an address literal needs no lookup (Node skips it) and is checked
+ * before connecting. Through a proxy the proxy connects (and resolves) instead, so the name is resolved and checked
+ * beforehand — the best that can be done without the proxy's help.
+ */
+class AddressPolicy {
+  private readonly nonPublic = NON_PUBLIC.map(([name, ranges]) => ({ name, list: blockListOf(ranges) }));
+  private readonly allowed = new BlockList();
+  private readonly proxied = proxyConfigured();
+  /** The lookup sockets connect with; none through a proxy (it would check the proxy's own, often private, address). */
+  readonly lookup: ((hostname: string, options: object) => Promise<LookupAddress[]>) | undefined;
+
+  constructor(allowPrivateNetworks: readonly string[]) {
+    for (const entry of allowPrivateNetworks) addNetwork(this.allowed, entry);
+    this.lookup = this.proxied ? undefined : async (hostname, options) => this.resolve(hostname, (options as { family?: number }).family);
+  }
+
+  async checkBeforeConnect(hostname: string): Promise<void> {
+    const host = hostname.replace(/^\[(.*)\]$/, '$1');
+    if (isIP(host)) this.check(host, host);
+    else if (this.proxied) await this.resolve(host);
+  }
+
+  private async resolve(hostname: string, family?: number): Promise<LookupAddress[]> {
+    const addresses = await dnsLookup(hostname, { all: true, family: family === 4 || family === 6 ? family : 0 });
+    // Every address: the socket may try any of them.
+    for (const { address } of addresses) this.check(hostname, address);
+    return addresses;
+  }
+
+  private check(host: string, address: string): void {
+    const type = isIP(address) === 6 ? 'ipv6' : 'ipv4';
+    if (this.allowed.check(address, type)) return;
+    const refused = this.nonPublic.find(({ list }) => list.check(address, type));
+    if (refused) throw new MediaRefusedError(host, address, refused.name);
+  }
+}
+
+function blockListOf(ranges: ReadonlyArray<[address: string, prefix: number]>): BlockList {
+  const list = new BlockList();
+  for (const [address, prefix] of ranges) list.addSubnet(address, prefix, isIP(address) === 6 ? 'ipv6' : 'ipv4');
+  return list;
+}
+
+/** Adds "10.1.0.0/16", "fd00::/8" or a single address; anything else is a configuration error. */
+function addNetwork(list: BlockList, entry: string): void {
+  const [address = '', prefix] = entry.trim().split('/');
+  const version = isIP(address);
+  const bits = prefix === undefined ? undefined : Number(prefix);
+  const maxBits = version === 6 ? 128 : 32;
+  if (version === 0 || (bits !== undefined && !(Number.isInteger(bits) && bits >= 0 && bits <= maxBits))) {
+    throw new Error(`allowed private network "${entry}" is not an IP address or CIDR range`);
+  }
+  list.addSubnet(address, bits ?? maxBits, version === 6 ? 'ipv6' : 'ipv4');
+}
+
+/** A refusal from the lookup reaches us wrapped in axios's error: unwrap it so callers see what happened. */
+function rethrowRefusal(err: unknown): never {
+  for (let cause: unknown = err; cause instanceof Error; cause = cause.cause) {
+    if (cause instanceof MediaRefusedError) throw cause;
+  }
+  throw err;
 }
 
 /** A pass-through stream that fails once more than `maxBytes` went through. */

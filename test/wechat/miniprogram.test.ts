@@ -66,7 +66,8 @@ describe('wechat-miniprogram channel', () => {
     const common = { appId: APP.appId, appSecret: SECRET, token: APP.token, apiBaseUrl: api.url, tokenEndpoint: 'classic' as const };
     gw = await startTestGateway(
       {
-        server: { mediaDir },
+        // The thumbnail server is a loopback one, which outbound media may only reach when allowed.
+        server: { mediaDir, mediaAllowPrivateNetworks: ['127.0.0.1'] },
         pipeline: { deliveryAttempts: 3, deliveryBackoffMs: 20 },
         channels: [
           { id: 'mp', type: 'wechat-miniprogram', options: { ...common, encodingAESKey: APP.encodingAESKey, messageMode: 'safe' } },

@@ -120,7 +120,8 @@ describe('wecom-app channel end to end (real gateway, Redis, loopback WeCom API)
     imageUrl = `http://127.0.0.1:${(images.address() as AddressInfo).port}/logo.png`;
     gw = await startTestGateway(
       {
-        server: { mediaDir, bodyLimitBytes: 512 * 1024 },
+        // The image server is a loopback one, which outbound media may only reach when allowed.
+        server: { mediaDir, bodyLimitBytes: 512 * 1024, mediaAllowPrivateNetworks: ['127.0.0.1'] },
         pipeline: { deliveryAttempts: 4 },
         channels: [
           {
