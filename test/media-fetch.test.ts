@@ -84,6 +84,30 @@ describe('outbound media fetch', () => {
     }
   });
 
+  it('gives a download downloadTimeoutMs in all, however steadily a slow server trickles its bytes', async () => {
+    const slow = await serve('127.0.0.1', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'image/png' });
+      let sent = 0;
+      const drip = setInterval(() => {
+        res.write('x');
+        if (++sent === 12) {
+          clearInterval(drip);
+          res.end();
+        }
+      }, 150);
+      res.on('close', () => clearInterval(drip));
+    });
+    try {
+      const media = store({ allowPrivateNetworks: ['127.0.0.1'], downloadTimeoutMs: 600 });
+      const started = Date.now();
+      await assert.rejects(media.load(`${slow.url}/slow.png`), /took longer than 600 ms/);
+      const took = Date.now() - started;
+      assert.ok(took < 1200, `gave up after ${took} ms, not ≈ 600 (the whole body takes 1800)`);
+    } finally {
+      slow.close();
+    }
+  });
+
   it('loads from an allowed private network through redirects, up to three', async () => {
     const origin = await serve('127.0.0.1', (req, res) => {
       const hop = Number(/^\/hop(\d)/.exec(req.url ?? '')?.[1] ?? -1);

@@ -106,6 +106,7 @@ export interface MediaStoreOptions {
   ttlSeconds?: number;
   /** How long a downloaded file is kept (and served) after its download. */
   retentionSeconds?: number;
+  /** How long `load` may take to download a URL, redirects and body included. */
   downloadTimeoutMs?: number;
   /**
    * Addresses outside the public internet that `load` may still fetch from (an internal asset server): single
@@ -148,6 +149,7 @@ export class MediaStore {
   private readonly resolving = new Map<string, Promise<StoredMedia>>();
   private readonly http;
   private readonly addresses: AddressPolicy;
+  private readonly downloadTimeoutMs: number;
   private readonly ttlSeconds: number;
   private readonly retentionMs: number;
   private sweeper: NodeJS.Timeout | undefined;
@@ -156,7 +158,8 @@ export class MediaStore {
     this.dir = resolvePath(options.dir);
     this.ttlSeconds = options.ttlSeconds ?? 3 * 24 * 3600;
     this.retentionMs = (options.retentionSeconds ?? 30 * 24 * 3600) * 1000;
-    this.http = createHttpClient(undefined, options.downloadTimeoutMs ?? 30_000);
+    this.downloadTimeoutMs = options.downloadTimeoutMs ?? 30_000;
+    this.http = createHttpClient(undefined, this.downloadTimeoutMs);
     this.addresses = new AddressPolicy(options.allowPrivateNetworks ?? []);
   }
 
@@ -340,10 +343,22 @@ export class MediaStore {
       return { data: await readFile(stored.path), contentType: stored.contentType, fileName: stored.fileName ?? fileNameFor(stored.id, stored.contentType) };
     }
     const parsed = new URL(url);
-    const res = await this.fetchPublic(parsed);
+    // The HTTP client's timeout only bounds each wait for a byte: a server trickling its answer (through redirects)
+    // would hold a delivery worker for as long as it liked. This bounds the whole download, body included.
+    const deadline = AbortSignal.timeout(this.downloadTimeoutMs);
+    try {
+      return await this.downloadUrl(parsed, deadline);
+    } catch (err) {
+      if (!deadline.aborted) throw err;
+      throw new Error(`downloading ${parsed.origin}${parsed.pathname} took longer than ${this.downloadTimeoutMs} ms`);
+    }
+  }
+
+  private async downloadUrl(url: URL, signal: AbortSignal): Promise<LoadedMedia> {
+    const res = await this.fetchPublic(url, signal);
     if (res.status < 200 || res.status >= 300) {
       res.data.destroy();
-      throw new Error(`downloading ${parsed.origin}${parsed.pathname} failed: HTTP ${res.status}`);
+      throw new Error(`downloading ${url.origin}${url.pathname} failed: HTTP ${res.status}`);
     }
     const declared = Number(res.headers['content-length']);
     if (declared > this.options.maxBytes) {
@@ -351,22 +366,23 @@ export class MediaStore {
       throw new MediaTooLargeError(this.options.maxBytes);
     }
     const chunks: Buffer[] = [];
-    await pipe(res.data, capped(this.options.maxBytes), async function* (source) {
-      for await (const chunk of source) chunks.push(chunk as Buffer);
-    });
+    const collect = async function* (source: AsyncIterable<Buffer>) {
+      for await (const chunk of source) chunks.push(chunk);
+    };
+    await pipe(res.data, capped(this.options.maxBytes), collect, { signal });
     const contentType = String(res.headers['content-type'] ?? 'application/octet-stream').split(';')[0]!.trim();
-    const last = decodeURIComponent(parsed.pathname.split('/').pop() ?? '');
+    const last = decodeURIComponent(url.pathname.split('/').pop() ?? '');
     return { data: Buffer.concat(chunks), contentType, fileName: /\.[a-z0-9]{2,5}$/i.test(last) ? last : fileNameFor('media', contentType) };
   }
 
   /** GETs a URL as a stream, following up to MAX_REDIRECTS redirects, every hop held to the address policy. */
-  private async fetchPublic(start: URL): Promise<AxiosResponse<Readable>> {
+  private async fetchPublic(start: URL, signal: AbortSignal): Promise<AxiosResponse<Readable>> {
     let url = start;
     for (let redirects = 0; ; redirects++) {
       if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`only http(s) media URLs can be sent, not ${url.protocol}`);
       await this.addresses.checkBeforeConnect(url.hostname);
       const res = await this.http
-        .get<Readable>(url.href, { responseType: 'stream', maxRedirects: 0, ...(this.addresses.lookup && { lookup: this.addresses.lookup }) })
+        .get<Readable>(url.href, { responseType: 'stream', maxRedirects: 0, signal, ...(this.addresses.lookup && { lookup: this.addresses.lookup }) })
         .catch(rethrowRefusal);
       const location = res.headers['location'];
       if (!REDIRECT_STATUSES.has(res.status) || typeof location !== 'string') return res;
