@@ -17,7 +17,7 @@ import type { WebhookRoute } from '../http.js';
 import { z } from 'zod';
 import type { ConversationReference } from '../../gateway/conversation-reference.js';
 import { contentAsText, type ContentType, type UnifiedMessage } from '../../gateway/message.js';
-import { fileNameFor, MediaTooLargeError } from '../shared/media-store.js';
+import { fileNameFor, MediaRefusedError, MediaTooLargeError } from '../shared/media-store.js';
 import { TokenManager } from '../shared/token-manager.js';
 import { createWechatCrypto } from '../shared/wechat-crypto.js';
 import { TimestampWindow } from '../shared/wechat-webhook.js';
@@ -294,9 +294,10 @@ class WecomKfAdapter implements ChannelAdapter {
         loaded = await this.ctx.media.load(c.url);
       } catch (err) {
         throw new DeliveryError(`image could not be loaded for upload: ${(err as Error).message}`, {
-        // A file over the size cap stays too big; a network failure fetching it may pass next time.
-        retryable: !(err instanceof MediaTooLargeError),
-        code: err instanceof MediaTooLargeError ? 'media_too_large' : 'media_unavailable',
+        // A file over the size cap stays too big and a URL refused as private stays refused; a network failure
+        // fetching it may pass next time.
+        retryable: !(err instanceof MediaTooLargeError || err instanceof MediaRefusedError),
+        code: err instanceof MediaTooLargeError ? 'media_too_large' : err instanceof MediaRefusedError ? 'media_refused' : 'media_unavailable',
         reason: 'invalid_request',
       });
       }

@@ -276,6 +276,14 @@ describe('wecom-app channel end to end (real gateway, Redis, loopback WeCom API)
     assert.deepEqual(card.body.news, { articles: [{ title: 'Docs', url: 'https://example.com/docs', description: 'Read me' }] });
   });
 
+  it('fails an image whose URL points into a private network at once, without retrying', async () => {
+    const inside = imageUrl.replace('127.0.0.1', '127.0.0.2'); // loopback, but not the allowed address
+    await postEncrypted(gw, 'wecom', textXml('inside-user', `pic ${inside}`, '7000000000000000042'));
+    const refused = await eventually(() => failures.find((f) => f.code === 'media_refused'), 'refused');
+    assert.equal(refused.reason, 'invalid_request');
+    assert.equal(repliesTo('inside-user').length, 0);
+  });
+
   it('never writes the app secret or an access token into a log line', () => {
     const all = JSON.stringify(gw.logs);
     assert.ok(!all.includes(SECRET));
