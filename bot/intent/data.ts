@@ -40,6 +40,11 @@ export function parseCsv(text: string): string[][] {
   return rows;
 }
 
+/**
+ * Labelled texts from CSV or JSON Lines. Texts are NFKC-normalised, as the gateway normalises a customer's text before
+ * the model sees it (bot/policy.ts, ModelBundle.predict): full-width Latin letters, digits and punctuation — common
+ * from Chinese keyboards — train the same features they are served with.
+ */
 export function parseExamples(content: string, format: 'csv' | 'jsonl', source = 'data'): Example[] {
   const out: Example[] = [];
   if (format === 'jsonl') {
@@ -54,7 +59,7 @@ export function parseExamples(content: string, format: 'csv' | 'jsonl', source =
       const { text, label, intent } = obj as Record<string, unknown>;
       const l = label ?? intent;
       if (typeof text !== 'string' || typeof l !== 'string') throw new Error(`${source}:${n + 1}: needs string "text" and "label"`);
-      if (text.trim()) out.push({ text, label: l });
+      if (text.trim()) out.push({ text: text.normalize('NFKC'), label: l });
     });
     return out;
   }
@@ -68,7 +73,7 @@ export function parseExamples(content: string, format: 'csv' | 'jsonl', source =
     const text = r[ti];
     const label = r[li];
     if (text === undefined || label === undefined) throw new Error(`${source}:${n + 2}: expected ${header.length} columns`);
-    if (text.trim()) out.push({ text, label: label.trim() });
+    if (text.trim()) out.push({ text: text.normalize('NFKC'), label: label.trim() });
   });
   return out;
 }

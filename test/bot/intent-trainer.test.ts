@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { buildModel, crossValidate, formatManifest } from '../../bot/intent/build.js';
 import { ModelBundle, ModelValidationError, readModelFolder } from '../../bot/intent/bundle.js';
-import { parseCsv, readExamples } from '../../bot/intent/data.js';
+import { parseCsv, parseExamples, readExamples } from '../../bot/intent/data.js';
 import { extractNgrams } from '../../bot/intent/features.js';
 import { argmax } from '../../bot/intent/linear-model.js';
 import { exportOnnx } from '../../bot/intent/onnx/export.js';
@@ -20,6 +20,11 @@ describe('intent trainer', () => {
       ['a, "b"', 'x'],
       ['plain', 'y'],
     ]);
+  });
+
+  it('trains on texts NFKC-normalised, as the gateway serves them (full-width Latin and digits as ASCII)', () => {
+    assert.deepEqual(parseExamples('text,label\nＲＥＦＵＮＤ order １２３,return_refund\n', 'csv'), [{ text: 'REFUND order 123', label: 'return_refund' }]);
+    assert.deepEqual(parseExamples('{"text":"退货？ｐｌｅａｓｅ","label":"return_refund"}\n', 'jsonl'), [{ text: '退货?please', label: 'return_refund' }]);
   });
 
   it('extracts word 1–3-grams, marked in-word char 2–5-grams, and CJK char 1–2-grams', () => {
