@@ -43,15 +43,37 @@ function isEllipsis(code: number): boolean {
   return code === 0x2025 || code === 0x2026;
 }
 
+/**
+ * Answers by code point for the characters outside ASCII and the common Han block, which every message's punctuation
+ * and every reply's full-width marks reach: a regular expression (and a string) per character cost more than the
+ * rest of the matching. Bounded: a text of rare characters cannot grow them without limit.
+ */
+const CACHE_LIMIT = 10_000;
+function cached<K, V>(cache: Map<K, V>, key: K, compute: (key: K) => V): V {
+  let value = cache.get(key);
+  if (value === undefined) {
+    if (cache.size >= CACHE_LIMIT) cache.clear();
+    value = compute(key);
+    cache.set(key, value);
+  }
+  return value;
+}
+const hanCache = new Map<number, boolean>();
+const markCache = new Map<number, boolean>();
+const segmentCache = new Map<string, number[]>();
+
 function isHan(code: number): boolean {
-  return isCommonHan(code) || (code >= 0x2e80 && HAN.test(String.fromCodePoint(code)));
+  return isCommonHan(code) || (code >= 0x2e80 && cached(hanCache, code, (c) => HAN.test(String.fromCodePoint(c))));
 }
 
 
 /** A combining mark at this index (marks start at U+0300; ASCII and common Han are never one). */
 function startsWithMark(text: string, index: number): boolean {
   const code = text.charCodeAt(index);
-  return code >= 0x300 && !isCommonHan(code) && MARK.test(text.slice(index, index + 2));
+  if (code < 0x300 || isCommonHan(code)) return false;
+  // A surrogate pair's mark status needs both halves; those are rare enough to test each time.
+  if (code >= 0xd800 && code <= 0xdfff) return MARK.test(text.slice(index, index + 2));
+  return cached(markCache, code, (c) => MARK.test(String.fromCharCode(c)));
 }
 
 const isWordChar = (code: number | undefined): boolean => code !== undefined && WORD_CHAR.test(String.fromCodePoint(code));
@@ -97,15 +119,23 @@ function fold(text: string): FoldedText {
     }
     let end = start + (code >= 0xd800 && code <= 0xdbff ? 2 : 1);
     while (startsWithMark(text, end)) end += text.charCodeAt(end) >= 0xd800 && text.charCodeAt(end) <= 0xdbff ? 2 : 1;
-    for (const ch of normalise(text.slice(start, end))) {
-      const point = ch.codePointAt(0)!;
-      if (isInvisible(point)) continue;
+    for (const point of cached(segmentCache, text.slice(start, end), foldSegment)) {
       folded.codes.push(point);
       folded.origins.push(start);
     }
     start = end;
   }
   return closeGapsBetweenHan(folded);
+}
+
+/** A character with the combining marks after it, as the automaton reads it: normalised, invisible ones dropped. */
+function foldSegment(segment: string): number[] {
+  const points: number[] = [];
+  for (const ch of normalise(segment)) {
+    const point = ch.codePointAt(0)!;
+    if (!isInvisible(point)) points.push(point);
+  }
+  return points;
 }
 
 /** Where the run of obfuscators starting at `start` ends, looking no further than one past the longest run closed. */
