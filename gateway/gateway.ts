@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import { adapterDefinition } from '../adapters/index.js';
+import { refuseUpgrade } from '../adapters/shared/live-socket.js';
 import type { AdapterContext, ChannelAdapter, RedisClient } from '../adapters/types.js';
 import { createBot, type BotParts } from '../bot/index.js';
 import type { Bot } from '../bot/types.js';
@@ -244,19 +245,17 @@ export function createGateway(options: GatewayOptions): Gateway {
         server = createServer((req, res) => webhooks(req, res) || app(req, res));
         server.keepAliveTimeout = 65_000;
         server.on('upgrade', (req, socket, head) => {
-          const refuse = (status: string, error: string, message: string) => {
-            const body = JSON.stringify({ error, message });
-            socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
-          };
           const path = req.url?.split('?', 1)[0];
           try {
             for (const adapter of adapters.values()) if (adapter.upgrade?.(req, socket, head)) return;
           } catch (err) {
-            // A failing adapter refuses this socket; it must not take the process, and every other socket, down.
+            // A failing adapter refuses this socket (every adapter, here in one place); it must not take the process,
+            // and every other socket, down.
             log.error({ err, url: path }, 'WebSocket upgrade failed');
-            return refuse('500 Internal Server Error', 'internal_error', 'the gateway failed to open this socket; it has been logged');
+            if (!socket.writable) return void socket.destroy();
+            return refuseUpgrade(socket, 500, 'internal_error', 'the gateway failed to open this socket; it has been logged', log);
           }
-          refuse('404 Not Found', 'unknown_channel', `no WebSocket endpoint at ${path}`);
+          refuseUpgrade(socket, 404, 'unknown_channel', `no WebSocket endpoint at ${path}`, log);
         });
         await new Promise<void>((resolve, reject) => {
           server!.once('error', reject);

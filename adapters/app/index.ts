@@ -84,14 +84,8 @@ class AppAdapter implements ChannelAdapter {
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname !== `/webhooks/${this.id}/ws`) return false;
-    // A throw here would reach the HTTP server's 'upgrade' event and take the whole process down.
-    try {
-      this.accept(req, socket, head, url.searchParams);
-    } catch (err) {
-      this.ctx.log.error({ err }, 'app socket not opened');
-      if (socket.writable) refuseUpgrade(socket, 500, 'internal_error', 'the socket could not be opened; try again', this.ctx.log);
-      else socket.destroy();
-    }
+    // A throw is answered with a 500 by the gateway's upgrade dispatch (gateway/gateway.ts), for every adapter.
+    this.accept(req, socket, head, url.searchParams);
     return true;
   }
 
