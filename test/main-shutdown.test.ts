@@ -10,15 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { freePort } from '../gateway/redis-server.js';
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { eventually } from './helpers/gateway.js';
+import { isAlive } from './helpers/process.js';
 
 describe('gateway/main.ts shutdown', () => {
   const dir = mkdtempSync(join(tmpdir(), 'gw-main-'));
@@ -32,14 +25,13 @@ describe('gateway/main.ts shutdown', () => {
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    const deadline = Date.now() + 60_000;
-    while (!output.includes('Gateway ready') && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 100));
+    await eventually(() => output.includes('Gateway ready') || child.exitCode !== null, 'the gateway ready', 60_000);
     assert.match(output, /Gateway ready/, output);
     assert.match(output, /started a private redis-server/);
     // The process group's Ctrl-C, as a terminal sends it, with the redis-server the quicker to go.
     const redisPid = Number(execSync(`pgrep -P ${child.pid} redis-server`).toString().trim());
     process.kill(redisPid, 'SIGINT');
-    while (isAlive(redisPid)) await new Promise((r) => setTimeout(r, 10));
+    await eventually(() => !isAlive(redisPid), 'the redis-server gone');
     process.kill(child.pid!, 'SIGINT');
     const code = await exited;
     assert.equal(code, 0, output.slice(-2000));

@@ -8,15 +8,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { eventually } from './helpers/gateway.js';
+import { isAlive } from './helpers/process.js';
 
 describe('private redis-server', () => {
   const dir = mkdtempSync(join(tmpdir(), 'gw-redis-exit-'));
@@ -35,8 +28,7 @@ describe('private redis-server', () => {
     assert.notEqual(run.status, 0);
     const pid = Number(/redis pid (\d+)/.exec(run.stdout)?.[1]);
     assert.ok(pid > 0, run.stdout + run.stderr);
-    const deadline = Date.now() + 5_000;
-    while (isAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await eventually(() => !isAlive(pid), 'no orphaned redis-server', 5_000);
     assert.equal(isAlive(pid), false, 'no orphaned redis-server');
   });
 });

@@ -3,14 +3,11 @@ import { describe, it } from 'node:test';
 import type { RedisClient } from '../adapters/types.js';
 import type { Logger } from '../gateway/logger.js';
 import { ShardLeases } from '../gateway/shards.js';
+import { eventually } from './helpers/gateway.js';
 import { redisClientForTests } from './helpers/redis.js';
 
 const quiet = { info() {}, debug() {}, warn() {}, error() {} } as unknown as Logger;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-async function waitUntil(check: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check() && Date.now() < deadline) await sleep(50);
-}
 
 /**
  * The consumers running each shard right now, and every moment two ran one shard at once — two processes, or two in
@@ -89,8 +86,8 @@ describe('shard leases', () => {
       assert.deepEqual(only.shardLeases.ownedShards, [0, 1]);
       // The lease goes (a stall past the TTL, a failover): the key is free at once, the old consumer takes 3 s to stop.
       await redis.client.del('gw-shards-test:lease:shard-1');
-      await waitUntil(() => !only.shardLeases.ownedShards.includes(1), 3_000);
-      await waitUntil(() => only.shardLeases.ownedShards.includes(1), 8_000);
+      await eventually(() => !only.shardLeases.ownedShards.includes(1), 'the lost lease noticed', 3_000);
+      await eventually(() => only.shardLeases.ownedShards.includes(1), 'the shard taken again', 8_000);
       assert.deepEqual(ledger.overlaps, [], 'one consumer at a time');
       assert.deepEqual(only.shardLeases.ownedShards, [0, 1], 'taken again once the old consumer had stopped');
     } finally {
