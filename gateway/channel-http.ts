@@ -13,7 +13,7 @@ import getRawBody from 'raw-body';
 import type { ChannelAdapter } from '../adapters/types.js';
 import type { WebhookReply, WebhookRequest, WebhookRoute } from '../adapters/http.js';
 import { badRequest, HttpError, notFound } from './errors.js';
-import { refusal, type RefusalDeps } from './http.js';
+import { pathOf, refusal, type RefusalDeps } from './http.js';
 
 const WEBHOOK_PREFIX = '/webhooks/';
 
@@ -96,9 +96,7 @@ function write(res: ServerResponse, answer: WebhookReply, headOnly: boolean): vo
 }
 
 function writeError(deps: ChannelHttpDeps, req: IncomingMessage, res: ServerResponse, err: unknown): void {
-  // The path only: a query string may carry a credential (a custom channel verified by a `?token=`).
-  const path = req.url?.split('?', 1)[0];
-  const failure = refusal(deps, err, { method: req.method, url: path, ip: req.socket.remoteAddress, forwardedFor: req.headers['x-forwarded-for'] });
+  const failure = refusal(deps, err, { method: req.method, url: pathOf(req.url), ip: req.socket.remoteAddress, forwardedFor: req.headers['x-forwarded-for'] });
   if (res.headersSent) return void res.destroy();
   const headers: Record<string, string> = { ...failure.headers, 'content-type': 'application/json; charset=utf-8' };
   // A body left unread (too large, aborted) cannot be skipped on a kept-alive connection: close it after the answer.

@@ -17,7 +17,7 @@ import { mountAdmin } from './admin.js';
 import { createChannelHttp } from './channel-http.js';
 import { ConversationStore, TransitionError } from './conversations.js';
 import { GatewayEvents } from './events.js';
-import { createHttpApp } from './http.js';
+import { createHttpApp, pathOf } from './http.js';
 import { LiveHub } from './live.js';
 import { createLogger, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
@@ -245,7 +245,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         server = createServer((req, res) => webhooks(req, res) || app(req, res));
         server.keepAliveTimeout = 65_000;
         server.on('upgrade', (req, socket, head) => {
-          const path = req.url?.split('?', 1)[0];
+          const path = pathOf(req.url);
           try {
             for (const adapter of adapters.values()) if (adapter.upgrade?.(req, socket, head)) return;
           } catch (err) {

@@ -66,7 +66,7 @@ function errorHandler(deps: HttpDeps): ErrorRequestHandler {
  * can be a secret — the Chatwoot webhook token is one) and no query string (it can carry tokens too).
  */
 function loggableUrl(req: Pick<Request, 'originalUrl' | 'route'>): string {
-  const path = req.originalUrl.split('?')[0] ?? '';
+  const path = pathOf(req.originalUrl);
   const pattern: unknown = req.route?.path;
   if (typeof pattern !== 'string') return shortPath(path);
   // The router's mount path is gone by the time an error reaches the app: it is what precedes the route's segments.
@@ -101,6 +101,11 @@ function toHttpError(err: unknown): HttpError {
     return new HttpError(e.status, 'bad_request', e.message ?? 'bad request');
   }
   return new HttpError(500, 'internal_error', 'the gateway failed to handle this request; it has been logged');
+}
+
+/** A request URL without its query string, which can carry a credential (a custom channel's `?token=`). */
+export function pathOf(url: string | undefined): string {
+  return (url ?? '').split('?', 1)[0]!;
 }
 
 /**
