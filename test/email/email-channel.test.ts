@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Bot, BotInput } from '../../bot/types.js';
 import type { UnifiedMessage } from '../../gateway/message.js';
-import { startTestDovecot, type TestDovecot } from '../helpers/dovecot.js';
+import { imapOptions, startTestDovecot, type TestDovecot } from '../helpers/dovecot.js';
 import { eventually, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startTestRedis } from '../helpers/redis.js';
-import { startSmtpSink, type CapturedMail, type SmtpSink } from '../helpers/smtp-sink.js';
+import { type CapturedMail, smtpOptions, type SmtpSink, startSmtpSink } from '../helpers/smtp-sink.js';
 
 const SUPPORT = 'support@shop.example';
 
@@ -53,8 +53,8 @@ describe('email channel: IMAP in (Dovecot), SMTP out, threading, guards, restart
         options: {
           address: SUPPORT,
           name: 'Shop Support',
-          imap: { host: dovecot.host, port: dovecot.port, secure: false, auth: { user: dovecot.user, pass: dovecot.password } },
-          smtp: { host: smtp.host, port: smtp.port, secure: false, auth: { user: smtp.user, pass: smtp.password } },
+          imap: imapOptions(dovecot),
+          smtp: smtpOptions(smtp),
           attachments: { maxBytes: 64 * 1024 },
           botReplyLimit: { count: 3, perSeconds: 3600 },
         },

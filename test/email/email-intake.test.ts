@@ -10,10 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Bot, BotInput } from '../../bot/types.js';
 import type { UnifiedMessage } from '../../gateway/message.js';
-import { startTestDovecot, type TestDovecot } from '../helpers/dovecot.js';
+import { imapOptions, startTestDovecot, type TestDovecot } from '../helpers/dovecot.js';
 import { eventually, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startTestRedis } from '../helpers/redis.js';
-import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
+import { smtpOptions, type SmtpSink, startSmtpSink } from '../helpers/smtp-sink.js';
 
 const SUPPORT = 'support@shop.example';
 
@@ -55,8 +55,8 @@ describe('email intake and reply limit', () => {
             type: 'email' as const,
             options: {
               address: SUPPORT,
-              imap: { host: dovecot.host, port: dovecot.port, secure: false, auth: { user: dovecot.user, pass: dovecot.password }, pollIntervalMs: 1000 },
-              smtp: { host: smtp.host, port: smtp.port, secure: false, auth: { user: smtp.user, pass: smtp.password } },
+              imap: { ...imapOptions(dovecot), pollIntervalMs: 1000 },
+              smtp: smtpOptions(smtp),
               botReplyLimit: { count: 3, perSeconds: 3600 },
             },
           },

@@ -9,10 +9,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { startTestDovecot, type TestDovecot } from '../helpers/dovecot.js';
+import { imapOptions, startTestDovecot, type TestDovecot } from '../helpers/dovecot.js';
 import { eventually, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startTestRedis } from '../helpers/redis.js';
-import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
+import { smtpOptions, type SmtpSink, startSmtpSink } from '../helpers/smtp-sink.js';
 
 const SUPPORT = 'support@shop.example';
 
@@ -43,8 +43,8 @@ describe('email channel after a UIDVALIDITY change', () => {
         type: 'email' as const,
         options: {
           address: SUPPORT,
-          imap: { host: dovecot.host, port: dovecot.port, secure: false, auth: { user: dovecot.user, pass: dovecot.password }, pollIntervalMs: 1000 },
-          smtp: { host: smtp.host, port: smtp.port, secure: false, auth: { user: smtp.user, pass: smtp.password } },
+          imap: { ...imapOptions(dovecot), pollIntervalMs: 1000 },
+          smtp: smtpOptions(smtp),
         },
       },
     ],

@@ -199,3 +199,8 @@ function safeRead(path: string): string {
     return '';
   }
 }
+
+/** The email channel's `imap` options for this server (plain IMAP on loopback). */
+export function imapOptions(dovecot: TestDovecot) {
+  return { host: dovecot.host, port: dovecot.port, secure: false, auth: { user: dovecot.user, pass: dovecot.password } };
+}

@@ -86,3 +86,8 @@ export async function startSmtpSink(): Promise<SmtpSink> {
     close: () => new Promise<void>((r) => server.close(() => r())),
   };
 }
+
+/** The email channel's `smtp` options for this sink (plain SMTP on loopback). */
+export function smtpOptions(smtp: SmtpSink) {
+  return { host: smtp.host, port: smtp.port, secure: false, auth: { user: smtp.user, pass: smtp.password } };
+}
