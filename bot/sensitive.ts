@@ -9,6 +9,8 @@
  *
  * The text is read as code points (numbers, not one-character strings): the filter reads every message in and out.
  */
+import { LRUCache } from 'lru-cache';
+
 const WORD_CHAR = /[\p{Script=Latin}\p{N}_]/u;
 const LATIN_WORD = /^[\p{Script=Latin}\p{N}_' -]+$/u;
 const MARK = /^\p{M}/u;
@@ -46,21 +48,21 @@ function isEllipsis(code: number): boolean {
 /**
  * Answers by code point for the characters outside ASCII and the common Han block, which every message's punctuation
  * and every reply's full-width marks reach: a regular expression (and a string) per character cost more than the
- * rest of the matching. Bounded: a text of rare characters cannot grow them without limit.
+ * rest of the matching. Least recently used out, as the intent model's prediction cache: a text of rare characters
+ * cannot grow them without limit.
  */
-const CACHE_LIMIT = 10_000;
-function cached<K, V>(cache: Map<K, V>, key: K, compute: (key: K) => V): V {
+const CACHE_SIZE = 10_000;
+function cached<K extends {}, V extends {}>(cache: LRUCache<K, V>, key: K, compute: (key: K) => V): V {
   let value = cache.get(key);
   if (value === undefined) {
-    if (cache.size >= CACHE_LIMIT) cache.clear();
     value = compute(key);
     cache.set(key, value);
   }
   return value;
 }
-const hanCache = new Map<number, boolean>();
-const markCache = new Map<number, boolean>();
-const segmentCache = new Map<string, number[]>();
+const hanCache = new LRUCache<number, boolean>({ max: CACHE_SIZE });
+const markCache = new LRUCache<number, boolean>({ max: CACHE_SIZE });
+const segmentCache = new LRUCache<string, number[]>({ max: CACHE_SIZE });
 
 function isHan(code: number): boolean {
   return isCommonHan(code) || (code >= 0x2e80 && cached(hanCache, code, (c) => HAN.test(String.fromCodePoint(c))));
