@@ -68,7 +68,6 @@ function isHan(code: number): boolean {
   return isCommonHan(code) || (code >= 0x2e80 && cached(hanCache, code, (c) => HAN.test(String.fromCodePoint(c))));
 }
 
-
 /** A combining mark at this index (marks start at U+0300; ASCII and common Han are never one). */
 function startsWithMark(text: string, index: number): boolean {
   const code = text.charCodeAt(index);
@@ -97,11 +96,16 @@ function normalise(text: string): string {
   return text.normalize('NFKC').toLowerCase();
 }
 
-/** The text as the automaton reads it, one code point a slot, with where each came from in the text. */
+/**
+ * The text as the automaton reads it, one code point a slot, with where each came from in the text (`undefined`:
+ * slot i is the text's index i).
+ */
 interface FoldedText {
   codes: number[];
-  origins: number[];
+  origins: number[] | undefined;
 }
+
+const ASCII = /^[\x00-\x7f]*$/;
 
 /**
  * Normalised and lower-cased, invisible characters dropped, gaps between two Han characters closed. ASCII and the
@@ -110,7 +114,16 @@ interface FoldedText {
  * time with the combining marks after them (NFKC composes within such a group).
  */
 function fold(text: string): FoldedText {
-  const folded: FoldedText = { codes: [], origins: [] };
+  // Most texts are plain ASCII: lower-cased, nothing else changes and nothing moves (no Han, no marks).
+  if (ASCII.test(text)) {
+    const codes = new Array<number>(text.length);
+    for (let i = 0; i < text.length; i++) {
+      const code = text.charCodeAt(i);
+      codes[i] = code >= 0x41 && code <= 0x5a ? code + 0x20 : code;
+    }
+    return { codes, origins: undefined };
+  }
+  const folded = { codes: [] as number[], origins: [] as number[] };
   let start = 0;
   while (start < text.length) {
     const code = text.charCodeAt(start);
@@ -148,8 +161,8 @@ function endOfGap(codes: readonly number[], start: number): number {
   return end;
 }
 
-function closeGapsBetweenHan({ codes, origins }: FoldedText): FoldedText {
-  const kept: FoldedText = { codes: [], origins: [] };
+function closeGapsBetweenHan({ codes, origins }: { codes: number[]; origins: number[] }): FoldedText {
+  const kept = { codes: [] as number[], origins: [] as number[] };
   let afterHan = false;
   for (let i = 0; i < codes.length; i++) {
     if (afterHan && OBFUSCATORS.has(codes[i]!)) {
@@ -219,19 +232,25 @@ export class SensitiveWords {
     if (this.words.length === 0 || !text) return [];
     const { codes, origins } = fold(text);
     const found = new Map<string, SensitiveHit>();
+    const { nodes } = this;
     let state = 0;
-    codes.forEach((code, i) => {
-      while (state !== 0 && !this.nodes[state]!.next.has(code)) state = this.nodes[state]!.fail;
-      state = this.nodes[state]!.next.get(code) ?? 0;
-      for (const w of this.nodes[state]!.out) {
+    for (let i = 0; i < codes.length; i++) {
+      const code = codes[i]!;
+      let next = nodes[state]!.next.get(code);
+      while (next === undefined && state !== 0) {
+        state = nodes[state]!.fail;
+        next = nodes[state]!.next.get(code);
+      }
+      state = next ?? 0;
+      for (const w of nodes[state]!.out) {
         const word = this.words[w]!;
         if (found.has(word)) continue;
         const length = [...word].length;
         const start = i - length + 1;
         if (this.wholeWord[w] && (isWordChar(codes[start - 1]) || isWordChar(codes[i + 1]))) continue;
-        found.set(word, { word, index: origins[start]! });
+        found.set(word, { word, index: origins ? origins[start]! : start });
       }
-    });
+    }
     return [...found.values()].sort((a, b) => a.index - b.index);
   }
 }

@@ -20,6 +20,15 @@ describe('sensitive words: Aho–Corasick matching', () => {
     assert.deepEqual(new SensitiveWords([]).find('anything'), []);
   });
 
+  it('plain ASCII text (read without normalising) is matched case-blind, whole words only, at its own indexes', () => {
+    const words = new SensitiveWords(['idiot', 'scam', 'he']);
+    const text = 'Tell that IDIOT: no scammer, no Scam.';
+    const hits = words.find(text);
+    assert.deepEqual(hits.map((h) => h.word), ['idiot', 'scam']);
+    assert.deepEqual(hits.map((h) => text.slice(h.index, h.index + h.word.length)), ['IDIOT', 'Scam']);
+    assert.deepEqual(words.find('the scheme'), []);
+  });
+
   it('a Latin word right next to Chinese is a whole word: Chinese is a boundary, Latin letters and digits are not', () => {
     const words = new SensitiveWords(['sb', 'fuck', 'agent', 'human']);
     const found = (text: string) => words.find(text).map((h) => h.word);
