@@ -25,7 +25,7 @@ import type { GatewayEvents } from './events.js';
 import { asInboundJob, IngestBatcher, type InboundEntry, type InboundJob } from './ingest-batcher.js';
 import type { Logger } from './logger.js';
 import { MessageLog } from './message-log.js';
-import { capText, contentAsText, createMessage, SCHEMA_VERSION, UnifiedMessage, type Content, type DecisionTrace, type Sender } from './message.js';
+import { contentAsText, createMessage, replyMessage, SCHEMA_VERSION, UnifiedMessage, type Content, type DecisionTrace, type Sender } from './message.js';
 import type { Metrics } from './metrics.js';
 import type { OutboundHooks } from './outbound-hooks.js';
 import { queueName, shardOf, type Stage } from './queues.js';
@@ -256,7 +256,7 @@ export class Pipeline {
     log.info({ trace: decision.trace, replies: decision.replies.length, handoff: decision.handoff?.reason }, 'bot decided');
 
     const botSender: Sender = { id: 'bot', role: 'bot' };
-    const replies = decision.replies.map((content) => this.outboundMessage(message, content, botSender, decision.trace));
+    const replies = decision.replies.map((content) => replyMessage(message, content, botSender, decision.trace));
     // The turn (answered, the bot's state, a hand-off still to make) goes out with the first reply's transcript line
     // (one round trip), or now if none went out.
     let committed: Promise<void> | undefined;
@@ -335,20 +335,6 @@ export class Pipeline {
     });
     await this.enqueueOutbound([{ message }]);
     return message;
-  }
-
-  private outboundMessage(inbound: UnifiedMessage, content: Content, sender: Sender, trace?: DecisionTrace): UnifiedMessage {
-    return createMessage({
-      channel: inbound.channel,
-      channelType: inbound.channelType,
-      direction: 'out',
-      conversationId: inbound.conversationId,
-      sender,
-      // A reply template may echo the customer's text: cut to what a message holds, it still goes out.
-      content: content.type === 'text' ? { ...content, text: capText(content.text) } : content,
-      replyTo: inbound.id,
-      ...(trace && { trace }),
-    });
   }
 
   /**

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { RAW_MAX_BYTES, capRaw, contentAsText, conversationIdFor, createMessage, UnifiedMessage } from '../gateway/message.js';
+import { RAW_MAX_BYTES, TEXT_MAX_CHARS, capRaw, contentAsText, conversationIdFor, createMessage, replyMessage, UnifiedMessage } from '../gateway/message.js';
 import { renderForChannel } from '../gateway/pipeline.js';
 import { shardOf } from '../gateway/queues.js';
 
@@ -20,6 +20,21 @@ describe('UnifiedMessage', () => {
     assert.equal(a.id.length, 26);
     assert.ok(a.id < b.id, 'ULIDs created later sort later');
     assert.deepEqual(UnifiedMessage.parse(JSON.parse(JSON.stringify(a))), a, 'survives a JSON round trip (queue storage)');
+  });
+
+  it('builds a reply to an inbound message that the schema accepts as it is, checking the content and cutting its text', () => {
+    const inbound = createMessage({ ...base, content: { type: 'text', text: 'hi' } });
+    const trace = { stage: 'kb', faqId: 'hours', score: 0.9 };
+    const reply = replyMessage(inbound, { type: 'text', text: 'We open at 9.' }, { id: 'bot', role: 'bot' }, trace);
+    assert.deepEqual(UnifiedMessage.parse(reply), reply, 'every field valid, nothing the schema would add or drop');
+    assert.deepEqual(
+      { direction: reply.direction, conversationId: reply.conversationId, channel: reply.channel, replyTo: reply.replyTo, trace: reply.trace },
+      { direction: 'out', conversationId: inbound.conversationId, channel: 'web', replyTo: inbound.id, trace },
+    );
+    assert.ok(reply.id > inbound.id);
+    const long = replyMessage(inbound, { type: 'text', text: 'x'.repeat(TEXT_MAX_CHARS + 5) }, { id: 'bot', role: 'bot' });
+    assert.equal(long.content.type === 'text' && long.content.text.length, TEXT_MAX_CHARS);
+    assert.throws(() => replyMessage(inbound, { type: 'location', latitude: 200, longitude: 0 }, { id: 'bot', role: 'bot' }), /latitude/);
   });
 
   it('refuses invalid content with the failing field named', () => {
