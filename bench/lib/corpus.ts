@@ -3,8 +3,9 @@
  * from the public datasets beside the checkout (Banking77, CLINC150) and the project's own intent data, each used
  * once, then varied with order numbers when a run needs more.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { readExamples } from '../../bot/intent/data.js';
 
 /** The texts, and where they came from: figures of runs on different corpora are not comparable. */
@@ -14,10 +15,28 @@ export interface Corpus {
 }
 
 /**
- * Loads the corpus. A dataset that is missing is left out with a warning on stderr — a checkout elsewhere (a
- * worktree for an A/B run, say) has no `../shared` beside it, and its figures would silently measure other texts.
+ * Where the datasets are: `DATASETS_DIR`, else `../shared/datasets` beside the main checkout — found through git, so
+ * a worktree elsewhere (the older arm of an A/B run, say) reads the same texts as the checkout it came from.
  */
-export function loadCorpus(datasets = process.env.DATASETS_DIR ?? '../shared/datasets'): Corpus {
+export function defaultDatasets(cwd = process.cwd()): string {
+  if (process.env.DATASETS_DIR) return process.env.DATASETS_DIR;
+  try {
+    const commonDir = execFileSync('git', ['rev-parse', '--path-format=absolute', '--git-common-dir'], {
+      cwd,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    return join(dirname(commonDir.trim()), '..', 'shared', 'datasets');
+  } catch {
+    return join(cwd, '..', 'shared', 'datasets');
+  }
+}
+
+/**
+ * Loads the corpus. A dataset that is missing is left out with a warning on stderr: the figures then measure other
+ * texts than a full run's, and are not comparable with one.
+ */
+export function loadCorpus(datasets = defaultDatasets()): Corpus {
   const texts = new Set<string>();
   const sources: string[] = [];
   const missing = (path: string) => console.warn(`corpus: ${path} not found (set DATASETS_DIR): left out, so these figures use other texts than a full run`);
