@@ -238,6 +238,8 @@ export function conversationRoutes(deps: ConversationRouteDeps): RouteSpec[] {
       path: '/conversations/:id/handoff',
       operationId: 'handoffConversation',
       summary: 'Hand the conversation to a human (bot or closed → handoff_pending)',
+      description:
+        'Answers once the conversation.state_changed and conversation.handoff_requested webhooks are stored for delivery. After a 5xx the same request (same key, same reason) can be sent again: it finds the hand-off made and announces it again instead of answering 409.',
       tag: 'State',
       scope: 'reply',
       params: ConversationIdParams,

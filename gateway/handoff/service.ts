@@ -83,8 +83,9 @@ export class HandoffService {
     });
     const { events } = deps;
     this.unsubscribe.push(
-      events.on('conversation.handoff_requested', (e) => void this.remember(e.conversationId, e.request).catch(this.logError('hand-off details not stored'))),
-      events.on('conversation.state_changed', (e) => void this.onStateChanged(e.conversationId, e.change).catch(this.logError('state change not handled'))),
+      // Returned, so whoever announces a hand-off with emitAndWait knows these are stored (or fails and can retry).
+      events.on('conversation.handoff_requested', (e) => this.remember(e.conversationId, e.request).catch(this.logAndThrow('hand-off details not stored'))),
+      events.on('conversation.state_changed', (e) => this.onStateChanged(e.conversationId, e.change).catch(this.logAndThrow('state change not handled'))),
       events.on('message.delivered', (e) => {
         if (e.message.sender.role === 'bot') return;
         void this.setStatus(e.message.id, { status: 'delivered', at: Date.now(), ...(e.channelMessageId !== undefined && { channelMessageId: e.channelMessageId }) });
@@ -101,6 +102,13 @@ export class HandoffService {
     return (err: unknown) => this.deps.log.error({ err }, what);
   }
 
+  private logAndThrow(what: string) {
+    return (err: unknown): never => {
+      this.deps.log.error({ err }, what);
+      throw err;
+    };
+  }
+
   private infoKey(id: string) {
     return `${this.deps.prefix}:conv:{${id}}:handoff`;
   }
@@ -109,24 +117,44 @@ export class HandoffService {
   }
 
   // ── State changes ───────────────────────────────────────────────────────────────────────────────────────────
-  /** Moves a conversation, records who/why, announces it and counts it as activity. */
+  /**
+   * Moves a conversation, records who/why, counts it as activity and announces it: resolves once the announcement is
+   * stored for the helpdesk's webhooks (and the pick-up timer set), and fails when it cannot be — the caller (an API
+   * request) then answers an error instead of a change the helpdesk never hears of.
+   */
   async transition(conversationId: string, to: ConversationState, by: string, reason: string, from?: readonly ConversationState[]): Promise<StateChange> {
     const change = await this.deps.conversations.transition(conversationId, to, by, reason, from);
+    await this.announce(conversationId, change);
+    return change;
+  }
+
+  private async announce(conversationId: string, change: StateChange): Promise<void> {
     await this.markActive(conversationId);
     this.deps.log.info({ conv: conversationId, change }, 'conversation state changed');
-    this.deps.events.emit('conversation.state_changed', { conversationId, change });
-    return change;
+    await this.deps.events.emitAndWait('conversation.state_changed', { conversationId, change });
   }
 
   private async markActive(conversationId: string): Promise<void> {
     await this.deps.conversations.touch(conversationId, Date.now());
   }
 
-  /** A hand-off asked for over the API (or by the bot-failure path), as opposed to one decided by the bot. */
+  /**
+   * A hand-off asked for over the API, as opposed to one decided by the bot. Resolves once the helpdesk's events are
+   * stored. The same request again (same caller, same reason) after one that failed half-way — state changed, events
+   * not stored — finds the hand-off made and tells it again instead of answering a conflict: at least once.
+   */
   async requestHandoff(conversationId: string, request: HandoffRequest, by: string): Promise<StateChange> {
-    const change = await this.transition(conversationId, 'handoff_pending', by, request.reason, ['bot', 'closed']);
+    let change: StateChange;
+    try {
+      change = await this.deps.conversations.transition(conversationId, 'handoff_pending', by, request.reason, ['bot', 'closed']);
+    } catch (err) {
+      const last = err instanceof TransitionError && err.from === 'handoff_pending' ? (await this.deps.conversations.history(conversationId)).at(-1) : undefined;
+      if (last?.to !== 'handoff_pending' || last.by !== by || last.reason !== request.reason) throw err;
+      change = last;
+    }
+    await this.announce(conversationId, change);
     const message = (await this.lastInbound(conversationId)) ?? (await this.syntheticEvent(conversationId, 'handoff_requested'));
-    this.deps.events.emit('conversation.handoff_requested', { conversationId, request, message });
+    await this.deps.events.emitAndWait('conversation.handoff_requested', { conversationId, request, message });
     return change;
   }
 
@@ -218,7 +246,7 @@ export class HandoffService {
     const request: HandoffRequest = { reason: 'bot_failed', priority: 'high' };
     const change = await this.transition(message.conversationId, 'handoff_pending', 'system', `bot failed: ${error}`, ['bot']);
     this.deps.log.error({ conv: message.conversationId, msgId: message.id, error, change }, 'bot failed on a customer message: handed to a human');
-    this.deps.events.emit('conversation.handoff_requested', { conversationId: message.conversationId, request, message });
+    await this.deps.events.emitAndWait('conversation.handoff_requested', { conversationId: message.conversationId, request, message });
   }
 
   // ── Timeouts ────────────────────────────────────────────────────────────────────────────────────────────────

@@ -125,6 +125,31 @@ describe('conversation lifecycle: pick-up timeout, idle close, bot failure', () 
     await eventually(() => textsTo('t-5').includes('Still Ann'), 'second agent reply');
   });
 
+  it('an API hand-off whose events cannot be stored fails, and the same request again tells the helpdesk', async () => {
+    const conversationId = await say('t-6', 't-6-a', 'hello');
+    await eventually(() => textsTo('t-6').includes('echo:hello'), 'bot reply');
+    const { service } = gw.gateway.handoff;
+    let failures = 1;
+    const off = gw.gateway.events.on('conversation.handoff_requested', async () => {
+      if (failures-- > 0) throw new Error('webhook outbox unavailable');
+    });
+    try {
+      const request = { reason: 'vip', priority: 'high' as const };
+      await assert.rejects(service.requestHandoff(conversationId, request, 'api:desk'), /webhook outbox unavailable/);
+      assert.equal(await gw.gateway.conversations.state(conversationId), 'handoff_pending', 'the state changed before the failure');
+      const change = await service.requestHandoff(conversationId, request, 'api:desk');
+      assert.deepEqual([change.from, change.to, change.by], ['bot', 'handoff_pending', 'api:desk']);
+      const told = await eventually(() => eventsOf(conversationId).find((e) => e.type === 'conversation.handoff_requested'), 'hand-off webhook');
+      assert.equal(told.data.reason, 'vip');
+      assert.equal((await service.info(conversationId)).reason, 'vip');
+      assert.equal((await gw.gateway.conversations.history(conversationId)).length, 1, 'the retry made no second change');
+      // Anyone else asking for a hand-off of a conversation already waiting for one still gets the conflict.
+      await assert.rejects(service.requestHandoff(conversationId, { reason: 'other' }, 'api:desk'), (err: Error) => err.name === 'TransitionError');
+    } finally {
+      off();
+    }
+  });
+
   it('hands the customer to a human, visibly, when the bot fails for good', async () => {
     const conversationId = await say('t-3', 't-3-a', 'please crash');
     await eventually(async () => (await gw.gateway.conversations.state(conversationId)) === 'handoff_pending', 'hand-off after the bot failure');
