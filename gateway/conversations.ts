@@ -147,6 +147,17 @@ redis.call('UNLINK', KEYS[1], KEYS[2])
 return 0
 `;
 
+// Marks outbound jobs queued for a conversation that is open. KEYS[1] conversation hash, KEYS[2] its outbound set.
+// ARGV: the set's TTL in seconds, then score/member pairs. Returns 1 when marked; 0 (nothing written) when the
+// conversation is closed or gone, so a message accepted for it cannot slip in after a close.
+const QUEUE_IF_OPEN_LUA = `
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state or state == 'closed' then return 0 end
+redis.call('ZADD', KEYS[2], 'NX', unpack(ARGV, 2))
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+return 1
+`;
+
 /** How long a queued-outbound marker outlives a job that never reported back (crash, admin removal). */
 const OUTBOUND_MARK_TTL_SECONDS = 3600;
 /** How often a process drops conversations past their retention from the activity index (with a message's writes). */
@@ -170,6 +181,7 @@ export class ConversationStore {
     redis.defineCommand('gwConvTransition', { numberOfKeys: 2, lua: TRANSITION_LUA });
     redis.defineCommand('gwConvReceive', { numberOfKeys: 4, lua: RECEIVE_LUA });
     redis.defineCommand('gwConvForget', { numberOfKeys: 2, lua: FORGET_LUA });
+    redis.defineCommand('gwConvQueueIfOpen', { numberOfKeys: 2, lua: QUEUE_IF_OPEN_LUA });
   }
 
   key(id: string): string {
@@ -304,14 +316,20 @@ export class ConversationStore {
     }
   }
 
-  /** Records outbound jobs queued for the conversation, in queue order (see receive and outboundHead). */
-  async markOutboundQueued(id: string, jobIds: readonly string[]): Promise<void> {
-    if (jobIds.length === 0) return;
+  /**
+   * Records outbound jobs queued for the conversation, in queue order (see receive and outboundHead). With
+   * `ifOpen`, only while the conversation is open (checked in the same script): false, and nothing recorded, when it
+   * is closed or gone.
+   */
+  async markOutboundQueued(id: string, jobIds: readonly string[], opts: { ifOpen?: boolean } = {}): Promise<boolean> {
+    if (jobIds.length === 0) return true;
     const key = this.outboundKey(id);
     // Scores keep the order of the call and of later calls (milliseconds × 1000 + position).
     const base = Date.now() * 1000;
     const members = jobIds.flatMap((jobId, i) => [String(base + i), jobId]);
+    if (opts.ifOpen) return (await (this.redis as any).gwConvQueueIfOpen(this.key(id), key, OUTBOUND_MARK_TTL_SECONDS, ...members)) === 1;
     await this.redis.multi().zadd(key, 'NX', ...members).expire(key, OUTBOUND_MARK_TTL_SECONDS).exec();
+    return true;
   }
 
   /** The oldest outbound job of the conversation still queued: the only one that may be delivered now. */

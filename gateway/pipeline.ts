@@ -314,7 +314,11 @@ export class Pipeline {
   }
 
   // ── 3. Anyone (bot, agent, timeout) sends to a conversation through its reference ──────────────────────────────
-  /** Queues a message to the customer of `conversationId` on the channel they used; returns the message. */
+  /**
+   * Queues a message to the customer of `conversationId` on the channel they used; returns the message. A closed
+   * conversation gets nothing (ConversationClosedError): checked atomically with the queueing, so a close that lands
+   * while an agent's reply is on its way either comes first and refuses it, or comes after it was accepted.
+   */
   async sendToConversation(
     conversationId: string,
     content: Content,
@@ -333,19 +337,21 @@ export class Pipeline {
       ...(opts.replyTo !== undefined && { replyTo: opts.replyTo }),
       metadata: opts.metadata ?? {},
     });
-    await this.enqueueOutbound([{ message }]);
+    await this.enqueueOutbound([{ message }], { ifOpen: true });
     return message;
   }
 
   /**
    * Queues outbound messages of one conversation, in order. The conversation is marked first, so no first delivery
-   * attempt of a later reply overtakes them (see deliverReplies).
+   * attempt of a later reply overtakes them (see deliverReplies); with `ifOpen`, only while it is not closed.
    */
-  private async enqueueOutbound(entries: QueuedOutbound[]): Promise<void> {
+  private async enqueueOutbound(entries: QueuedOutbound[], opts: { ifOpen?: boolean } = {}): Promise<void> {
     if (entries.length === 0) return;
     const { deliveryAttempts, deliveryBackoffMs } = this.deps.config;
     const conversationId = entries[0]!.message.conversationId;
-    await this.deps.conversations.markOutboundQueued(conversationId, entries.map((e) => e.message.id));
+    if (!(await this.deps.conversations.markOutboundQueued(conversationId, entries.map((e) => e.message.id), opts))) {
+      throw new ConversationClosedError(conversationId);
+    }
     // All share a conversation, hence a shard: one addBulk keeps their order.
     await this.queue('out', conversationId).addBulk(
       entries.map(({ delayMs, ...data }) => ({
@@ -698,6 +704,13 @@ export class UnknownConversationError extends Error {
   constructor(readonly conversationId: string) {
     super(`unknown conversation ${conversationId}`);
     this.name = 'UnknownConversationError';
+  }
+}
+
+export class ConversationClosedError extends Error {
+  constructor(readonly conversationId: string) {
+    super(`conversation ${conversationId} is closed (or gone)`);
+    this.name = 'ConversationClosedError';
   }
 }
 

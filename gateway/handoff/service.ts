@@ -17,7 +17,7 @@ import { TransitionError, type ConversationState, type ConversationStore, type S
 import type { GatewayEvents } from '../events.js';
 import type { Logger } from '../logger.js';
 import { createMessage, type Content, type UnifiedMessage } from '../message.js';
-import type { Pipeline } from '../pipeline.js';
+import { ConversationClosedError, type Pipeline } from '../pipeline.js';
 import type { Transcripts } from '../transcript.js';
 import type { HandoffConfig } from './config.js';
 
@@ -44,6 +44,8 @@ export class ConflictError extends Error {
     this.name = 'ConflictError';
   }
 }
+
+const closedConflict = () => new ConflictError('conversation_closed', 'the conversation is closed; it reopens when the customer writes again');
 
 interface PickupJob {
   conversationId: string;
@@ -196,12 +198,19 @@ export class HandoffService {
   async agentReply(conversationId: string, content: Content, agent: { id: string; name?: string }, by: string): Promise<UnifiedMessage> {
     await this.pickUp(conversationId, by);
     if (agent.name !== undefined) await this.rememberAgent(conversationId, agent.name);
-    const message = await this.deps.pipeline.sendToConversation(
-      conversationId,
-      content,
-      { id: agent.id, ...(agent.name !== undefined && { name: agent.name }), role: 'agent' },
-      { metadata: { ...(agent.name !== undefined && { agent: agent.name }) } },
-    );
+    let message: UnifiedMessage;
+    try {
+      message = await this.deps.pipeline.sendToConversation(
+        conversationId,
+        content,
+        { id: agent.id, ...(agent.name !== undefined && { name: agent.name }), role: 'agent' },
+        { metadata: { ...(agent.name !== undefined && { agent: agent.name }) } },
+      );
+    } catch (err) {
+      // Closed after the pick-up (an idle sweep, another agent's close): refused like a reply to a closed one.
+      if (err instanceof ConversationClosedError) throw closedConflict();
+      throw err;
+    }
     await this.setStatus(message.id, { status: 'queued', at: Date.now() });
     await this.markActive(conversationId);
     return message;
@@ -218,7 +227,7 @@ export class HandoffService {
       if (!(err instanceof TransitionError)) throw err;
       if (err.from === 'agent') return; // already with an agent: nothing to change
       if (err.from === null) throw new ConflictError('unknown_conversation', `no conversation ${conversationId}`);
-      throw new ConflictError('conversation_closed', 'the conversation is closed; it reopens when the customer writes again');
+      throw closedConflict();
     }
   }
 
@@ -281,9 +290,14 @@ export class HandoffService {
     const latest = history.filter((h) => h.to === 'handoff_pending').at(-1);
     if (latest && latest.at !== requestedAt) return; // a newer hand-off has its own timer
     const waitedSeconds = Math.round((Date.now() - requestedAt) / 1000);
-    await this.deps.pipeline.sendToConversation(conversationId, { type: 'text', text: config.pickupTimeoutMessage }, { id: 'system', role: 'system' }, {
-      metadata: { reason: 'pickup_timeout' },
-    });
+    try {
+      await this.deps.pipeline.sendToConversation(conversationId, { type: 'text', text: config.pickupTimeoutMessage }, { id: 'system', role: 'system' }, {
+        metadata: { reason: 'pickup_timeout' },
+      });
+    } catch (err) {
+      if (err instanceof ConversationClosedError) return; // closed since the state was read: nothing is waiting any more
+      throw err;
+    }
     log.warn({ conv: conversationId, waitedSeconds, action: config.pickupTimeoutAction }, 'no agent picked up the hand-off in time');
     this.deps.events.emit('conversation.pickup_timeout', { conversationId, waitedSeconds, action: config.pickupTimeoutAction });
     if (config.pickupTimeoutAction === 'bot') await this.transition(conversationId, 'bot', 'timeout', 'no agent picked up', ['handoff_pending']);

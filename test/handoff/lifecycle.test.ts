@@ -111,6 +111,28 @@ describe('conversation lifecycle: pick-up timeout, idle close, bot failure', () 
     );
   });
 
+  it('refuses an agent reply whose conversation is closed after the pick-up but before the reply is queued', async () => {
+    const conversationId = await say('t-7', 't-7-a', 'human');
+    await eventually(async () => (await gw.gateway.conversations.state(conversationId)) === 'handoff_pending', 'hand-off');
+    const store = gw.gateway.conversations;
+    // The pick-up's own announcement is where the close lands: the state is `agent`, the reply not queued yet.
+    const off = gw.gateway.events.on('conversation.state_changed', async ({ conversationId: id, change }) => {
+      if (id === conversationId && change.to === 'agent') await store.transition(id, 'closed', 'timeout', 'idle');
+    });
+    try {
+      await assert.rejects(
+        gw.gateway.handoff.service.agentReply(conversationId, { type: 'text', text: 'Closed under me' }, { id: 'a1', name: 'Ann' }, 'agent:Ann'),
+        (err: Error & { code?: string }) => err.name === 'ConflictError' && err.code === 'conversation_closed',
+      );
+    } finally {
+      off();
+    }
+    assert.equal(await store.state(conversationId), 'closed');
+    assert.equal(await store.outboundHead(conversationId), undefined, 'nothing marked as queued');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(!textsTo('t-7').includes('Closed under me'), 'the reply is not sent');
+  });
+
   it('keeps the agent name of a conversation answered without a hand-off no longer than the transcript', async () => {
     const conversationId = await say('t-5', 't-5-a', 'hello');
     await eventually(() => textsTo('t-5').includes('echo:hello'), 'bot reply');
