@@ -12,6 +12,7 @@
  *   npm run bench:worker -- --workers 1 --pin    the worker on core 0, Redis and the benchmark on core 1 (taskset):
  *                                               the steadiest CPU figures on a 2-core machine, for A/B comparisons
  *   npm run bench:worker -- --cpu-prof           V8 CPU profiles of the workers in bench/results/profiles/
+ *   npm run bench:worker -- --warmup 500         messages per warm-up round (three rounds, default 4,000 each)
  *   npm run bench:worker -- --channel app        app-channel messages instead (each reply a signed callback to the
  *                                               loopback app, plus its outbox append and live publish)
  *
@@ -42,6 +43,7 @@ const { values: args } = parseArgs({
     workers: { type: 'string', default: '1' },
     shards: { type: 'string', default: '4' },
     channel: { type: 'string', default: 'wecom' },
+    warmup: { type: 'string', default: '4000' },
     pin: { type: 'boolean', default: false },
     'cpu-prof': { type: 'boolean', default: false },
   },
@@ -195,7 +197,7 @@ try {
   }
   console.log(`worker benchmark: ${CHANNEL} messages, ${cpus().length} cores, ${workerCount} worker process(es), ${shards} shards, ${corpusLabel}`);
   // Warm-up (JIT, connections, model): after a short one the first measured size ran at up to twice its later CPU.
-  for (const size of [1, 8, 1]) await drain(4000, size);
+  for (const size of [1, 8, 1]) await drain(Number(args.warmup), size);
   for (const size of sizes) rows.push(await drain(messages, size));
 } finally {
   await Promise.all(workers.map((w) => w.stop()));
