@@ -1,0 +1,55 @@
+/**
+ * `npm run bench:compare` in its shortest form: this checkout against HEAD in a temporary worktree, one round of a few
+ * messages. Asserts what it ran and reported, and that it leaves nothing behind — never how fast.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, describe, it } from 'node:test';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const git = (...args: string[]) => execFileSync('git', args, { cwd: root, encoding: 'utf8' }).trim();
+
+describe('bench:compare', () => {
+  const out = mkdtempSync(join(tmpdir(), 'gw-compare-out-'));
+  after(() => rmSync(out, { recursive: true, force: true }));
+
+  it('runs both versions side by side, reports each round and the median difference, and removes its worktree', () => {
+    const worktreesBefore = git('worktree', 'list', '--porcelain');
+    const resultsBefore = readdirSync(join(root, 'bench', 'results'));
+    const { NODE_ENV: _, ...env } = process.env;
+    const run = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', 'bench/compare.ts', 'HEAD', '--rounds', '2', '--sizes', '2,4', '--messages', '16', '--warmup', '8', '--out', out],
+      { cwd: root, encoding: 'utf8', timeout: 300_000, env },
+    );
+    assert.equal(run.status, 0, `compare exited with ${run.status}:\n${run.stdout}\n${run.stderr}`);
+    assert.match(run.stdout, /^round 1: size 2: .* ms\/msg \(.+\); size 4: /m);
+    assert.match(run.stdout, /^round 2: /m);
+    assert.match(run.stdout, /^job size {3}4: worker CPU per message .* \(median of 2; .*\), Redis .* cmd\/msg$/m);
+
+    const [json] = readdirSync(out).filter((f) => f.endsWith('-compare.json'));
+    assert.ok(json, 'the report is written');
+    const report = JSON.parse(readFileSync(join(out, json), 'utf8'));
+    assert.equal(report.base.commit, git('rev-parse', 'HEAD'));
+    assert.equal(report.this.commit, git('rev-parse', 'HEAD'));
+    assert.equal(report.rounds.length, 2);
+    for (const round of report.rounds) {
+      for (const arm of [round.base, round.this]) {
+        assert.deepEqual(arm.map((r: { jobSize: number }) => r.jobSize), [2, 4]);
+        for (const row of arm) {
+          assert.equal(row.messages, 16, 'every message answered in both arms');
+          assert.ok(row.workerCpuMsPerMessage > 0 && row.redisCommandsPerMessage > 0);
+        }
+      }
+    }
+    assert.deepEqual(report.summary.map((s: { jobSize: number }) => s.jobSize), [2, 4]);
+    assert.equal(report.summary[0].diffPercent.length, 2);
+
+    assert.equal(git('worktree', 'list', '--porcelain'), worktreesBefore, 'the temporary worktree is gone');
+    assert.deepEqual(readdirSync(join(root, 'bench', 'results')), resultsBefore, 'the arms leave no worker reports behind');
+  });
+});
