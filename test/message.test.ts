@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { RAW_MAX_BYTES, TEXT_MAX_CHARS, capRaw, contentAsText, conversationIdFor, createMessage, replyMessage, UnifiedMessage } from '../gateway/message.js';
+import { Redis } from 'ioredis';
 import { renderForChannel } from '../gateway/pipeline.js';
+import { Transcripts } from '../gateway/transcript.js';
 import { shardOf } from '../gateway/queues.js';
 
 const base = {
@@ -35,6 +37,18 @@ describe('UnifiedMessage', () => {
     const long = replyMessage(inbound, { type: 'text', text: 'x'.repeat(TEXT_MAX_CHARS + 5) }, { id: 'bot', role: 'bot' });
     assert.equal(long.content.type === 'text' && long.content.text.length, TEXT_MAX_CHARS);
     assert.throws(() => replyMessage(inbound, { type: 'location', latitude: 200, longitude: 0 }, { id: 'bot', role: 'bot' }), /latitude/);
+  });
+
+  it('a transcript line is the message without its raw platform payload', () => {
+    const transcripts = new Transcripts(new Redis({ lazyConnect: true }), 'gw', 100, 3600);
+    const inbound = createMessage({ ...base, content: { type: 'text', text: 'hi' }, raw: capRaw('web/json', { text: 'hi', secret: 'x' }) });
+    const line = JSON.parse(transcripts.entry(inbound).json);
+    assert.equal('raw' in line, false);
+    const { raw: _raw, ...rest } = inbound;
+    assert.deepEqual(line, rest);
+    const reply = replyMessage(inbound, { type: 'text', text: 'hello' }, { id: 'bot', role: 'bot' });
+    assert.deepEqual(JSON.parse(transcripts.entry(reply).json), reply);
+    assert.equal(transcripts.entry(reply).key, `gw:conv:{${inbound.conversationId}}:transcript`);
   });
 
   it('refuses invalid content with the failing field named', () => {

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { sensitiveOutboundHook } from '../../bot/sensitive-hook.js';
 import { SensitiveWords } from '../../bot/sensitive.js';
+import { createMessage } from '../../gateway/message.js';
 import { eventually, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startTestRedis } from '../helpers/redis.js';
 import { TestSocket } from '../helpers/ws-client.js';
@@ -18,6 +20,30 @@ describe('sensitive words: Aho–Corasick matching', () => {
     // Full-width Latin is normalised (NFKC).
     assert.deepEqual(words.find('ＳＣＡＭ').map((h) => h.word), ['scam']);
     assert.deepEqual(new SensitiveWords([]).find('anything'), []);
+  });
+
+  it('the outbound hook checks a repeated reply once per word list, and a new list from the start', () => {
+    let list = new SensitiveWords(['scam']);
+    let reads = 0;
+    const counted = (words: SensitiveWords) => ({ find: (text: string) => (reads++, words.find(text)) }) as SensitiveWords;
+    let current = counted(list);
+    const hook = sensitiveOutboundHook(() => current, 'bot');
+    const reply = (text: string) =>
+      createMessage({ channel: 'web', channelType: 'web', direction: 'out', conversationId: 'web.c', sender: { id: 'bot', role: 'bot' }, content: { type: 'text', text } });
+    const verdict = (text: string) => {
+      const result = hook.beforeSend!(reply(text), {} as never);
+      return 'blocked' in result ? result.blocked : 'sent';
+    };
+    assert.equal(verdict('Orders arrive in 2–4 days.'), 'sent');
+    assert.equal(verdict('Orders arrive in 2–4 days.'), 'sent');
+    assert.equal(verdict('No scam – ever.'), 'contains listed word(s): scam');
+    assert.equal(verdict('No scam – ever.'), 'contains listed word(s): scam');
+    assert.equal(reads, 2, 'each text read once');
+    list = new SensitiveWords(['days']);
+    current = counted(list);
+    assert.equal(verdict('Orders arrive in 2–4 days.'), 'contains listed word(s): days', 'a reloaded list is applied');
+    assert.equal(verdict('No scam – ever.'), 'sent');
+    assert.equal(reads, 4);
   });
 
   it('plain ASCII text (read without normalising) is matched case-blind, whole words only, at its own indexes', () => {
