@@ -46,6 +46,7 @@ interface Row {
   messages: number;
   workerCpuMsPerMessage: number;
   redisCommandsPerMessage: number;
+  redisCpuMsPerMessage: number;
 }
 
 // Only what the user asked for beyond the defaults is passed on, so an older bench/worker.ts that lacks an option
@@ -74,9 +75,14 @@ function runWorkerBench(tree: string): Promise<Row[]> {
   });
 }
 
-const percent = (base: number, other: number) => Math.round(((other - base) / base) * 1000) / 10;
+/** The change from `base` to `other` in percent, one decimal; null when there is nothing to compare with (base 0). */
+const percent = (base: number, other: number): number | null => (base > 0 ? Math.round(((other - base) / base) * 1000) / 10 : null);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
-const signed = (x: number) => `${x > 0 ? '+' : x < 0 ? '−' : '±'}${Math.abs(x)} %`;
+const medianDiff = (xs: Array<number | null>) => {
+  const known = xs.filter((x): x is number => x !== null);
+  return known.length > 0 ? median(known) : null;
+};
+const signed = (x: number | null) => (x === null ? 'n/a' : `${x > 0 ? '+' : x < 0 ? '−' : '±'}${Math.abs(x)} %`);
 
 const worktree = mkdtempSync(join(tmpdir(), 'gw-compare-'));
 rmSync(worktree, { recursive: true });
@@ -121,14 +127,17 @@ const summary = rounds[0]!.base.map((first, i) => {
     jobSize: first.jobSize,
     workerCpuMsPerMessage: { base: base.map((r) => r.workerCpuMsPerMessage), this: current.map((r) => r.workerCpuMsPerMessage) },
     diffPercent: diffs,
-    medianDiffPercent: median(diffs),
+    medianDiffPercent: medianDiff(diffs),
     redisCommandsPerMessage: { base: median(base.map((r) => r.redisCommandsPerMessage)), this: median(current.map((r) => r.redisCommandsPerMessage)) },
+    // Each arm has a redis-server of its own, both on core 1: compared the same way as the workers.
+    redisCpuMedianDiffPercent: medianDiff(base.map((b, k) => percent(b.redisCpuMsPerMessage, current[k]!.redisCpuMsPerMessage))),
   };
 });
 for (const s of summary) {
   console.log(
     `job size ${String(s.jobSize).padStart(3)}: worker CPU per message ${signed(s.medianDiffPercent)} (median of ${s.diffPercent.length}; ` +
-      `${s.diffPercent.map(signed).join(', ')}), Redis ${s.redisCommandsPerMessage.base} → ${s.redisCommandsPerMessage.this} cmd/msg`,
+      `${s.diffPercent.map(signed).join(', ')}); Redis ${s.redisCommandsPerMessage.base} → ${s.redisCommandsPerMessage.this} cmd/msg, ` +
+      `its CPU per message ${signed(s.redisCpuMedianDiffPercent)} (median)`,
   );
 }
 mkdirSync(args.out!, { recursive: true });

@@ -29,7 +29,7 @@ describe('bench:compare', () => {
     assert.equal(run.status, 0, `compare exited with ${run.status}:\n${run.stdout}\n${run.stderr}`);
     assert.match(run.stdout, /^round 1: size 2: .* ms\/msg \(.+\); size 4: /m);
     assert.match(run.stdout, /^round 2: /m);
-    assert.match(run.stdout, /^job size {3}4: worker CPU per message .* \(median of 2; .*\), Redis .* cmd\/msg$/m);
+    assert.match(run.stdout, /^job size {3}4: worker CPU per message .* \(median of 2; .*\); Redis .* cmd\/msg, its CPU per message .* \(median\)$/m);
 
     const [json] = readdirSync(out).filter((f) => f.endsWith('-compare.json'));
     assert.ok(json, 'the report is written');
@@ -48,6 +48,7 @@ describe('bench:compare', () => {
     }
     assert.deepEqual(report.summary.map((s: { jobSize: number }) => s.jobSize), [2, 4]);
     assert.equal(report.summary[0].diffPercent.length, 2);
+    assert.ok('redisCpuMedianDiffPercent' in report.summary[0]);
 
     assert.equal(git('worktree', 'list', '--porcelain'), worktreesBefore, 'the temporary worktree is gone');
     assert.deepEqual(readdirSync(join(root, 'bench', 'results')), resultsBefore, 'the arms leave no worker reports behind');
