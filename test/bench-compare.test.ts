@@ -1,6 +1,6 @@
 /**
- * `npm run bench:compare` in its shortest form: this checkout against HEAD in a temporary worktree, one round of a few
- * messages. Asserts what it ran and reported, and that it leaves nothing behind — never how fast.
+ * `npm run bench:compare` in its shortest form: this checkout against HEAD in a temporary worktree, a round or two of a
+ * few messages, for the worker and for the ingress. Asserts what it ran and reported, and that it leaves nothing behind — never how fast.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -17,7 +17,7 @@ describe('bench:compare', () => {
   const out = mkdtempSync(join(tmpdir(), 'gw-compare-out-'));
   after(() => rmSync(out, { recursive: true, force: true }));
 
-  it('runs both versions side by side, reports each round and the median difference, and removes its worktree', () => {
+  it('runs both versions of the worker side by side, reports each round and the median difference, and removes its worktree', () => {
     const worktreesBefore = git('worktree', 'list', '--porcelain');
     const resultsBefore = readdirSync(join(root, 'bench', 'results'));
     const { NODE_ENV: _, ...env } = process.env;
@@ -29,7 +29,7 @@ describe('bench:compare', () => {
     assert.equal(run.status, 0, `compare exited with ${run.status}:\n${run.stdout}\n${run.stderr}`);
     assert.match(run.stdout, /^round 1: size 2: .* ms\/msg \(.+\); size 4: /m);
     assert.match(run.stdout, /^round 2: /m);
-    assert.match(run.stdout, /^job size {3}4: worker CPU per message .* \(median of 2; .*\); Redis .* cmd\/msg, its CPU per message .* \(median\)$/m);
+    assert.match(run.stdout, /^size 4: worker CPU per message .* \(median of 2; .*\); Redis .* cmd\/msg, its CPU per message .* \(median\)$/m);
 
     const [json] = readdirSync(out).filter((f) => f.endsWith('-compare.json'));
     assert.ok(json, 'the report is written');
@@ -52,5 +52,27 @@ describe('bench:compare', () => {
 
     assert.equal(git('worktree', 'list', '--porcelain'), worktreesBefore, 'the temporary worktree is gone');
     assert.deepEqual(readdirSync(join(root, 'bench', 'results')), resultsBefore, 'the arms leave no worker reports behind');
+  });
+
+  it('compares the ingress the same way (--stage ingress): encrypted callbacks at the given loads in both arms', () => {
+    const resultsBefore = readdirSync(join(root, 'bench', 'results'));
+    const ingressOut = join(out, 'ingress');
+    const { NODE_ENV: _, ...env } = process.env;
+    const run = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', 'bench/compare.ts', 'HEAD', '--stage', 'ingress', '--rounds', '1', '--loads', '40,80', '--duration', '1', '--out', ingressOut],
+      { cwd: root, encoding: 'utf8', timeout: 300_000, env },
+    );
+    assert.equal(run.status, 0, `compare exited with ${run.status}:\n${run.stdout}\n${run.stderr}`);
+    assert.match(run.stdout, /^round 1: 40\/s: .* ms\/msg \(.+\); 80\/s: /m);
+    assert.match(run.stdout, /^80\/s: ingress CPU per message .* \(median of 1; .*\); Redis .* cmd\/msg, its CPU per message n\/a \(median\)$/m);
+    const [json] = readdirSync(ingressOut).filter((f) => f.endsWith('-compare.json'));
+    const report = JSON.parse(readFileSync(join(ingressOut, json!), 'utf8'));
+    assert.equal(report.stage, 'ingress');
+    assert.deepEqual(report.summary.map((s: { offered: number }) => s.offered), [40, 80]);
+    for (const arm of [report.rounds[0].base, report.rounds[0].this]) {
+      for (const row of arm) assert.equal(row.acknowledged, row.offered, 'every callback acknowledged in both arms');
+    }
+    assert.deepEqual(readdirSync(join(root, 'bench', 'results')), resultsBefore, 'the arms leave no ingress reports behind');
   });
 });
