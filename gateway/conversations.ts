@@ -147,13 +147,16 @@ redis.call('UNLINK', KEYS[1], KEYS[2])
 return 0
 `;
 
-// Marks outbound jobs queued for a conversation that is open. KEYS[1] conversation hash, KEYS[2] its outbound set.
-// ARGV: the set's TTL in seconds, then score/member pairs. Returns 1 when marked; 0 (nothing written) when the
-// conversation is closed or gone, so a message accepted for it cannot slip in after a close.
-const QUEUE_IF_OPEN_LUA = `
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state or state == 'closed' then return 0 end
-redis.call('ZADD', KEYS[2], 'NX', unpack(ARGV, 2))
+// Marks outbound jobs queued for a conversation. KEYS[1] conversation hash, KEYS[2] its outbound set. ARGV: the set's
+// TTL in seconds, '1' to mark only while the conversation is open (else '0'), then score/member pairs. Returns 1 when
+// marked; 0 (nothing written) when asked for an open conversation and it is closed or gone, so a message accepted for
+// it cannot slip in after a close.
+const MARK_QUEUED_LUA = `
+if ARGV[2] == '1' then
+  local state = redis.call('HGET', KEYS[1], 'state')
+  if not state or state == 'closed' then return 0 end
+end
+redis.call('ZADD', KEYS[2], 'NX', unpack(ARGV, 3))
 redis.call('EXPIRE', KEYS[2], ARGV[1])
 return 1
 `;
@@ -181,7 +184,7 @@ export class ConversationStore {
     redis.defineCommand('gwConvTransition', { numberOfKeys: 2, lua: TRANSITION_LUA });
     redis.defineCommand('gwConvReceive', { numberOfKeys: 4, lua: RECEIVE_LUA });
     redis.defineCommand('gwConvForget', { numberOfKeys: 2, lua: FORGET_LUA });
-    redis.defineCommand('gwConvQueueIfOpen', { numberOfKeys: 2, lua: QUEUE_IF_OPEN_LUA });
+    redis.defineCommand('gwConvMarkQueued', { numberOfKeys: 2, lua: MARK_QUEUED_LUA });
   }
 
   key(id: string): string {
@@ -327,9 +330,8 @@ export class ConversationStore {
     // Scores keep the order of the call and of later calls (milliseconds × 1000 + position).
     const base = Date.now() * 1000;
     const members = jobIds.flatMap((jobId, i) => [String(base + i), jobId]);
-    if (opts.ifOpen) return (await (this.redis as any).gwConvQueueIfOpen(this.key(id), key, OUTBOUND_MARK_TTL_SECONDS, ...members)) === 1;
-    await this.redis.multi().zadd(key, 'NX', ...members).expire(key, OUTBOUND_MARK_TTL_SECONDS).exec();
-    return true;
+    const ifOpen = opts.ifOpen ? '1' : '0';
+    return (await (this.redis as any).gwConvMarkQueued(this.key(id), key, OUTBOUND_MARK_TTL_SECONDS, ifOpen, ...members)) === 1;
   }
 
   /** The oldest outbound job of the conversation still queued: the only one that may be delivered now. */
