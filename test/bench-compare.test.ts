@@ -17,19 +17,21 @@ describe('bench:compare', () => {
   const out = mkdtempSync(join(tmpdir(), 'gw-compare-out-'));
   after(() => rmSync(out, { recursive: true, force: true }));
 
+  /** Runs bench/compare.ts against HEAD as `npm run bench:compare` does (not under the test runner's NODE_ENV). */
+  function compare(...args: string[]): string {
+    const { NODE_ENV: _, ...env } = process.env;
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'bench/compare.ts', 'HEAD', ...args], { cwd: root, encoding: 'utf8', timeout: 300_000, env });
+    assert.equal(run.status, 0, `compare exited with ${run.status}:\n${run.stdout}\n${run.stderr}`);
+    return run.stdout;
+  }
+
   it('runs both versions of the worker side by side, reports each round and the median difference, and removes its worktree', () => {
     const worktreesBefore = git('worktree', 'list', '--porcelain');
     const resultsBefore = readdirSync(join(root, 'bench', 'results'));
-    const { NODE_ENV: _, ...env } = process.env;
-    const run = spawnSync(
-      process.execPath,
-      ['--import', 'tsx', 'bench/compare.ts', 'HEAD', '--rounds', '2', '--sizes', '2,4', '--messages', '16', '--warmup', '8', '--out', out],
-      { cwd: root, encoding: 'utf8', timeout: 300_000, env },
-    );
-    assert.equal(run.status, 0, `compare exited with ${run.status}:\n${run.stdout}\n${run.stderr}`);
-    assert.match(run.stdout, /^round 1: size 2: .* ms\/msg \(.+\); size 4: /m);
-    assert.match(run.stdout, /^round 2: /m);
-    assert.match(run.stdout, /^size 4: worker CPU per message .* \(median of 2; .*\); Redis .* cmd\/msg, its CPU per message .* \(median\)$/m);
+    const stdout = compare('--rounds', '2', '--sizes', '2,4', '--messages', '16', '--warmup', '8', '--out', out);
+    assert.match(stdout, /^round 1: size 2: .* ms\/msg \(.+\); size 4: /m);
+    assert.match(stdout, /^round 2: /m);
+    assert.match(stdout, /^size 4: worker CPU per message .* \(median of 2; .*\); Redis .* cmd\/msg, its CPU per message .* \(median\)$/m);
 
     const [json] = readdirSync(out).filter((f) => f.endsWith('-compare.json'));
     assert.ok(json, 'the report is written');
@@ -57,15 +59,9 @@ describe('bench:compare', () => {
   it('compares the ingress the same way (--stage ingress): encrypted callbacks at the given loads in both arms', () => {
     const resultsBefore = readdirSync(join(root, 'bench', 'results'));
     const ingressOut = join(out, 'ingress');
-    const { NODE_ENV: _, ...env } = process.env;
-    const run = spawnSync(
-      process.execPath,
-      ['--import', 'tsx', 'bench/compare.ts', 'HEAD', '--stage', 'ingress', '--rounds', '1', '--loads', '40,80', '--duration', '1', '--out', ingressOut],
-      { cwd: root, encoding: 'utf8', timeout: 300_000, env },
-    );
-    assert.equal(run.status, 0, `compare exited with ${run.status}:\n${run.stdout}\n${run.stderr}`);
-    assert.match(run.stdout, /^round 1: 40\/s: .* ms\/msg \(.+\); 80\/s: /m);
-    assert.match(run.stdout, /^80\/s: ingress CPU per message .* \(median of 1; .*\); Redis .* cmd\/msg, its CPU per message n\/a \(median\)$/m);
+    const stdout = compare('--stage', 'ingress', '--rounds', '1', '--loads', '40,80', '--duration', '1', '--out', ingressOut);
+    assert.match(stdout, /^round 1: 40\/s: .* ms\/msg \(.+\); 80\/s: /m);
+    assert.match(stdout, /^80\/s: ingress CPU per message .* \(median of 1; .*\); Redis .* cmd\/msg, its CPU per message n\/a \(median\)$/m);
     const [json] = readdirSync(ingressOut).filter((f) => f.endsWith('-compare.json'));
     const report = JSON.parse(readFileSync(join(ingressOut, json!), 'utf8'));
     assert.equal(report.stage, 'ingress');
