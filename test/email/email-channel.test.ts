@@ -11,6 +11,7 @@ import type { Bot, BotInput } from '../../bot/types.js';
 import type { UnifiedMessage } from '../../gateway/message.js';
 import { imapOptions, startTestDovecot, type TestDovecot } from '../helpers/dovecot.js';
 import { eventually, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { plainMail, type PlainMail } from '../helpers/mail.js';
 import { startTestRedis } from '../helpers/redis.js';
 import { type CapturedMail, smtpOptions, type SmtpSink, startSmtpSink } from '../helpers/smtp-sink.js';
 
@@ -26,15 +27,7 @@ class RecordingBot implements Bot {
   }
 }
 
-let counter = 0;
-function mail(opts: { from: string; subject: string; body: string; headers?: Record<string, string>; messageId?: string }): { raw: string; messageId: string } {
-  const messageId = opts.messageId ?? `<m${++counter}.${Date.now()}@customer.example>`;
-  const extra = Object.entries(opts.headers ?? {}).map(([k, v]) => `${k}: ${v}\r\n`).join('');
-  const raw =
-    `From: ${opts.from}\r\nTo: ${SUPPORT}\r\nSubject: ${opts.subject}\r\nDate: ${new Date().toUTCString()}\r\n` +
-    `Message-ID: ${messageId}\r\n${extra}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${opts.body.replace(/\n/g, '\r\n')}\r\n`;
-  return { raw, messageId };
-}
+const mail = (opts: Omit<PlainMail, 'to'>) => plainMail({ ...opts, to: SUPPORT });
 
 describe('email channel: IMAP in (Dovecot), SMTP out, threading, guards, restart', () => {
   let redis: Awaited<ReturnType<typeof startTestRedis>>;

@@ -12,6 +12,7 @@ import type { Bot, BotInput } from '../../bot/types.js';
 import type { UnifiedMessage } from '../../gateway/message.js';
 import { imapOptions, startTestDovecot, type TestDovecot } from '../helpers/dovecot.js';
 import { eventually, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { plainMail, type PlainMail } from '../helpers/mail.js';
 import { startTestRedis } from '../helpers/redis.js';
 import { smtpOptions, type SmtpSink, startSmtpSink } from '../helpers/smtp-sink.js';
 
@@ -25,15 +26,7 @@ class RecordingBot implements Bot {
   }
 }
 
-let counter = 0;
-function mail(opts: { from: string; date?: string; headers?: Record<string, string> }): { raw: string; messageId: string } {
-  const messageId = `<i${++counter}.${Date.now()}@customer.example>`;
-  const extra = Object.entries(opts.headers ?? {}).map(([k, v]) => `${k}: ${v}\r\n`).join('');
-  const raw =
-    `From: ${opts.from}\r\nTo: ${SUPPORT}\r\nSubject: Question ${counter}\r\nDate: ${opts.date ?? new Date().toUTCString()}\r\n` +
-    `Message-ID: ${messageId}\r\n${extra}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello ${counter}\r\n`;
-  return { raw, messageId };
-}
+const mail = (opts: Omit<PlainMail, 'to'>) => plainMail({ ...opts, to: SUPPORT });
 
 describe('email intake and reply limit', () => {
   let redis: Awaited<ReturnType<typeof startTestRedis>>;

@@ -11,19 +11,13 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { imapOptions, startTestDovecot, type TestDovecot } from '../helpers/dovecot.js';
 import { eventually, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { plainMail } from '../helpers/mail.js';
 import { startTestRedis } from '../helpers/redis.js';
 import { smtpOptions, type SmtpSink, startSmtpSink } from '../helpers/smtp-sink.js';
 
 const SUPPORT = 'support@shop.example';
 
-let counter = 0;
-function mail(from: string): { raw: string; messageId: string } {
-  const messageId = `<r${++counter}.${Date.now()}@customer.example>`;
-  const raw =
-    `From: ${from}\r\nTo: ${SUPPORT}\r\nSubject: Question ${counter}\r\nDate: ${new Date().toUTCString()}\r\n` +
-    `Message-ID: ${messageId}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nquestion ${counter}\r\n`;
-  return { raw, messageId };
-}
+const mail = (from: string) => plainMail({ from, to: SUPPORT });
 
 describe('email channel after a UIDVALIDITY change', () => {
   let redis: Awaited<ReturnType<typeof startTestRedis>>;
