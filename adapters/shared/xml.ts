@@ -5,13 +5,15 @@
  *   and no parser here ever opens a file or URL),
  * - the size is capped before any work is done,
  * - the parser is a strict XML 1.0 one (@rgrove/parse-xml): a document that is not well-formed is a 400, never a
- *   half-parsed object — checked in the same pass that reads it,
+ *   half-parsed object — checked in the same pass that reads it; a flat `<xml>` of plain fields, which nearly every
+ *   callback is, is read by `flat-xml.ts` first, which accepts only documents this parser reads the same way,
  * - every value stays a string (`MsgId` is a 64-bit integer that a JS number would silently round),
  * - CDATA sections are read as plain text, exactly as sent: a customer's leading spaces, indented code or trailing
  *   newline stay; only whitespace outside CDATA (pretty-printing) is dropped.
  */
 import { parseXml as parseXmlDocument, XmlCdata, XmlElement, XmlError, XmlText } from '@rgrove/parse-xml';
 import { HttpError } from '../../gateway/errors.js';
+import { readFlatXml } from './flat-xml.js';
 
 export const XML_MAX_BYTES = 128 * 1024;
 
@@ -25,9 +27,16 @@ export interface ParsedXml {
 }
 
 export function parseXml(text: string, opts: { maxBytes?: number } = {}): ParsedXml {
-  const maxBytes = opts.maxBytes ?? XML_MAX_BYTES;
+  checkSize(text, opts.maxBytes);
+  return parseSized(text);
+}
+
+function checkSize(text: string, maxBytes = XML_MAX_BYTES): void {
   const size = Buffer.byteLength(text);
   if (size > maxBytes) throw new HttpError(413, 'payload_too_large', `the XML body is ${size} bytes; at most ${maxBytes} are accepted`);
+}
+
+function parseSized(text: string): ParsedXml {
   if (text.trim() === '') throw new HttpError(400, 'malformed_xml', 'the request body is empty; an XML document was expected');
   // Declarations inside CDATA are just text (a user may type "<!DOCTYPE"), so look only outside them.
   if (DECLARATION.test(text.replace(CDATA, ''))) {
@@ -79,7 +88,11 @@ function textOf(texts: XmlText[]): string {
 
 /** The `<xml>…</xml>` root every WeChat-family payload uses, as a record of (string) fields. */
 export function parseWechatXml(text: string, opts: { maxBytes?: number } = {}): Record<string, unknown> {
-  const root = parseXml(text, opts).xml;
+  checkSize(text, opts.maxBytes);
+  // Nearly every callback is one flat <xml> of fields: read directly; anything else goes to the full parser.
+  const flat = readFlatXml(text);
+  if (flat) return flat;
+  const root = parseSized(text).xml;
   if (!root || typeof root !== 'object' || Array.isArray(root)) {
     throw new HttpError(400, 'malformed_xml', 'expected a WeChat XML document with an <xml> root element');
   }
