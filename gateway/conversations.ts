@@ -108,32 +108,32 @@ return {1, cur}
 // the transcript line, and returns {state, turns, created, reopened, queued outbound jobs, again, the message the bot
 // last answered, a hand-off of that answer still to be made, the bot's saved state} (the last is missing when the bot
 // saved none). `again` is 1 when this message is the one received last — a retry of its own job after a failure — and
-// then neither the turn nor the transcript line is counted twice.
+// then neither the turn nor the transcript line is counted twice. The hash is read with one HMGET and written with one
+// HSET (state, creation time, reference, turn count together): a command inside a script costs Redis about as much as
+// a small one from a client, and this script runs for every message.
 const RECEIVE_LUA = `
 if ARGV[4] ~= '' then
   local previous = redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[4], 'NX', 'GET')
   if previous and previous ~= ARGV[3] then return {'duplicate', previous} end
 end
-local created = redis.call('HSETNX', KEYS[1], 'state', 'bot')
-if created == 1 then redis.call('HSET', KEYS[1], 'createdAt', ARGV[2]) end
-local state = redis.call('HGET', KEYS[1], 'state')
-local reopened = 0
-if state == 'closed' then
-  redis.call('HSET', KEYS[1], 'state', 'bot'); state = 'bot'; reopened = 1
-end
-local again = 0
-if redis.call('HGET', KEYS[1], 'in') == ARGV[3] then again = 1 end
-redis.call('HSET', KEYS[1], 'ref', ARGV[1], 'updatedAt', ARGV[2], 'in', ARGV[3])
-local turns
-if again == 1 then
-  turns = tonumber(redis.call('HGET', KEYS[1], 'turns') or '0')
-else
-  turns = redis.call('HINCRBY', KEYS[1], 'turns', 1)
+local h = redis.call('HMGET', KEYS[1], 'state', 'in', 'turns', 'answered', 'handoffDue', 'bot')
+local state = h[1]
+local created, reopened, again = 0, 0, 0
+if not state then created = 1; state = 'bot'
+elseif state == 'closed' then reopened = 1; state = 'bot' end
+if h[2] == ARGV[3] then again = 1 end
+local turns = tonumber(h[3] or '0')
+if again == 0 then
+  turns = turns + 1
   ${cappedPushLua('KEYS[3]', 'ARGV[6]', 'ARGV[7]', 'ARGV[5]')}
 end
+if created == 1 then
+  redis.call('HSET', KEYS[1], 'state', state, 'createdAt', ARGV[2], 'ref', ARGV[1], 'updatedAt', ARGV[2], 'in', ARGV[3], 'turns', turns)
+else
+  redis.call('HSET', KEYS[1], 'state', state, 'ref', ARGV[1], 'updatedAt', ARGV[2], 'in', ARGV[3], 'turns', turns)
+end
 redis.call('EXPIRE', KEYS[1], ARGV[8])
-local turn = redis.call('HMGET', KEYS[1], 'answered', 'handoffDue', 'bot')
-return {state, turns, created, reopened, redis.call('ZCARD', KEYS[2]), again, turn[1] or '', turn[2] or '', turn[3]}
+return {state, turns, created, reopened, redis.call('ZCARD', KEYS[2]), again, h[4] or '', h[5] or '', h[6]}
 `;
 
 // A conversation past its retention, found in the activity index. KEYS[1] conversation hash, KEYS[2] its history.
