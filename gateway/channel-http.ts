@@ -69,20 +69,30 @@ async function serve(
   if (!route) throw notFound('unknown_route', `channel ${id} has no route ${req.method} ${pathname}`);
 
   const rawQuery = at < 0 ? '' : url.slice(at + 1);
-  const request: WebhookRequest = {
-    method: req.method ?? 'GET',
-    path,
-    rawQuery,
-    query: decodeQuery(rawQuery),
-    headers: req.headers,
-    header: (name) => {
-      const value = req.headers[name.toLowerCase()];
-      return Array.isArray(value) ? value.join(', ') : value;
-    },
-    body: await readBody(req, deps.bodyLimitBytes),
-  };
-  const answer = await route.handle(request);
+  const body = await readBody(req, deps.bodyLimitBytes);
+  const answer = await route.handle(new IncomingWebhook(req.method ?? 'GET', path, rawQuery, decodeQuery(rawQuery), req.headers, body));
   write(res, answer, req.method === 'HEAD');
+}
+
+/**
+ * A class rather than an object literal with a `header` arrow: the gateway runs under tsx, whose transform keeps
+ * function names by wrapping every named function expression in a `__name` call each time it is created — a property
+ * definition per request on the ingress's hottest path.
+ */
+class IncomingWebhook implements WebhookRequest {
+  constructor(
+    readonly method: string,
+    readonly path: string,
+    readonly rawQuery: string,
+    readonly query: Readonly<Record<string, string>>,
+    readonly headers: IncomingMessage['headers'],
+    readonly body: Buffer,
+  ) {}
+
+  header(name: string): string | undefined {
+    const value = this.headers[name.toLowerCase()];
+    return Array.isArray(value) ? value.join(', ') : value;
+  }
 }
 
 function withoutTrailingSlash(path: string): string {

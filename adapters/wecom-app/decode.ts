@@ -52,32 +52,32 @@ export function wecomAppConversationId(channelId: string, userId: string): strin
   return conversationIdFor(channelId, userId);
 }
 
+// field() is called directly: a local helper arrow would be re-created, and wrapped in tsx's `__name`, per message.
 function contentOf(msgType: string, event: string, fields: WecomFields): Content {
-  const f = (name: string) => field(fields, name);
   switch (msgType) {
     case 'text':
-      return { type: 'text', text: capText(f('Content')) };
+      return { type: 'text', text: capText(field(fields, 'Content')) };
     case 'image':
-      return { type: 'image', mediaId: f('MediaId'), ...(f('PicUrl') && { url: f('PicUrl') }) };
+      return { type: 'image', mediaId: field(fields, 'MediaId'), ...(field(fields, 'PicUrl') && { url: field(fields, 'PicUrl') }) };
     case 'voice':
-      return { type: 'audio', mediaId: f('MediaId'), mimeType: voiceMime(f('Format')) };
+      return { type: 'audio', mediaId: field(fields, 'MediaId'), mimeType: voiceMime(field(fields, 'Format')) };
     case 'video':
-      return { type: 'video', mediaId: f('MediaId') };
+      return { type: 'video', mediaId: field(fields, 'MediaId') };
     case 'location': {
-      const latitude = Number(f('Location_X'));
-      const longitude = Number(f('Location_Y'));
+      const latitude = Number(field(fields, 'Location_X'));
+      const longitude = Number(field(fields, 'Location_Y'));
       if (Number.isFinite(latitude) && Number.isFinite(longitude) && Math.abs(latitude) <= 90 && Math.abs(longitude) <= 180) {
-        return { type: 'location', latitude, longitude, ...(f('Label') && { label: f('Label') }) };
+        return { type: 'location', latitude, longitude, ...(field(fields, 'Label') && { label: field(fields, 'Label') }) };
       }
       return asEvent('location', fields);
     }
     case 'link':
       return {
         type: 'link',
-        title: f('Title'),
-        ...(f('Url') && { url: f('Url') }),
-        ...(f('Description') && { description: f('Description') }),
-        ...(f('PicUrl') && { thumbUrl: f('PicUrl') }),
+        title: field(fields, 'Title'),
+        ...(field(fields, 'Url') && { url: field(fields, 'Url') }),
+        ...(field(fields, 'Description') && { description: field(fields, 'Description') }),
+        ...(field(fields, 'PicUrl') && { thumbUrl: field(fields, 'PicUrl') }),
       };
     case 'event':
       return asEvent(event || 'event', fields);
