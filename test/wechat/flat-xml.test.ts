@@ -8,7 +8,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { readFlatXml } from '../../adapters/shared/flat-xml.js';
-import { parseXml } from '../../adapters/shared/xml.js';
+import { parseWechatXml, parseXml } from '../../adapters/shared/xml.js';
+import { HttpError } from '../../gateway/errors.js';
 
 const FIXTURES = new URL('../fixtures/wechat/', import.meta.url).pathname;
 
@@ -63,6 +64,12 @@ test('reads the envelope of an encrypted callback and keeps CDATA exactly, plain
   const content = '<xml><Content><![CDATA[  你好 😀 a &amp; <b> <!DOCTYPE x]]></Content><Empty></Empty><Blank><![CDATA[]]></Blank></xml>';
   assert.deepEqual(readFlatXml(content), { Content: '  你好 😀 a &amp; <b> <!DOCTYPE x', Empty: '', Blank: '' });
   assert.ok(assertAgrees(content));
+});
+
+test('the size cap holds for flat documents too: checked before either reader runs', () => {
+  const flat = `<xml><Content><![CDATA[${'x'.repeat(2000)}]]></Content></xml>`;
+  assert.ok(readFlatXml(flat));
+  assert.throws(() => parseWechatXml(flat, { maxBytes: 1000 }), (e: unknown) => e instanceof HttpError && e.status === 413);
 });
 
 test('leaves to the full parser what is not a flat document of plain fields', () => {
