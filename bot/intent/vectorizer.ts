@@ -114,6 +114,8 @@ export class NgramVectorizer {
   private readonly counts: Float64Array;
   private touched = new Int32Array(256);
   private touchedCount = 0;
+  /** A word's code points with its marks, reused from word to word. */
+  private codes = new Int32Array(64);
   /** Scratch for the weights before normalisation; the returned arrays come from the slabs. */
   private weights = new Float64Array(256);
   private readonly indexSlab = new Slab((length) => new Int32Array(length));
@@ -175,24 +177,27 @@ export class NgramVectorizer {
   /** Each word's code points between the start and end marks: the "b" stream. */
   private countMarkedNgrams(words: string[], ascii: boolean): void {
     const [lo, hi] = this.features.wordBoundaryNgrams!;
-    const codes: number[] = [];
     for (const word of words) {
-      codes.length = 0;
-      codes.push(START);
-      if (ascii) for (let k = 0; k < word.length; k++) codes.push(word.charCodeAt(k));
-      else for (const ch of word) codes.push(ch.codePointAt(0)!);
-      codes.push(END);
-      this.walkCodes(this.marked, codes, lo, hi);
+      // A word has at most as many code points as UTF-16 units, plus its two marks.
+      if (this.codes.length < word.length + 2) this.codes = new Int32Array(Math.max(word.length + 2, this.codes.length * 2));
+      const codes = this.codes;
+      let length = 0;
+      codes[length++] = START;
+      if (ascii) for (let k = 0; k < word.length; k++) codes[length++] = word.charCodeAt(k);
+      else for (const ch of word) codes[length++] = ch.codePointAt(0)!;
+      codes[length++] = END;
+      this.walkCodes(this.marked, codes, length, lo, hi);
     }
   }
 
-  private walkCodes(trie: CodePointTrie, codes: number[], lo: number, hi: number): void {
-    for (let i = 0; i < codes.length; i++) {
+  private walkCodes(trie: CodePointTrie, codes: Int32Array, length: number, lo: number, hi: number): void {
+    for (let i = 0; i < length; i++) {
       let node = 0;
-      for (let n = 1; n <= hi && i + n <= codes.length; n++) {
+      for (let n = 1; n <= hi && i + n <= length; n++) {
         node = trie.step(node, codes[i + n - 1]!);
         if (node < 0) break;
-        if (n >= lo && trie.column(node) >= 0) this.count(trie.column(node));
+        const column = trie.column(node);
+        if (n >= lo && column >= 0) this.count(column);
       }
     }
   }
