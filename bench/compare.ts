@@ -15,12 +15,13 @@
  * Writes bench/results/<date>-compare.json (`--out DIR` for elsewhere).
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { defaultDatasets } from './lib/corpus.js';
+import { writeReport } from './lib/report.js';
 
 const { values: args, positionals } = parseArgs({
   allowPositionals: true,
@@ -173,24 +174,12 @@ for (const [i, s] of summary.entries()) {
       `its CPU per message ${signed(s.redisCpuMedianDiffPercent)} (median)`,
   );
 }
-mkdirSync(args.out!, { recursive: true });
-const date = new Date().toISOString();
-const path = join(args.out!, `${date.slice(0, 19).replace(/[:T]/g, '-')}-compare.json`);
-writeFileSync(
-  path,
-  JSON.stringify(
-    {
-      date,
-      machine: { cores: cpus().length, cpu: cpus()[0]?.model, node: process.version },
-      base: { rev, commit: baseCommit },
-      this: { commit: thisCommit, uncommittedChanges: thisDirty },
-      stage: args.stage,
-      benchmark: { script: stage.script, args: stage.args },
-      rounds,
-      summary,
-    },
-    null,
-    2,
-  ) + '\n',
-);
+const path = writeReport(args.out!, 'compare', {
+  base: { rev, commit: baseCommit },
+  this: { commit: thisCommit, uncommittedChanges: thisDirty },
+  stage: args.stage,
+  benchmark: { script: stage.script, args: stage.args },
+  rounds,
+  summary,
+});
 console.log(`wrote ${path}`);

@@ -29,6 +29,7 @@ import { shippedBot, writeBenchConfig } from './lib/config.js';
 import { corpusSummary, loadCorpus, textSource } from './lib/corpus.js';
 import { commandsPerMessage, cpuProfileArgs, rssMb, startRole, type RoleProcess } from './lib/processes.js';
 import { startReceiver } from './lib/receiver.js';
+import { stampOf } from './lib/report.js';
 import { latencyBySecond, summarize } from './lib/stats.js';
 import { BENCH_CHANNELS, bestWecomPhase, reportedRatio, sustainedOf, WEBHOOK_CHANNELS } from './lib/targets.js';
 import { closeLoadConnections, evenly, pacedRequests } from './lib/load.js';
@@ -537,7 +538,7 @@ const report = {
 };
 const outDir = args.out!;
 mkdirSync(outDir, { recursive: true });
-const stamp = report.date.slice(0, 19).replace(/[:T]/g, '-');
+const stamp = stampOf(report.date);
 const jsonPath = join(outDir, `${stamp}${args.sockets ? '-sockets' : ''}.json`);
 writeFileSync(jsonPath, JSON.stringify(report, null, 2) + '\n');
 if (!args.sockets) {

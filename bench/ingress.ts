@@ -13,7 +13,7 @@
  * Writes bench/results/<date>-ingress.json.
  */
 import { execSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -23,6 +23,7 @@ import { writeBenchConfig } from './lib/config.js';
 import { corpusSummary, loadCorpus, textSource } from './lib/corpus.js';
 import { closeLoadConnections, pacedRequests } from './lib/load.js';
 import { commandsPerMessage, cpuProfileArgs, redisCounters, startRole } from './lib/processes.js';
+import { writeReport } from './lib/report.js';
 import { summarize } from './lib/stats.js';
 import { wecomChannelOptions, wecomRequest } from './lib/wecom-requests.js';
 
@@ -113,9 +114,6 @@ try {
   await redisServer.stop();
   rmSync(work, { recursive: true, force: true });
 }
-mkdirSync('bench/results', { recursive: true });
-const date = new Date().toISOString();
-const path = `bench/results/${date.slice(0, 19).replace(/[:T]/g, '-')}-ingress.json`;
-writeFileSync(path, JSON.stringify({ date, machine: { cores: cpus().length, cpu: cpus()[0]?.model, node: process.version }, corpus: corpusFigures, pinned: args.pin, rows }, null, 2) + '\n');
+const path = writeReport('bench/results', 'ingress', { corpus: corpusFigures, pinned: args.pin, rows });
 console.log(`wrote ${path}`);
 process.exit(0);

@@ -19,7 +19,7 @@
  * Writes bench/results/<date>-worker.json.
  */
 import { execSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -34,6 +34,7 @@ import { shippedBot, writeBenchConfig } from './lib/config.js';
 import { corpusSummary, loadCorpus, textSource } from './lib/corpus.js';
 import { commandsPerMessage, cpuProfileArgs, redisCounters, startRole, type RoleProcess } from './lib/processes.js';
 import { startReceiver } from './lib/receiver.js';
+import { writeReport } from './lib/report.js';
 import { WECOM, wecomChannelOptions } from './lib/wecom-requests.js';
 
 const { values: args } = parseArgs({
@@ -207,9 +208,6 @@ try {
   await redisServer.stop();
   rmSync(work, { recursive: true, force: true });
 }
-mkdirSync('bench/results', { recursive: true });
-const date = new Date().toISOString();
-const path = `bench/results/${date.slice(0, 19).replace(/[:T]/g, '-')}-worker.json`;
-writeFileSync(path, JSON.stringify({ date, machine: { cores: cpus().length, cpu: cpus()[0]?.model, node: process.version }, channel: CHANNEL, corpus: corpusFigures, workers: workerCount, shards, pinned: args.pin, rows }, null, 2) + '\n');
+const path = writeReport('bench/results', 'worker', { channel: CHANNEL, corpus: corpusFigures, workers: workerCount, shards, pinned: args.pin, rows });
 console.log(`wrote ${path}`);
 process.exit(0);
