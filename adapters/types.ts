@@ -68,11 +68,11 @@ export interface SendResult {
   /** The platform's id of the sent message, when it returns one. */
   channelMessageId?: string;
   /**
-   * Work the adapter started once the platform had the message (the app channel's live-socket fan-out). The pipeline
-   * awaits it together with the after-send hooks, so their Redis writes share a round trip; a failure is logged, not
-   * retried — the message was delivered, and a retry would send it again.
+   * Also hand the message to the channel's live sockets and reconnect outbox (as `AdapterContext.publish` does), as
+   * part of the delivery's record: the app channel, whose app got the reply by callback, fans it out to its sockets
+   * this way. A failure is logged, not retried — the message was delivered, and a retry would send it again.
    */
-  settled?: Promise<void>;
+  live?: boolean;
 }
 
 export interface AdapterHealth {

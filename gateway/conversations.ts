@@ -12,6 +12,7 @@ import { z } from 'zod';
 import type { RedisClient } from '../adapters/types.js';
 import { cappedPushLua } from './capped-list.js';
 import { ConversationReference } from './conversation-reference.js';
+import { livePublishLua, type LiveEntry } from './live.js';
 import type { TranscriptEntry } from './transcript.js';
 
 export const ConversationState = z.enum(['bot', 'handoff_pending', 'agent', 'closed']);
@@ -68,6 +69,13 @@ export type Received =
       handoffDue: string | undefined;
       botState: string | undefined;
     };
+
+/** A bot turn: the inbound message it answered, the hand-off it asked for, what the bot saved (see saveTurn). */
+export interface Turn {
+  answered: string;
+  botState?: string | undefined;
+  handoffDue?: string | undefined;
+}
 
 export class TransitionError extends Error {
   constructor(
@@ -136,6 +144,20 @@ redis.call('EXPIRE', KEYS[1], ARGV[8])
 return {state, turns, created, reopened, redis.call('ZCARD', KEYS[2]), again, h[4] or '', h[5] or '', h[6]}
 `;
 
+// A delivered outbound message, recorded in one step: the mirror of RECEIVE_LUA. KEYS[1] its transcript, KEYS[2] the
+// conversation hash, KEYS[3] the live outbox. ARGV: the message JSON, transcript cap, transcript TTL, then — '' for
+// none — the outbox cap, its TTL, the topic and the payload framing of a live fan-out, then the fields of the turn the
+// message answered (HSET pairs; none after a turn's first reply). Three commands from the client before (transcript
+// line, fan-out, turn), for three parts of one conversation's slot that the same delivery writes.
+const DELIVERED_LUA = `
+${cappedPushLua('KEYS[1]', 'ARGV[2]', 'ARGV[3]', 'ARGV[1]')}
+if ARGV[4] ~= '' then
+  ${livePublishLua('KEYS[3]', 'ARGV[4]', 'ARGV[5]', 'ARGV[1]', 'ARGV[6]', 'ARGV[7]')}
+end
+if #ARGV > 7 then redis.call('HSET', KEYS[2], unpack(ARGV, 8)) end
+return 1
+`;
+
 // A conversation past its retention, found in the activity index. KEYS[1] conversation hash, KEYS[2] its history.
 // ARGV: the cutoff (ms). A conversation active since the cutoff (a customer wrote or its state changed after the index
 // was read) is left alone and its last activity returned; otherwise both keys are deleted and 0 returned. The hash has
@@ -183,6 +205,7 @@ export class ConversationStore {
   ) {
     redis.defineCommand('gwConvTransition', { numberOfKeys: 2, lua: TRANSITION_LUA });
     redis.defineCommand('gwConvReceive', { numberOfKeys: 4, lua: RECEIVE_LUA });
+    redis.defineCommand('gwConvDelivered', { numberOfKeys: 3, lua: DELIVERED_LUA });
     redis.defineCommand('gwConvForget', { numberOfKeys: 2, lua: FORGET_LUA });
     redis.defineCommand('gwConvMarkQueued', { numberOfKeys: 2, lua: MARK_QUEUED_LUA });
   }
@@ -269,11 +292,27 @@ export class ConversationStore {
    * own, shorter expiry to what it saved. A job that runs again after a failure finds the message answered and does
    * not answer it twice.
    */
-  async saveTurn(id: string, turn: { answered: string; botState?: string | undefined; handoffDue?: string | undefined }): Promise<void> {
-    // handoffDue is always written: a hand-off left over from an earlier turn must not be taken for this one's.
-    const fields = ['answered', turn.answered, 'handoffDue', turn.handoffDue ?? ''];
-    if (turn.botState !== undefined) fields.push('bot', turn.botState);
-    await this.redis.hset(this.key(id), ...fields);
+  async saveTurn(id: string, turn: Turn): Promise<void> {
+    await this.redis.hset(this.key(id), ...turnFields(turn));
+  }
+
+  /**
+   * What a delivered outbound message leaves behind, in one script: its transcript line, its live fan-out (outbox and
+   * pub/sub) when its channel asked for one, and — with a turn's first reply — the turn (saveTurn). All are keys of the
+   * conversation's slot, and the JSON crosses the wire once.
+   */
+  async delivered(id: string, transcript: TranscriptEntry, live?: LiveEntry, turn?: Turn): Promise<void> {
+    // A channel without live fan-out still names a key of the slot, as Redis Cluster wants of every key a script gets.
+    await (this.redis as any).gwConvDelivered(
+      transcript.key,
+      this.key(id),
+      live?.outboxKey ?? transcript.key,
+      transcript.json,
+      transcript.max,
+      transcript.ttlSeconds,
+      ...(live ? [live.max, live.ttlSeconds, live.topic, live.framing] : ['', '', '', '']),
+      ...(turn ? turnFields(turn) : []),
+    );
   }
 
   /** The hand-off a bot turn asked for has been made (state changed, helpdesk told). */
@@ -400,4 +439,12 @@ export class ConversationStore {
     const items = await this.redis.lrange(this.historyKey(id), 0, -1);
     return items.map((s) => JSON.parse(s) as StateChange).reverse();
   }
+}
+
+/** A turn as fields of the conversation hash. */
+function turnFields(turn: Turn): string[] {
+  // handoffDue is always written: a hand-off left over from an earlier turn must not be taken for this one's.
+  const fields = ['answered', turn.answered, 'handoffDue', turn.handoffDue ?? ''];
+  if (turn.botState !== undefined) fields.push('bot', turn.botState);
+  return fields;
 }

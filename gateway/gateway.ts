@@ -93,10 +93,8 @@ export function createGateway(options: GatewayOptions): Gateway {
   const conversations = new ConversationStore(redis, prefix, retentionSeconds);
   const transcripts = new Transcripts(redis, prefix, config.handoff.transcript.maxMessages, retentionSeconds);
   const live = new LiveHub(redis, connectPlain, prefix, config.pipeline.missedReplyRetention, RETENTION_SECONDS, log);
-  const hooks = new OutboundHooks().use({
-    name: 'transcript',
-    afterSend: (message) => transcripts.append(message),
-  });
+  // Transcript lines of outbound messages are part of a delivery's record (Pipeline.attemptDelivery), not a hook.
+  const hooks = new OutboundHooks();
   // The configured bot (rules, KB, intent model, policy); a bot passed in (tests, benchmarks) replaces it.
   const botParts: BotParts | undefined = options.bot
     ? undefined
@@ -144,6 +142,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     bot,
     conversations,
     transcripts,
+    live,
     events,
     metrics,
     hooks,

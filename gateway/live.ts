@@ -22,13 +22,30 @@ import type { Logger } from './logger.js';
 import { cappedPushLua } from './capped-list.js';
 import { UnifiedMessage } from './message.js';
 
-// A reply to the conversation's outbox and to the channel's subscribers, in one step. KEYS[1] the outbox. ARGV: the
-// outbox cap, its TTL, the message JSON, the channel's topic, the payload's framing (what livePayload() puts in front
-// of the JSON). The JSON crosses the wire once instead of twice, and one command less per reply.
-const PUBLISH_LUA = `${cappedPushLua('KEYS[1]', 'ARGV[1]', 'ARGV[2]', 'ARGV[3]')}
-redis.call('PUBLISH', ARGV[4], ARGV[5] .. ARGV[3])
+/**
+ * The script steps that append a reply to its conversation's outbox and publish it to the channel's subscribers (Lua
+ * expressions in: the outbox key, its cap and TTL, the message JSON, the topic, the payload's framing — what
+ * livePayload() puts in front of the JSON), for this hub's script and for one that records a delivery as a whole
+ * (ConversationStore.delivered). The JSON crosses the wire once.
+ */
+export function livePublishLua(key: string, max: string, ttlSeconds: string, json: string, topic: string, framing: string): string {
+  return `${cappedPushLua(key, max, ttlSeconds, json)}
+redis.call('PUBLISH', ${topic}, ${framing} .. ${json})`;
+}
+
+// KEYS[1] the outbox. ARGV: the outbox cap, its TTL, the message JSON, the channel's topic, the payload's framing.
+const PUBLISH_LUA = `${livePublishLua('KEYS[1]', 'ARGV[1]', 'ARGV[2]', 'ARGV[3]', 'ARGV[4]', 'ARGV[5]')}
 return n
 `;
+
+/** Where a message's live fan-out goes, for a script that publishes it as one of its steps (livePublishLua). */
+export interface LiveEntry {
+  outboxKey: string;
+  max: number;
+  ttlSeconds: number;
+  topic: string;
+  framing: string;
+}
 
 /** Below this many remembered conversations they are never swept for ones no longer held. */
 const SWEEP_FLOOR = 1000;
@@ -68,15 +85,26 @@ export class LiveHub {
   }
 
   async publish(message: UnifiedMessage): Promise<void> {
-    const json = JSON.stringify(message);
+    const { outboxKey, max, ttlSeconds, topic, framing } = this.entry(message);
     await (this.redis as unknown as { gwLivePublish(...args: Array<string | number>): Promise<number> }).gwLivePublish(
-      this.outboxKey(message.conversationId),
-      this.retention,
-      this.retentionSeconds,
-      json,
-      this.topic(message.channel),
-      livePayload(message.conversationId, ''),
+      outboxKey,
+      max,
+      ttlSeconds,
+      JSON.stringify(message),
+      topic,
+      framing,
     );
+  }
+
+  /** Where publish() puts a message, for a script that does it as one of its steps. */
+  entry(message: Pick<UnifiedMessage, 'conversationId' | 'channel'>): LiveEntry {
+    return {
+      outboxKey: this.outboxKey(message.conversationId),
+      max: this.retention,
+      ttlSeconds: this.retentionSeconds,
+      topic: this.topic(message.channel),
+      framing: livePayload(message.conversationId, ''),
+    };
   }
 
   /**

@@ -20,9 +20,10 @@ import { DeliveryError, type DeliveryFailureReason, type SendResult } from '../a
 import type { Bot, HandoffRequest } from '../bot/types.js';
 import type { PipelineConfig } from '../config/schema.js';
 import type { ConversationReference } from './conversation-reference.js';
-import { TransitionError, type ConversationStore, type StateChange } from './conversations.js';
+import { TransitionError, type ConversationStore, type StateChange, type Turn } from './conversations.js';
 import type { GatewayEvents } from './events.js';
 import { asInboundJob, IngestBatcher, type InboundEntry, type InboundJob } from './ingest-batcher.js';
+import type { LiveHub } from './live.js';
 import type { Logger } from './logger.js';
 import { MessageLog } from './message-log.js';
 import { contentAsText, createMessage, replyMessage, SCHEMA_VERSION, UnifiedMessage, type Content, type DecisionTrace, type Sender } from './message.js';
@@ -72,6 +73,8 @@ export interface PipelineDeps {
   bot: Bot;
   conversations: ConversationStore;
   transcripts: Transcripts;
+  /** Where a channel's live fan-out goes (SendResult.live), written with the delivery's own record. */
+  live: Pick<LiveHub, 'entry'>;
   events: GatewayEvents;
   metrics: Metrics;
   hooks: OutboundHooks;
@@ -257,13 +260,17 @@ export class Pipeline {
 
     const botSender: Sender = { id: 'bot', role: 'bot' };
     const replies = decision.replies.map((content) => replyMessage(message, content, botSender, decision.trace));
-    // The turn (answered, the bot's state, a hand-off still to make) goes out with the first reply's transcript line
-    // (one round trip), or now if none went out.
-    let committed: Promise<void> | undefined;
-    const turn = { answered: message.id, botState: decision.state, handoffDue: decision.handoff && JSON.stringify(decision.handoff) };
-    const commit = () => (committed ??= this.saveTurn(message.conversationId, turn, log));
-    await this.deliverReplies(replies, reference, conversation.queuedOutbound > 0, log, commit);
-    await commit();
+    // The turn (answered, the bot's state, a hand-off still to make) is recorded with the first delivered reply (one
+    // script), or now if none went out.
+    let turn: Turn | undefined = { answered: message.id, botState: decision.state, handoffDue: decision.handoff && JSON.stringify(decision.handoff) };
+    const takeTurn = () => {
+      const taken = turn;
+      turn = undefined;
+      return taken;
+    };
+    await this.deliverReplies(replies, reference, conversation.queuedOutbound > 0, log, takeTurn);
+    const unrecorded = takeTurn();
+    if (unrecorded) await this.saveTurn(message.conversationId, unrecorded, log);
 
     if (decision.handoff) await this.handOff(message, decision.handoff, log);
     metrics.stageSeconds.observe({ stage: 'inbound' }, (performance.now() - started) / 1000);
@@ -273,7 +280,7 @@ export class Pipeline {
    * Records the bot's turn after it decided. Its replies may already be out, so a failure here is logged, not thrown:
    * a retry of the job would answer the customer a second time.
    */
-  private async saveTurn(conversationId: string, turn: Parameters<ConversationStore['saveTurn']>[1], log: MessageLog): Promise<void> {
+  private async saveTurn(conversationId: string, turn: Turn, log: MessageLog): Promise<void> {
     try {
       await this.deps.conversations.saveTurn(conversationId, turn);
     } catch (err) {
@@ -378,12 +385,12 @@ export class Pipeline {
     reference: ConversationReference,
     queuedBefore: boolean,
     log: MessageLog,
-    onDelivered: () => void,
+    takeTurn: () => Turn | undefined,
   ): Promise<void> {
     for (let i = 0; i < replies.length; i++) {
       const message = replies[i]!;
       const paused = (this.channelPausedUntil.get(message.channel) ?? 0) > Date.now();
-      const queued = queuedBefore || paused ? { message } : await this.firstAttempt(message, reference, log.with({ replyId: message.id }), onDelivered);
+      const queued = queuedBefore || paused ? { message } : await this.firstAttempt(message, reference, log.with({ replyId: message.id }), takeTurn);
       if (queued === undefined) continue;
       return this.enqueueOutbound([queued, ...replies.slice(i + 1).map((m) => ({ message: m }))]);
     }
@@ -394,9 +401,9 @@ export class Pipeline {
     message: UnifiedMessage,
     reference: ConversationReference,
     log: MessageLog,
-    onDelivered: () => void,
+    takeTurn: () => Turn | undefined,
   ): Promise<QueuedOutbound | undefined> {
-    const attempt = await this.attemptDelivery(message, reference, 1, log, onDelivered);
+    const attempt = await this.attemptDelivery(message, reference, 1, log, takeTurn);
     switch (attempt.outcome) {
       case 'delivered':
         return undefined;
@@ -477,15 +484,16 @@ export class Pipeline {
 
   /**
    * One delivery attempt through the outbound hooks and the adapter; logs (to a logger that names the message) and
-   * counts it, never throws. `onDelivered` runs the moment the platform has the message, in the same tick as the
-   * after-send hooks, so writes waiting for a delivery share their round trip.
+   * counts it, never throws. Once the platform has the message, its record — transcript line, live fan-out when the
+   * channel asks for one, and the bot turn `takeTurn` hands over (a turn's first delivered reply) — is written in one
+   * script, beside the after-send hooks.
    */
   private async attemptDelivery(
     message: UnifiedMessage,
     reference: ConversationReference,
     attempt: number,
     log: MessageLog,
-    onDelivered?: () => void,
+    takeTurn?: () => Turn | undefined,
   ): Promise<Attempt> {
     const started = performance.now();
     const { metrics, hooks, events } = this.deps;
@@ -525,13 +533,21 @@ export class Pipeline {
         ...(err instanceof DeliveryError && err.reason !== undefined && { reason: err.reason }),
       };
     }
-    // Delivered: from here on nothing may send the message again, so a failing after-send hook is only logged.
-    onDelivered?.();
+    // Delivered: from here on nothing may send the message again, so a failing record or after-send hook is only
+    // logged.
+    const turn = takeTurn?.();
+    const recorded = this.deps.conversations.delivered(
+      message.conversationId,
+      this.deps.transcripts.entry(toSend),
+      result.live ? this.deps.live.entry(toSend) : undefined,
+      turn,
+    );
     try {
-      await Promise.all([hooks.after(toSend, reference, result), result.settled]);
+      await Promise.all([recorded, hooks.after(toSend, reference, result)]);
     } catch (err) {
-      log.error({ err }, 'after-send work failed (the message was delivered)');
+      log.error({ err, turnLost: turn !== undefined }, 'after-send work failed (the message was delivered)');
       metrics.failures.inc({ stage: 'deliver', reason: 'after_send_hook' });
+      if (turn) metrics.failures.inc({ stage: 'bot', reason: 'state_write' });
     }
     metrics.messagesOut.inc({ channel: message.channel, result: 'delivered' });
     metrics.stageSeconds.observe({ stage: 'deliver' }, (performance.now() - started) / 1000);

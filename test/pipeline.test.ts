@@ -103,23 +103,45 @@ describe('pipeline: order, retries, dead letters, state checks, shard ownership'
     assert.equal(failures, 2, 'the hook ran for both');
     assert.ok(gw.logs.some((l) => l.msg === 'after-send work failed (the message was delivered)'), 'the failure is logged');
     const transcript = await gw.gateway.transcripts.list(conversation);
-    assert.equal(transcript.filter((m) => m.direction === 'out').length, 2, 'the transcript hook ran before the failing one');
+    assert.equal(transcript.filter((m) => m.direction === 'out').length, 2, "both replies recorded in the transcript, whatever a hook does");
   });
 
-  it("never calls an app back twice when its live-socket fan-out fails after the callback: logged, not retried", async () => {
+  it("never calls an app back twice when its delivery record (transcript, live fan-out) fails after the callback: logged, not retried", async () => {
     callback.setHandler((_req, res) => void res.end('ok'));
-    const ctx = (gw.gateway.adapters.get('app') as unknown as { ctx: { publish: (m: { conversationId: string }) => Promise<void> } }).ctx;
-    const publish = ctx.publish;
+    const conversations = gw.gateway.conversations;
+    const delivered = conversations.delivered;
     let conversation = '';
-    ctx.publish = (message) => (message.conversationId === conversation ? Promise.reject(new Error('pub/sub down')) : publish(message));
+    conversations.delivered = (id, ...rest) => (id === conversation ? Promise.reject(new Error('redis write lost')) : delivered.call(conversations, id, ...rest));
     try {
       ({ conversationId: conversation } = await send('lf-1', 'lf-1-a', 'fan me out'));
       await eventually(() => repliesTo('lf-1').length === 1, 'the reply');
       await new Promise((r) => setTimeout(r, 300));
       assert.deepEqual(repliesTo('lf-1'), ['echo:fan me out'], 'called back once');
-      assert.ok(gw.logs.some((l) => l.msg === 'after-send work failed (the message was delivered)' && JSON.stringify(l).includes('pub/sub down')), 'the failure is logged');
+      assert.ok(gw.logs.some((l) => l.msg === 'after-send work failed (the message was delivered)' && JSON.stringify(l).includes('redis write lost')), 'the failure is logged');
     } finally {
-      ctx.publish = publish;
+      conversations.delivered = delivered;
+    }
+  });
+
+  it("records a delivered app reply: transcript line, outbox and live publish, and the bot's turn", async () => {
+    callback.setHandler((_req, res) => void res.end('ok'));
+    const subscriber = (gw.gateway.redis as Redis).duplicate();
+    const published: string[] = [];
+    subscriber.on('message', (_topic: string, payload: string) => published.push(payload));
+    await subscriber.subscribe('gw:live:app');
+    try {
+      const { conversationId } = await send('rec-1', 'rec-1-a', 'record me');
+      await eventually(() => repliesTo('rec-1').length === 1, 'the reply');
+      const reply = (await gw.gateway.transcripts.list(conversationId)).filter((m) => m.direction === 'out');
+      assert.deepEqual(reply.map((m) => m.content), [{ type: 'text', text: 'echo:record me' }], 'the transcript has the reply');
+      await eventually(() => published.some((p) => p.includes(reply[0]!.id)), 'the reply published live');
+      assert.ok(published.find((p) => p.includes(reply[0]!.id))!.startsWith(`${conversationId.length}:${conversationId}{`), 'framed with its conversation');
+      const outbox = await gw.gateway.redis.lrange(`gw:outbox:{${conversationId}}`, 0, -1);
+      assert.deepEqual(outbox.map((json) => JSON.parse(json).id), [reply[0]!.id], 'kept in the outbox for a reconnecting socket');
+      const inbound = (await gw.gateway.transcripts.list(conversationId)).find((m) => m.direction === 'in')!;
+      assert.equal(await gw.gateway.redis.hget(gw.gateway.conversations.key(conversationId), 'answered'), inbound.id, "the bot's turn recorded");
+    } finally {
+      subscriber.disconnect();
     }
   });
 

@@ -156,8 +156,8 @@ class AppAdapter implements ChannelAdapter {
       }
       const error = deliveryErrorForStatus(status, what, retryAfter);
       if (error) throw error;
-      // The app has it: the fan-out to its sockets (and outbox) goes with the pipeline's after-send writes.
-      return { settled: this.ctx.publish(message) };
+      // The app has it: the fan-out to its sockets (and outbox) goes with the delivery's record.
+      return { live: true };
     }
     // No callback: the sockets and the outbox are the delivery.
     await this.ctx.publish(message);
