@@ -1,6 +1,5 @@
 /** Both directions of every conversation, with bot decision traces, kept in Redis for a configured retention. */
 import type { RedisClient } from '../adapters/types.js';
-import { cappedPush, defineCappedPush } from './capped-list.js';
 import { UnifiedMessage } from './message.js';
 
 /** One transcript line and where it goes: the conversation's capped, expiring list. */
@@ -17,25 +16,21 @@ export class Transcripts {
     private readonly prefix: string,
     private readonly maxMessages: number,
     private readonly retentionSeconds: number,
-  ) {
-    defineCappedPush(redis);
-  }
+  ) {}
 
   private key(conversationId: string): string {
     return `${this.prefix}:conv:{${conversationId}}:transcript`;
   }
 
-  /** What append() writes, for a script that appends as one of its steps (ConversationStore.receive). */
+  /**
+   * A message's transcript line, for the scripts that append it as one of their steps: ConversationStore.receive
+   * (inbound) and ConversationStore.delivered (outbound).
+   */
   entry(message: UnifiedMessage): TranscriptEntry {
     // The raw platform payload stays out: transcripts are for people, and raw can be large. (An undefined field is left
     // out of the JSON; a copy with raw undefined serialises faster than one without the key, built by a rest pattern.)
     const json = JSON.stringify(message.raw === undefined ? message : { ...message, raw: undefined });
     return { key: this.key(message.conversationId), json, max: this.maxMessages, ttlSeconds: this.retentionSeconds };
-  }
-
-  async append(message: UnifiedMessage): Promise<void> {
-    const { key, json, max, ttlSeconds } = this.entry(message);
-    await cappedPush(this.redis, key, max, ttlSeconds, json);
   }
 
   async list(conversationId: string, limit = this.maxMessages): Promise<UnifiedMessage[]> {
